@@ -12,6 +12,8 @@ pub struct Places {
     pub data: PathBuf,
     /// Folder holding the default plugins' built components.
     pub plugins: PathBuf,
+    /// The checkout (or working directory) the other folders were derived from.
+    pub base: PathBuf,
 }
 
 impl Places {
@@ -28,7 +30,13 @@ impl Places {
             models: models.unwrap_or_else(|| base.join("models")),
             data: data.unwrap_or_else(|| base.join("data")),
             plugins: base.join("plugins/target/wasm32-wasip2/release"),
+            base,
         })
+    }
+
+    /// Folder for generated artifacts (benchmark JSON, screenshots); git-ignored.
+    pub fn artifacts(&self) -> PathBuf {
+        self.base.join("artifacts")
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `engram` binary: wires the host crates together behind one command line.
 
+mod bench;
 mod info;
 mod locate;
 mod model_files;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Print which models, plugins and store are found, and where.
     Info,
+    /// Run a benchmark suite side by side with its peer and report ratios.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ fn main() -> anyhow::Result<()> {
     let places = locate::Places::resolve(cli.models, cli.data)?;
     match cli.command {
         Command::Info => info::run(&places),
+        Command::Bench(args) => bench::run(&places, &args),
     }
 }

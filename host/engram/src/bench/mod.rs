@@ -1,0 +1,114 @@
+//! `engram bench <suite>`: performance measured side by side with a peer, reported as ratios.
+//!
+//! Every suite produces a [`report::Report`]: a table on stdout and a JSON file (machine
+//! description, commit, and each figure's median and spread over repeated runs). Suites live in
+//! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
+
+pub mod machine;
+pub mod report;
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+use crate::locate::Places;
+
+/// Arguments of `engram bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which suite to run (`all` runs every suite in turn).
+    #[arg(value_enum)]
+    pub suite: Suite,
+    /// Smoke-sized run: fewer repeats and smaller inputs (used by CI).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the JSON report (default: `artifacts/bench/<suite>.json`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Worker threads for suites that run the engine (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The benchmark suites.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    /// Run every suite in turn.
+    All,
+    /// The machine itself: CPU, cores and measured memory bandwidth (the bound for decode).
+    Machine,
+}
+
+impl Suite {
+    /// Every concrete suite, in the order `all` runs them.
+    fn each() -> Vec<Suite> {
+        Suite::value_variants()
+            .iter()
+            .copied()
+            .filter(|suite| *suite != Suite::All)
+            .collect()
+    }
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// What every suite receives.
+pub struct BenchContext<'a> {
+    /// Where models, data and plugins are.
+    pub places: &'a Places,
+    /// Smoke-sized run.
+    pub quick: bool,
+    /// Engine threads.
+    pub threads: usize,
+    /// The machine the run happens on (measured once per invocation).
+    pub machine: &'a machine::Machine,
+}
+
+/// Run `engram bench`.
+pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
+    let machine = machine::Machine::measure();
+    let threads = args.threads.unwrap_or(machine.logical_cores);
+    let ctx = BenchContext {
+        places,
+        quick: args.quick,
+        threads,
+        machine: &machine,
+    };
+    let suites = match args.suite {
+        Suite::All => Suite::each(),
+        one => vec![one],
+    };
+    let mut failed = Vec::new();
+    for suite in suites {
+        let result = match suite {
+            Suite::All => unreachable!("`all` is expanded above"),
+            Suite::Machine => machine::suite(&ctx),
+        };
+        match result {
+            Ok(report) => {
+                report.print();
+                let path = match (&args.json, args.suite) {
+                    (Some(path), Suite::All) => path.join(format!("{}.json", suite.name())),
+                    (Some(path), _) => path.clone(),
+                    (None, _) => places
+                        .artifacts()
+                        .join("bench")
+                        .join(format!("{}.json", suite.name())),
+                };
+                report.write_json(&path)?;
+                println!("wrote {}\n", path.display());
+            }
+            Err(err) => {
+                eprintln!("bench {}: {err:#}", suite.name());
+                failed.push(suite.name());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("bench suites failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
