@@ -153,7 +153,14 @@ impl Report {
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
         table.set_header([
-            "figure", "unit", "ours (median)", "spread", "peer", "peer (median)", "ratio", "target",
+            "figure",
+            "unit",
+            "ours (median)",
+            "spread",
+            "peer",
+            "peer (median)",
+            "ratio",
+            "target",
         ]);
         for figure in &self.figures {
             let (peer_name, peer_median) = match &figure.peer {
@@ -232,7 +239,10 @@ mod tests {
     #[test]
     fn summary_of_odd_and_even_sample_counts() {
         let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((odd.median, odd.min, odd.max, odd.p99), (2.0, 1.0, 3.0, 3.0));
+        assert_eq!(
+            (odd.median, odd.min, odd.max, odd.p99),
+            (2.0, 1.0, 3.0, 3.0)
+        );
         let even = Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
         assert_eq!(even.median, 2.5);
         assert!(Summary::of(&[]).is_none());
@@ -249,7 +259,14 @@ mod tests {
     fn ratio_is_oriented_so_above_one_is_better() {
         let fast = Summary::of(&[20.0]).unwrap();
         let slow = Summary::of(&[10.0]).unwrap();
-        let throughput = Figure::against("t", "tok/s", Better::Higher, fast.clone(), "p", slow.clone());
+        let throughput = Figure::against(
+            "t",
+            "tok/s",
+            Better::Higher,
+            fast.clone(),
+            "p",
+            slow.clone(),
+        );
         assert_eq!(throughput.ratio, Some(2.0));
         let latency = Figure::against("l", "ms", Better::Lower, fast, "p", slow);
         assert_eq!(latency.ratio, Some(0.5));
