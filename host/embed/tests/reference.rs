@@ -1,0 +1,219 @@
+//! The embedder against the independent reference in tests/fixtures/minilm-reference.json
+//! (Hugging Face `tokenizers` + a float64 numpy BERT forward; scripts/make_minilm_reference.py).
+//!
+//! These tests need the model files; they fail (never skip) when the files are missing.
+
+use engram_embed::{cosine, default_model_dir, EmbedOptions, Embedder, Kernel, DIM, MAX_TOKENS};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[derive(Deserialize)]
+struct Reference {
+    max_tokens: usize,
+    cases: Vec<Case>,
+    truncated: Truncated,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Truncated {
+    text: String,
+    untruncated_len: usize,
+    ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn model_dir() -> PathBuf {
+    let dir = default_model_dir();
+    for file in ["model.safetensors", "config.json", "tokenizer.json"] {
+        assert!(
+            dir.join(file).is_file(),
+            "{} is missing: run scripts/setup.sh to fetch the all-MiniLM-L6-v2 model files \
+             (or point ENGRAM_MODELS at the folder holding all-MiniLM-L6-v2/)",
+            dir.join(file).display()
+        );
+    }
+    dir
+}
+
+fn embedder() -> &'static Embedder {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    E.get_or_init(|| Embedder::load(&model_dir()).expect("load all-MiniLM-L6-v2"))
+}
+
+fn reference() -> &'static Reference {
+    static R: OnceLock<Reference> = OnceLock::new();
+    R.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/minilm-reference.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("parse minilm-reference.json")
+    })
+}
+
+#[test]
+fn token_ids_equal_the_reference_tokenizer() {
+    let (e, r) = (embedder(), reference());
+    assert_eq!(r.max_tokens, MAX_TOKENS);
+    assert_eq!(r.cases.len(), 20);
+    assert!(
+        r.cases.iter().any(|c| c.ids.len() > 128),
+        "a case over 128 pieces"
+    );
+    for case in &r.cases {
+        assert_eq!(e.token_ids(&case.text), case.ids, "text {:?}", case.text);
+        assert_eq!(
+            e.count_tokens(&case.text),
+            case.ids.len(),
+            "{:?}",
+            case.text
+        );
+    }
+    let t = &r.truncated;
+    assert_eq!(e.token_ids(&t.text), t.ids, "truncated text");
+    assert_eq!(t.ids.len(), MAX_TOKENS);
+    assert_eq!(e.count_tokens(&t.text), t.untruncated_len);
+}
+
+#[test]
+fn embeddings_match_the_reference_to_cosine_0_999() {
+    let (e, r) = (embedder(), reference());
+    let texts: Vec<&str> = r.cases.iter().map(|c| c.text.as_str()).collect();
+    let got = e.embed_batch(&texts);
+    let mut min = (f32::INFINITY, "");
+    for (case, v) in r.cases.iter().zip(&got) {
+        assert_eq!(v.len(), DIM);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
+        let c = cosine(v, &case.embedding);
+        if c < min.0 {
+            min = (c, &case.text);
+        }
+    }
+    let truncated = cosine(&e.embed(&r.truncated.text), &r.truncated.embedding);
+    println!(
+        "minimum cosine over 20 sentences: {:.7} ({:?})",
+        min.0, min.1
+    );
+    println!("truncated text cosine: {truncated:.7}");
+    assert!(min.0 >= 0.999, "cosine {} < 0.999 for {:?}", min.0, min.1);
+    assert!(truncated >= 0.999, "truncated text cosine {truncated}");
+}
+
+#[test]
+fn embedding_is_deterministic_and_batch_equals_single() {
+    let (e, r) = (embedder(), reference());
+    let texts: Vec<&str> = r.cases.iter().map(|c| c.text.as_str()).collect();
+    let batch = e.embed_batch(&texts);
+    assert_eq!(batch, e.embed_batch(&texts), "two batches differ");
+    for (text, v) in texts.iter().zip(&batch) {
+        assert_eq!(&e.embed(text), v, "single vs batch for {text:?}");
+    }
+    assert!(e.embed_batch(&[]).is_empty());
+}
+
+#[test]
+fn similar_sentences_score_higher_than_unrelated_ones() {
+    let e = embedder();
+    let triples = [
+        (
+            "A cat is sleeping on the warm windowsill.",
+            "A kitten naps in the sunny window.",
+            "The stock market fell sharply on Tuesday.",
+        ),
+        (
+            "My sister's birthday is on the fifth of May.",
+            "When is my sister's birthday? It's May 5th.",
+            "Compile the Rust project with cargo build.",
+        ),
+        (
+            "How do I reset my password?",
+            "I forgot my password and need to change it.",
+            "Bananas are rich in potassium.",
+        ),
+    ];
+    for (a, similar, unrelated) in triples {
+        let (va, vs, vu) = (e.embed(a), e.embed(similar), e.embed(unrelated));
+        let (cs, cu) = (cosine(&va, &vs), cosine(&va, &vu));
+        println!("{a:?}: similar {cs:.3}, unrelated {cu:.3}");
+        assert!(cs > cu + 0.2, "{a:?}: similar {cs} vs unrelated {cu}");
+    }
+}
+
+#[test]
+fn thread_count_changes_nothing_and_portable_kernel_agrees() {
+    let (e, r) = (embedder(), reference());
+    let texts: Vec<&str> = r.cases.iter().map(|c| c.text.as_str()).collect();
+    let want = e.embed_batch(&texts);
+    let one = Embedder::load_with(
+        &model_dir(),
+        &EmbedOptions {
+            threads: 1,
+            ..EmbedOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(one.embed_batch(&texts), want, "1 thread vs default threads");
+    let three = Embedder::load_with(
+        &model_dir(),
+        &EmbedOptions {
+            threads: 3,
+            ..EmbedOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        three.embed_batch(&texts),
+        want,
+        "3 threads vs default threads"
+    );
+
+    let portable = Embedder::load_with(
+        &model_dir(),
+        &EmbedOptions {
+            threads: 0,
+            simd: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(portable.kernel(), Kernel::Portable);
+    for (v, w) in portable.embed_batch(&texts).iter().zip(&want) {
+        assert!(
+            cosine(v, w) > 0.99999,
+            "portable vs {:?}: {}",
+            e.kernel(),
+            cosine(v, w)
+        );
+    }
+}
+
+#[test]
+fn odd_inputs_embed_without_panicking() {
+    let e = embedder();
+    for text in [
+        "",
+        " ",
+        "\u{0}\u{FFFD}",
+        "[CLS]",
+        "[SEP][SEP]",
+        "🙂",
+        &"x".repeat(500),
+        &"word ".repeat(2000),
+    ] {
+        let v = e.embed(text);
+        assert_eq!(v.len(), DIM);
+        assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
+        assert!(e.token_ids(text).len() <= MAX_TOKENS);
+    }
+    // An empty text is [CLS] [SEP].
+    assert_eq!(e.token_ids(""), [101, 102]);
+    assert_eq!(e.count_tokens(&"word ".repeat(2000)), 2002);
+}
