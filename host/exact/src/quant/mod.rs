@@ -1,0 +1,307 @@
+//! Exact integer dot products of quantized activations with GGUF quantized weights.
+//!
+//! # Activations: [`Q8Block`] (power-of-two scaled int8, like OCP MXINT8)
+//!
+//! A row of Q15.16 activations is cut into blocks of 32. For each block the shift `k` is the
+//! smallest non-negative integer with `round(max|X| / 2^k) <= 127`, and
+//! `q_i = round(X_i / 2^k)` (ties away from zero), so the block's value is `q_i · 2^(k−16)`.
+//! Because the scale is a power of two it is exact, and quantizing is a rounding shift. The
+//! step is at most twice llama.cpp's `max/127` (which then rounds the scale itself to f16).
+//! The block also stores `Σ q_i`, needed by the formats with an offset.
+//!
+//! # Weights: ggml block layouts (little-endian, `d`/`m` are IEEE binary16)
+//!
+//! | format | bytes | layout | element `j` (0..32) |
+//! |---|---|---|---|
+//! | `Q4_0` (ggml type 2) | 18 | `d`, `qs[16]` | `d·(n_j − 8)` |
+//! | `Q4_1` (type 3) | 20 | `d`, `m`, `qs[16]` | `d·n_j + m` |
+//! | `Q5_0` (type 6) | 22 | `d`, `qh: u32`, `qs[16]` | `d·((n_j | h_j<<4) − 16)` |
+//! | `Q8_0` (type 8) | 34 | `d`, `qs: [i8; 32]` | `d·qs[j]` |
+//!
+//! where the nibble `n_j` is `qs[j] & 15` for `j < 16` (low nibbles are elements 0..15) and
+//! `qs[j−16] >> 4` for `j >= 16` (high nibbles are elements 16..31), and `h_j` is bit `j` of
+//! `qh`.
+//!
+//! # Exactness and canonical reduction order
+//!
+//! An f16 scale is exactly `mant·2^e` with `|mant| < 2^11` and `e ∈ [−24, 5]`
+//! ([`crate::fixed::f16_parts`]). For one block the integer sum `isum = Σ n_j·q_j` is exact in
+//! `i32` whatever the order or SIMD width it is computed with; the block's contribution
+//! `isum·mant·2^(e + k − 16)` is then an integer multiple of `2^−40` (`e + k − 16 >= −40`), and
+//! it is added *exactly* into an `i128` accumulator in Q87.40 ([`crate::fixed::DOT_FRAC_BITS`];
+//! every term is below `2^85` in magnitude, so no row shorter than `2^40` blocks can overflow).
+//! The dot product of the quantized operands is therefore computed with no rounding at all, and
+//! because integer addition is associative the result is the same bits for any chunking of the
+//! row, any thread split of the rows, and the scalar or the AVX2 kernel. The only rounding is
+//! the final conversion [`dot_to_act`] (ties away from zero, saturating to `i32`).
+//!
+//! Error bound: zero with respect to the quantized operands (tested by comparing with an
+//! `i128` reference built from the dequantized values); against the `f64` dot product of the
+//! dequantized weights and the *unquantized* activations the difference is the activation
+//! quantization error, at most `Σ_j |w_j| · 2^(k_b − 17)` (half a step per element), which the
+//! tests check.
+
+mod avx2;
+mod scalar;
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::error::{check_len, ExactError};
+use crate::fixed::{f16_parts, round_shift_i128, saturate_i32, ACT_FRAC_BITS, DOT_FRAC_BITS};
+
+/// Elements per activation block (and per weight block of every supported format).
+pub const QK: usize = 32;
+
+/// The environment variable that forces the scalar kernels when set to anything but `0` or the
+/// empty string (read once per process).
+pub const SCALAR_ENV: &str = "ENGRAM_EXACT_SCALAR";
+
+/// One block of 32 quantized activations: `value_i = qs[i] · 2^(shift − 16)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Q8Block {
+    /// The 32 quantized values, each in `[−127, 127]`.
+    pub qs: [i8; QK],
+    /// `Σ qs[i]` (used by formats whose elements carry an offset).
+    pub sum: i16,
+    /// The power-of-two scale exponent `k` in `0..=25`, relative to the Q15.16 raw units.
+    pub shift: u8,
+}
+
+impl Default for Q8Block {
+    fn default() -> Self {
+        Self { qs: [0; QK], sum: 0, shift: 0 }
+    }
+}
+
+/// Quantizes a row of Q15.16 activations into `out` (`x.len() == 32 · out.len()`).
+///
+/// Never allocates; the caller keeps one buffer per row width.
+pub fn quantize_act(x: &[i32], out: &mut [Q8Block]) -> Result<(), ExactError> {
+    if x.len() % QK != 0 {
+        return Err(ExactError::NotBlockAligned { what: "activation length", len: x.len(), block: QK });
+    }
+    check_len("quantized activation blocks", x.len() / QK, out.len())?;
+    for (chunk, block) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = chunk.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0) as u64;
+        let mut k = (64 - amax.leading_zeros()).saturating_sub(7);
+        if k > 0 && (amax + (1 << (k - 1))) >> k > 127 {
+            k += 1;
+        }
+        let mut sum = 0i32;
+        for (q, &v) in block.qs.iter_mut().zip(chunk) {
+            *q = round_shift_i128(v as i128, k) as i8;
+            sum += *q as i32;
+        }
+        block.sum = sum as i16;
+        block.shift = k as u8;
+    }
+    Ok(())
+}
+
+/// The weight formats with an exact dot product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// ggml `Q4_0`: f16 `d`, 16 bytes of nibbles, `d·(n − 8)`.
+    Q4_0,
+    /// ggml `Q4_1`: f16 `d`, f16 `m`, 16 bytes of nibbles, `d·n + m`.
+    Q4_1,
+    /// ggml `Q5_0`: f16 `d`, 32 high bits, 16 bytes of nibbles, `d·(n5 − 16)`.
+    Q5_0,
+    /// ggml `Q8_0`: f16 `d`, 32 signed bytes, `d·q`.
+    Q8_0,
+}
+
+impl WeightFormat {
+    /// Every supported format.
+    pub const ALL: [WeightFormat; 4] = [Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q8_0];
+
+    /// Bytes per block of 32 elements.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q8_0 => 34,
+        }
+    }
+
+    /// The format for a ggml tensor type id (`GGML_TYPE_Q4_0 = 2`, `Q4_1 = 3`, `Q5_0 = 6`,
+    /// `Q8_0 = 8`), or `None` for types without an exact kernel.
+    pub const fn from_ggml_type(id: u32) -> Option<Self> {
+        match id {
+            2 => Some(Self::Q4_0),
+            3 => Some(Self::Q4_1),
+            6 => Some(Self::Q5_0),
+            8 => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Byte offsets of the f16 scales inside a block (`d`, and `m` for `Q4_1`).
+    const fn scale_offsets(self) -> &'static [usize] {
+        match self {
+            Self::Q4_1 => &[0, 2],
+            _ => &[0],
+        }
+    }
+}
+
+/// Which kernel computes the per-block integer sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// AVX2 when the CPU has it and [`SCALAR_ENV`] is not set; otherwise scalar.
+    #[default]
+    Auto,
+    /// Always the portable scalar reference.
+    Scalar,
+}
+
+impl Kernel {
+    /// Whether this choice runs the AVX2 kernel on this machine and process.
+    pub fn uses_avx2(self) -> bool {
+        self == Kernel::Auto && avx2::available() && !scalar_forced()
+    }
+
+    /// A short name of the kernel that will run (`"avx2"` or `"scalar"`), for logs and benches.
+    pub fn name(self) -> &'static str {
+        if self.uses_avx2() {
+            "avx2"
+        } else {
+            "scalar"
+        }
+    }
+}
+
+fn scalar_forced() -> bool {
+    static FORCED: OnceLock<bool> = OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var_os(SCALAR_ENV).is_some_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// Converts an exact Q87.40 dot product to a Q15.16 activation (ties away from zero, saturating).
+#[inline]
+pub fn dot_to_act(acc: i128) -> i32 {
+    saturate_i32(round_shift_i128(acc, DOT_FRAC_BITS - ACT_FRAC_BITS))
+}
+
+/// A validated, borrowed, row-major matrix of quantized weights (`rows × cols`, each row a
+/// sequence of `cols / 32` blocks), as stored in a GGUF tensor.
+#[derive(Debug, Clone, Copy)]
+pub struct QuantMatrix<'a> {
+    format: WeightFormat,
+    data: &'a [u8],
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+}
+
+impl<'a> QuantMatrix<'a> {
+    /// Wraps `data` after checking its size and that every block scale is finite (done once, at
+    /// load time, so the per-token calls need no checks beyond slice lengths).
+    pub fn new(format: WeightFormat, data: &'a [u8], rows: usize, cols: usize) -> Result<Self, ExactError> {
+        if cols == 0 || cols % QK != 0 {
+            return Err(ExactError::NotBlockAligned { what: "weight columns", len: cols, block: QK });
+        }
+        let row_bytes = cols / QK * format.block_bytes();
+        check_len("weight data (bytes)", rows * row_bytes, data.len())?;
+        for (i, block) in data.chunks_exact(format.block_bytes()).enumerate() {
+            for &off in format.scale_offsets() {
+                if f16_parts(u16::from_le_bytes([block[off], block[off + 1]])).is_none() {
+                    let per_row = cols / QK;
+                    return Err(ExactError::NonFiniteScale { row: i / per_row, block: i % per_row });
+                }
+            }
+        }
+        Ok(Self { format, data, rows, cols, row_bytes })
+    }
+
+    /// The weight format.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row_data(&self, row: usize) -> &'a [u8] {
+        &self.data[row * self.row_bytes..(row + 1) * self.row_bytes]
+    }
+
+    fn check_x(&self, x: &[Q8Block]) -> Result<(), ExactError> {
+        check_len("quantized activation blocks", self.cols / QK, x.len())
+    }
+
+    /// The exact Q87.40 dot product of row `row` with the quantized activations `x`.
+    pub fn row_dot(&self, row: usize, x: &[Q8Block], kernel: Kernel) -> Result<i128, ExactError> {
+        self.row_dot_blocks(row, 0..self.cols / QK, x, kernel)
+    }
+
+    /// The exact Q87.40 dot product of row `row` restricted to the blocks `blocks` (indices of
+    /// 32-element blocks); partial sums over any partition of the blocks add up to
+    /// [`QuantMatrix::row_dot`] exactly.
+    pub fn row_dot_blocks(
+        &self,
+        row: usize,
+        blocks: Range<usize>,
+        x: &[Q8Block],
+        kernel: Kernel,
+    ) -> Result<i128, ExactError> {
+        self.check_x(x)?;
+        if row >= self.rows {
+            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+        }
+        let nb = self.cols / QK;
+        if blocks.start > blocks.end || blocks.end > nb {
+            return Err(ExactError::LengthMismatch { what: "block range end", expected: nb, actual: blocks.end });
+        }
+        let bb = self.format.block_bytes();
+        let w = &self.row_data(row)[blocks.start * bb..blocks.end * bb];
+        Ok(dot_blocks(self.format, w, &x[blocks], kernel))
+    }
+
+    /// `out[i] = dot_to_act(row_dot(i, x))` for every row (`out.len() == rows`).
+    pub fn matvec(&self, x: &[Q8Block], out: &mut [i32], kernel: Kernel) -> Result<(), ExactError> {
+        self.matvec_rows(0..self.rows, x, out, kernel)
+    }
+
+    /// [`QuantMatrix::matvec`] for the rows `rows` only, into `out` (`out.len() == rows.len()`):
+    /// the unit of work to hand to a thread.
+    pub fn matvec_rows(
+        &self,
+        rows: Range<usize>,
+        x: &[Q8Block],
+        out: &mut [i32],
+        kernel: Kernel,
+    ) -> Result<(), ExactError> {
+        self.check_x(x)?;
+        if rows.start > rows.end || rows.end > self.rows {
+            return Err(ExactError::LengthMismatch { what: "row range end", expected: self.rows, actual: rows.end });
+        }
+        check_len("matvec output", rows.len(), out.len())?;
+        for (o, r) in out.iter_mut().zip(rows) {
+            *o = dot_to_act(dot_blocks(self.format, self.row_data(r), x, kernel));
+        }
+        Ok(())
+    }
+}
+
+/// Dispatches one row segment to the chosen kernel (lengths already checked).
+fn dot_blocks(format: WeightFormat, w: &[u8], x: &[Q8Block], kernel: Kernel) -> i128 {
+    if kernel.uses_avx2() {
+        // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
+        #[cfg(target_arch = "x86_64")]
+        return unsafe { avx2::dot(format, w, x) };
+    }
+    scalar::dot(format, w, x)
+}
+
+#[cfg(test)]
+mod tests;
