@@ -1,0 +1,120 @@
+//! Capability granting: which imports are linked for real and which trap.
+//!
+//! Every plugin gets the `engram:plugin` imports of its world plus captured
+//! stdout/stderr (memory pipes with a cap, so panics are reported). WASI
+//! environment, filesystem, clocks and random are linked only when the
+//! effective capabilities include them; sockets never are. Every other import
+//! the component declares is linked as a trap, so a plugin that reaches for a
+//! capability it was not granted stops on the spot.
+
+use crate::bindings;
+use crate::config::Limits;
+use crate::kind::PluginKind;
+use crate::manifest::Effective;
+use crate::state::PluginState;
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::Engine;
+use wasmtime_wasi::p2::bindings as wasi;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+struct HasTable;
+impl HasData for HasTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Build the linker for one component of `kind` with capabilities `caps`.
+pub(crate) fn linker(
+    engine: &Engine,
+    kind: PluginKind,
+    caps: &Effective,
+    component: &Component,
+) -> wasmtime::Result<Linker<PluginState>> {
+    let mut l: Linker<PluginState> = Linker::new(engine);
+    type S = HasSelf<PluginState>;
+    match kind {
+        PluginKind::Judge => bindings::judge::Judge::add_to_linker::<_, S>(&mut l, |s| s)?,
+        PluginKind::RecallPolicy => {
+            bindings::recall_policy::RecallPolicy::add_to_linker::<_, S>(&mut l, |s| s)?
+        }
+        PluginKind::Capture => bindings::capture::Capture::add_to_linker::<_, S>(&mut l, |s| s)?,
+        PluginKind::Tool => bindings::tool::Tool::add_to_linker::<_, S>(&mut l, |s| s)?,
+        PluginKind::Agency => bindings::agency::Agency::add_to_linker::<_, S>(&mut l, |s| s)?,
+    }
+
+    // Captured standard streams: no capability, but panics become readable.
+    wasi::io::error::add_to_linker::<_, HasTable>(&mut l, |s| &mut s.table)?;
+    wasi::sync::io::poll::add_to_linker::<_, HasTable>(&mut l, |s| &mut s.table)?;
+    wasi::sync::io::streams::add_to_linker::<_, HasTable>(&mut l, |s| &mut s.table)?;
+    wasi::cli::stdin::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::exit::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_input::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_output::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_stdin::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+
+    if caps.has_env() {
+        wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    }
+    if !caps.read_dirs.is_empty() {
+        wasi::filesystem::preopens::add_to_linker::<_, wasmtime_wasi::filesystem::WasiFilesystem>(
+            &mut l,
+            PluginState::filesystem,
+        )?;
+        wasi::sync::filesystem::types::add_to_linker::<_, wasmtime_wasi::filesystem::WasiFilesystem>(
+            &mut l,
+            PluginState::filesystem,
+        )?;
+    }
+    if caps.clocks {
+        wasi::clocks::wall_clock::add_to_linker::<_, wasmtime_wasi::clocks::WasiClocks>(&mut l, PluginState::clocks)?;
+        wasi::clocks::monotonic_clock::add_to_linker::<_, wasmtime_wasi::clocks::WasiClocks>(
+            &mut l,
+            PluginState::clocks,
+        )?;
+    }
+    if caps.random {
+        type R = wasmtime_wasi::random::WasiRandom;
+        wasi::random::random::add_to_linker::<_, R>(&mut l, |s| s.wasi.random())?;
+        wasi::random::insecure::add_to_linker::<_, R>(&mut l, |s| s.wasi.random())?;
+        wasi::random::insecure_seed::add_to_linker::<_, R>(&mut l, |s| s.wasi.random())?;
+    }
+    // Everything not granted above: a trap when called.
+    l.define_unknown_imports_as_traps(component)?;
+    Ok(l)
+}
+
+/// Build the WASI context for one store: no inherited env, no args, no
+/// preopens beyond the granted read-only folders, captured output.
+pub(crate) fn wasi_ctx(
+    caps: &Effective,
+    limits: &Limits,
+) -> wasmtime::Result<(WasiCtx, (MemoryOutputPipe, MemoryOutputPipe))> {
+    let stdout = MemoryOutputPipe::new(limits.output_bytes);
+    let stderr = MemoryOutputPipe::new(limits.output_bytes);
+    let mut b = WasiCtxBuilder::new();
+    b.stdout(stdout.clone()).stderr(stderr.clone());
+    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    for (k, v) in &caps.env {
+        b.env(k, v);
+    }
+    for (host, guest) in &caps.read_dirs {
+        b.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+    }
+    Ok((b.build(), (stdout, stderr)))
+}
+
+impl PluginState {
+    fn cli(&mut self) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
+        wasmtime_wasi::cli::WasiCliView::cli(self)
+    }
+    fn filesystem(&mut self) -> wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_> {
+        wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(self)
+    }
+    fn clocks(&mut self) -> wasmtime_wasi::clocks::WasiClocksCtxView<'_> {
+        wasmtime_wasi::clocks::WasiClocksView::clocks(self)
+    }
+}

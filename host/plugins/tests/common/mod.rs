@@ -1,0 +1,104 @@
+//! Shared test support: build the guest workspaces from source (once per test
+//! process) and create hosts.
+
+#![allow(dead_code)]
+
+use engram_plugins::{Grants, HostConfig, PluginHost, PluginKind, Services, Slot};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn cargo_build(workspace: &Path, target_dir: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .args(["build", "--release", "--quiet", "--target-dir"])
+        .arg(target_dir)
+        .output()
+        .expect("run cargo for the guest workspace");
+    assert!(
+        out.status.success(),
+        "building {} failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+        workspace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join("wasm32-wasip2/release")
+}
+
+/// Folder of the default plugins, built from `plugins/` with `cargo build --release`
+/// exactly as `scripts/setup.sh` does.
+pub fn default_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        cargo_build(&root.join("plugins"), &root.join("plugins/target"))
+    })
+}
+
+/// Folder of the test-only hostile plugins (`plugins/hostile/`).
+pub fn hostile_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        cargo_build(&root.join("plugins/hostile"), &root.join("plugins/target/hostile"))
+    })
+}
+
+/// Path of a default plugin component by crate name (`judge-jaccard`).
+pub fn default_plugin(name: &str) -> PathBuf {
+    default_plugins().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Path of a hostile plugin component by short name (`spin`).
+pub fn hostile_plugin(name: &str) -> PathBuf {
+    hostile_plugins().join(format!("hostile_{}.wasm", name.replace('-', "_")))
+}
+
+/// A host configuration for tests: a compile cache shared by the test
+/// binaries of this target dir (compiling in a debug build is slow).
+pub fn test_config() -> HostConfig {
+    HostConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        pool_instances: 64,
+        ..HostConfig::default()
+    }
+}
+
+/// A host with the test configuration and `services`.
+pub fn host_with(services: Services) -> PluginHost {
+    PluginHost::new(test_config(), services).expect("plugin host")
+}
+
+/// Load `path` as `kind` with no grants.
+pub fn load(host: &PluginHost, kind: PluginKind, path: &Path) -> Slot {
+    host.load(kind, path, &Grants::default())
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+}
+
+/// A candidate with the given text and similarity.
+pub fn candidate(id: &str, text: &str, similarity: f32, age_seconds: f64) -> engram_plugins::Candidate {
+    engram_plugins::Candidate {
+        id: id.into(),
+        text: text.into(),
+        features: engram_plugins::Features {
+            similarity,
+            recency: 0.0,
+            novelty: 0.5,
+            lexical_overlap: 0.0,
+            kappa_match: false,
+            age_seconds,
+        },
+    }
+}

@@ -1,0 +1,192 @@
+//! `capture-facts`: rule-based fact capture.
+//!
+//! Admission rules: a turn is skipped when it is a question (ends with `?` or
+//! starts with a question word), a request (`please …`, `can you …`, an
+//! imperative such as `tell me …`) or a "forget" turn. Otherwise each sentence
+//! is matched against statement patterns and turned into
+//! (subject, facet, typed value):
+//!
+//! - `my <thing>'s <facet> is <value>` → (`user.<thing>`, `<facet>`, value)
+//! - `my <facet> is <value>` → (`user`, `<facet>`, value)
+//! - `I live in <place>` → (`user`, `city`, place); `I'm from <place>` →
+//!   (`user`, `hometown`, place); `I work at|for <org>` → (`user`, `employer`,
+//!   org); `I am <n> years old` → (`user`, `age`, `int:<n>`); `call me <name>`
+//!   → (`user`, `name`, name)
+//!
+//! Values get a type prefix when their shape is recognised: `ip:`, `email:`,
+//! `url:`, `date:` (YYYY-MM-DD), `int:`, `num:`; other values are kept as text.
+
+use engram_plugin_sdk::capture::{Fact, Guest};
+
+const QUESTION_WORDS: &[&str] = &[
+    "what", "who", "whom", "whose", "where", "when", "why", "how", "which", "is", "are", "am",
+    "do", "does", "did", "can", "could", "would", "will", "should", "shall", "may", "have", "has",
+];
+const REQUEST_STARTS: &[&str] = &[
+    "please", "tell me", "show me", "give me", "remind me", "help", "let's", "lets", "find",
+    "list", "search", "write", "make", "create", "explain", "summarize", "summarise", "calculate",
+    "i want you", "i need you", "i'd like you",
+];
+const FORGET_MARKERS: &[&str] = &["forget", "don't remember", "do not remember", "delete", "erase", "stop remembering"];
+
+/// Whether a whole turn must not be captured.
+pub fn skip_turn(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    if t.is_empty() || t.ends_with('?') {
+        return true;
+    }
+    let first = t.split_whitespace().next().unwrap_or("");
+    if QUESTION_WORDS.contains(&first) {
+        return true;
+    }
+    if REQUEST_STARTS.iter().any(|r| t.starts_with(r)) {
+        return true;
+    }
+    FORGET_MARKERS.iter().any(|m| t.contains(m))
+}
+
+/// The typed form of a value (`ip:10.0.0.7`, `int:42`, or the text itself).
+pub fn typed_value(raw: &str) -> String {
+    let v = raw.trim().trim_end_matches(['.', '!', ',', ';']).trim();
+    let is_ipv4 = {
+        let parts: Vec<&str> = v.split('.').collect();
+        parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+    };
+    if is_ipv4 {
+        return format!("ip:{v}");
+    }
+    if v.contains('@') && !v.contains(' ') && v.rsplit('@').next().is_some_and(|d| d.contains('.')) {
+        return format!("email:{}", v.to_lowercase());
+    }
+    if v.starts_with("http://") || v.starts_with("https://") {
+        return format!("url:{v}");
+    }
+    let b = v.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' && v.chars().filter(|c| c.is_ascii_digit()).count() == 8 {
+        return format!("date:{v}");
+    }
+    if !v.is_empty() && v.parse::<i64>().is_ok() {
+        return format!("int:{v}");
+    }
+    if v.parse::<f64>().is_ok_and(f64::is_finite) {
+        return format!("num:{v}");
+    }
+    v.to_string()
+}
+
+fn key(words: &str) -> String {
+    words
+        .trim()
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !matches!(*w, "the" | "a" | "an"))
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Split text into sentences on `.`, `!`, `;` or newline followed by space/end
+/// (so the dots of `10.0.0.7` stay inside their sentence).
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let next_is_break = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if (matches!(c, '.' | '!' | ';') && next_is_break) || c == '\n' {
+            if !cur.trim().is_empty() {
+                out.push(cur.trim().to_string());
+            }
+            cur.clear();
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+fn fact(subject: String, facet: String, value: &str, statement: &str) -> Option<Fact> {
+    let value = typed_value(value);
+    if subject.is_empty() || facet.is_empty() || value.is_empty() {
+        return None;
+    }
+    Some(Fact { subject, facet, value, statement: statement.to_string() })
+}
+
+/// Facts stated in one sentence.
+pub fn sentence_facts(sentence: &str) -> Option<Fact> {
+    let s = sentence.trim();
+    let lower = s.to_lowercase();
+    let rest = |prefix: &str| s[prefix.len()..].trim().to_string();
+    if let Some(after) = lower.strip_prefix("my ") {
+        let body = &s[3..];
+        // "my server's ip is X": owner 's facet
+        if let Some(pos) = after.find("'s ") {
+            let owner = &body[..pos];
+            let tail = &body[pos + 3..];
+            let tl = tail.to_lowercase();
+            for cop in [" is ", " are ", " was "] {
+                if let Some(ci) = tl.find(cop) {
+                    return fact(format!("user.{}", key(owner)), key(&tail[..ci]), &tail[ci + cop.len()..], s);
+                }
+            }
+        }
+        let bl = body.to_lowercase();
+        for cop in [" is ", " are ", " was "] {
+            if let Some(ci) = bl.find(cop) {
+                return fact("user".into(), key(&body[..ci]), &body[ci + cop.len()..], s);
+            }
+        }
+        return None;
+    }
+    for (prefix, facet) in [
+        ("i live in ", "city"),
+        ("i am living in ", "city"),
+        ("i'm living in ", "city"),
+        ("i moved to ", "city"),
+        ("i'm from ", "hometown"),
+        ("i am from ", "hometown"),
+        ("i come from ", "hometown"),
+        ("i work at ", "employer"),
+        ("i work for ", "employer"),
+        ("call me ", "name"),
+        ("i'm called ", "name"),
+        ("i am called ", "name"),
+    ] {
+        if lower.starts_with(prefix) {
+            return fact("user".into(), facet.into(), &rest(prefix), s);
+        }
+    }
+    for prefix in ["i am ", "i'm "] {
+        if let Some(tail) = lower.strip_prefix(prefix) {
+            if let Some(n) = tail.strip_suffix(" years old") {
+                return fact("user".into(), "age".into(), n, s);
+            }
+        }
+    }
+    None
+}
+
+/// All facts to admit from a turn.
+pub fn extract(text: &str) -> Vec<Fact> {
+    if skip_turn(text) {
+        return Vec::new();
+    }
+    sentences(text)
+        .iter()
+        .filter(|s| !skip_turn(s))
+        .filter_map(|s| sentence_facts(s))
+        .collect()
+}
+
+struct CaptureFacts;
+
+impl Guest for CaptureFacts {
+    fn capture(text: String) -> Vec<Fact> {
+        extract(&text)
+    }
+}
+
+engram_plugin_sdk::capture::export_capture!(CaptureFacts);

@@ -1,0 +1,15 @@
+//! Hostile: writes 100 MB to stdout.
+use engram_plugin_sdk::judge::{Candidate, Guest, Verdict};
+use std::io::Write;
+struct P;
+impl Guest for P {
+    fn judge(_q: String, c: Vec<Candidate>) -> Vec<Verdict> {
+        let line = [b'x'; 1 << 16];
+        let mut out = std::io::stdout().lock();
+        for _ in 0..(100 << 20) / line.len() {
+            out.write_all(&line).expect("stdout write");
+        }
+        c.iter().map(|_| Verdict { accept: true, confidence: 1.0, evidence: String::new() }).collect()
+    }
+}
+engram_plugin_sdk::judge::export_judge!(P);
