@@ -22,6 +22,19 @@
 //! `qs[j−16] >> 4` for `j >= 16` (high nibbles are elements 16..31), and `h_j` is bit `j` of
 //! `qh`.
 //!
+//! Two super-block formats of 256 elements (eight activation blocks each):
+//!
+//! * `Q4_K` (type 12, 144 bytes): `d`, `dmin`, `scales[12]`, `qs[128]`. Sub-block `s` (0..8,
+//!   32 elements) has a 6-bit scale `sc_s` and a 6-bit min `m_s` packed in `scales` (ggml's
+//!   `get_scale_min_k4`: for `s < 4`, `sc = scales[s] & 63`, `m = scales[s+4] & 63`; otherwise
+//!   `sc = (scales[s+4] & 15) | (scales[s−4] >> 6) << 4`, `m = (scales[s+4] >> 4) |
+//!   (scales[s] >> 6) << 4`). Its element `l` is the nibble `(qs[32·(s/2) + l] >> 4·(s%2)) & 15`
+//!   and its value `d·sc_s·n − dmin·m_s`.
+//! * `Q6_K` (type 14, 210 bytes): `ql[128]`, `qh[64]`, `scales: [i8; 16]`, `d`. Element
+//!   `e = 128h + 32g + l` (`h` in 0..2, `g` in 0..4, `l` in 0..32) has the 6-bit code
+//!   `c = ((ql[64h + 32·(g%2) + l] >> 4·(g/2)) & 15) | ((qh[32h + l] >> 2g) & 3) << 4` and the
+//!   value `d·scales[8h + 2g + l/16]·(c − 32)`.
+//!
 //! # Exactness and canonical reduction order
 //!
 //! An f16 scale is exactly `mant·2^e` with `|mant| < 2^11` and `e ∈ [−24, 5]`
@@ -42,7 +55,10 @@
 //! tests check.
 
 mod avx2;
+mod dequant;
 mod scalar;
+
+pub use dequant::DEQUANT_FRAC_BITS;
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -50,8 +66,11 @@ use std::sync::OnceLock;
 use crate::error::{check_len, ExactError};
 use crate::fixed::{f16_parts, round_shift_i128, saturate_i32, ACT_FRAC_BITS, DOT_FRAC_BITS};
 
-/// Elements per activation block (and per weight block of every supported format).
+/// Elements per activation block (and per weight block of the 32-element formats).
 pub const QK: usize = 32;
+
+/// Elements per super-block of the `_K` formats.
+pub const QK_K: usize = 256;
 
 /// The environment variable that forces the scalar kernels when set to anything but `0` or the
 /// empty string (read once per process).
@@ -100,7 +119,8 @@ pub fn quantize_act(x: &[i32], out: &mut [Q8Block]) -> Result<(), ExactError> {
     Ok(())
 }
 
-/// The weight formats with an exact dot product.
+/// The weight formats with an exact dot product (named as in ggml).
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightFormat {
     /// ggml `Q4_0`: f16 `d`, 16 bytes of nibbles, `d·(n − 8)`.
@@ -111,38 +131,60 @@ pub enum WeightFormat {
     Q5_0,
     /// ggml `Q8_0`: f16 `d`, 32 signed bytes, `d·q`.
     Q8_0,
+    /// ggml `Q4_K`: 256-element super-blocks of eight 4-bit sub-blocks with 6-bit scales/mins.
+    Q4_K,
+    /// ggml `Q6_K`: 256-element super-blocks of 6-bit codes with sixteen 8-bit scales.
+    Q6_K,
 }
 
 impl WeightFormat {
     /// Every supported format.
-    pub const ALL: [WeightFormat; 4] = [Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q8_0];
+    pub const ALL: [WeightFormat; 6] = [Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q8_0, Self::Q4_K, Self::Q6_K];
 
-    /// Bytes per block of 32 elements.
+    /// Elements per weight block (32, or 256 for the `_K` formats).
+    pub const fn block_len(self) -> usize {
+        match self {
+            Self::Q4_K | Self::Q6_K => QK_K,
+            _ => QK,
+        }
+    }
+
+    /// Bytes per weight block.
     pub const fn block_bytes(self) -> usize {
         match self {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
             Self::Q5_0 => 22,
             Self::Q8_0 => 34,
+            Self::Q4_K => 144,
+            Self::Q6_K => 210,
         }
     }
 
+    /// Activation blocks per weight block.
+    const fn acts_per_block(self) -> usize {
+        self.block_len() / QK
+    }
+
     /// The format for a ggml tensor type id (`GGML_TYPE_Q4_0 = 2`, `Q4_1 = 3`, `Q5_0 = 6`,
-    /// `Q8_0 = 8`), or `None` for types without an exact kernel.
+    /// `Q8_0 = 8`, `Q4_K = 12`, `Q6_K = 14`), or `None` for types without an exact kernel.
     pub const fn from_ggml_type(id: u32) -> Option<Self> {
         match id {
             2 => Some(Self::Q4_0),
             3 => Some(Self::Q4_1),
             6 => Some(Self::Q5_0),
             8 => Some(Self::Q8_0),
+            12 => Some(Self::Q4_K),
+            14 => Some(Self::Q6_K),
             _ => None,
         }
     }
 
-    /// Byte offsets of the f16 scales inside a block (`d`, and `m` for `Q4_1`).
+    /// Byte offsets of the f16 scales inside a block.
     const fn scale_offsets(self) -> &'static [usize] {
         match self {
-            Self::Q4_1 => &[0, 2],
+            Self::Q4_1 | Self::Q4_K => &[0, 2],
+            Self::Q6_K => &[208],
             _ => &[0],
         }
     }
@@ -200,15 +242,16 @@ impl<'a> QuantMatrix<'a> {
     /// Wraps `data` after checking its size and that every block scale is finite (done once, at
     /// load time, so the per-token calls need no checks beyond slice lengths).
     pub fn new(format: WeightFormat, data: &'a [u8], rows: usize, cols: usize) -> Result<Self, ExactError> {
-        if cols == 0 || cols % QK != 0 {
-            return Err(ExactError::NotBlockAligned { what: "weight columns", len: cols, block: QK });
+        let bl = format.block_len();
+        if cols == 0 || cols % bl != 0 {
+            return Err(ExactError::NotBlockAligned { what: "weight columns", len: cols, block: bl });
         }
-        let row_bytes = cols / QK * format.block_bytes();
+        let row_bytes = cols / bl * format.block_bytes();
         check_len("weight data (bytes)", rows * row_bytes, data.len())?;
         for (i, block) in data.chunks_exact(format.block_bytes()).enumerate() {
             for &off in format.scale_offsets() {
                 if f16_parts(u16::from_le_bytes([block[off], block[off + 1]])).is_none() {
-                    let per_row = cols / QK;
+                    let per_row = cols / bl;
                     return Err(ExactError::NonFiniteScale { row: i / per_row, block: i % per_row });
                 }
             }
@@ -241,12 +284,12 @@ impl<'a> QuantMatrix<'a> {
 
     /// The exact Q87.40 dot product of row `row` with the quantized activations `x`.
     pub fn row_dot(&self, row: usize, x: &[Q8Block], kernel: Kernel) -> Result<i128, ExactError> {
-        self.row_dot_blocks(row, 0..self.cols / QK, x, kernel)
+        self.row_dot_blocks(row, 0..self.cols / self.format.block_len(), x, kernel)
     }
 
-    /// The exact Q87.40 dot product of row `row` restricted to the blocks `blocks` (indices of
-    /// 32-element blocks); partial sums over any partition of the blocks add up to
-    /// [`QuantMatrix::row_dot`] exactly.
+    /// The exact Q87.40 dot product of row `row` restricted to the weight blocks `blocks`
+    /// (indices of the format's blocks: 32 elements, or 256 for `_K`); partial sums over any
+    /// partition of the blocks add up to [`QuantMatrix::row_dot`] exactly.
     pub fn row_dot_blocks(
         &self,
         row: usize,
@@ -258,13 +301,49 @@ impl<'a> QuantMatrix<'a> {
         if row >= self.rows {
             return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
         }
-        let nb = self.cols / QK;
+        let nb = self.cols / self.format.block_len();
         if blocks.start > blocks.end || blocks.end > nb {
             return Err(ExactError::LengthMismatch { what: "block range end", expected: nb, actual: blocks.end });
         }
-        let bb = self.format.block_bytes();
+        let (bb, apb) = (self.format.block_bytes(), self.format.acts_per_block());
         let w = &self.row_data(row)[blocks.start * bb..blocks.end * bb];
-        Ok(dot_blocks(self.format, w, &x[blocks], kernel))
+        Ok(dot_blocks(self.format, w, &x[blocks.start * apb..blocks.end * apb], kernel))
+    }
+
+    /// Dequantizes row `row` exactly into `out` (`out.len() == cols`), in Q39.24
+    /// ([`DEQUANT_FRAC_BITS`]).
+    pub fn dequantize_row(&self, row: usize, out: &mut [i64]) -> Result<(), ExactError> {
+        if row >= self.rows {
+            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+        }
+        check_len("dequantized row", self.cols, out.len())?;
+        let bl = self.format.block_len();
+        for (w, o) in self.row_data(row).chunks_exact(self.format.block_bytes()).zip(out.chunks_exact_mut(bl)) {
+            dequant::block(self.format, w, o);
+        }
+        Ok(())
+    }
+
+    /// Dequantizes row `row` into Q15.16 activations (rounded, ties away from zero, saturating):
+    /// the embedding lookup of exact mode. `scratch` holds one weight block
+    /// (`scratch.len() >= format.block_len()`), so nothing is allocated.
+    pub fn dequantize_row_act(&self, row: usize, scratch: &mut [i64], out: &mut [i32]) -> Result<(), ExactError> {
+        if row >= self.rows {
+            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+        }
+        check_len("dequantized row", self.cols, out.len())?;
+        let bl = self.format.block_len();
+        if scratch.len() < bl {
+            return Err(ExactError::LengthMismatch { what: "dequantization scratch", expected: bl, actual: scratch.len() });
+        }
+        let scratch = &mut scratch[..bl];
+        for (w, o) in self.row_data(row).chunks_exact(self.format.block_bytes()).zip(out.chunks_exact_mut(bl)) {
+            dequant::block(self.format, w, scratch);
+            for (a, &v) in o.iter_mut().zip(scratch.iter()) {
+                *a = dequant::to_act(v);
+            }
+        }
+        Ok(())
     }
 
     /// `out[i] = dot_to_act(row_dot(i, x))` for every row (`out.len() == rows`).

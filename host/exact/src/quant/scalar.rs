@@ -30,7 +30,72 @@ pub(super) fn block_term(format: WeightFormat, w: &[u8], isum: i32, a: &Q8Block)
         WeightFormat::Q4_1 => term(f16_at(w, 0), isum, a.shift) + term(f16_at(w, 2), sum, a.shift),
         WeightFormat::Q5_0 => term(f16_at(w, 0), isum - 16 * sum, a.shift),
         WeightFormat::Q8_0 => term(f16_at(w, 0), isum, a.shift),
+        // The super-block formats go through `q4k_term` / `q6k_term`.
+        WeightFormat::Q4_K | WeightFormat::Q6_K => 0,
     }
+}
+
+/// The 6-bit scale and min of `Q4_K` sub-block `s` (ggml's `get_scale_min_k4`).
+#[inline(always)]
+pub(super) fn q4k_scale_min(scales: &[u8], s: usize) -> (i64, i64) {
+    if s < 4 {
+        ((scales[s] & 63) as i64, (scales[s + 4] & 63) as i64)
+    } else {
+        let sc = (scales[s + 4] & 0x0f) | (scales[s - 4] >> 6) << 4;
+        let m = (scales[s + 4] >> 4) | (scales[s] >> 6) << 4;
+        (sc as i64, m as i64)
+    }
+}
+
+/// The exact contribution of one `Q4_K` super-block given `isums[s] = Σ n_l·q_l` per sub-block.
+#[inline(always)]
+pub(super) fn q4k_term(w: &[u8], a: &[Q8Block], isums: &[i32; 8]) -> i128 {
+    let (d, dmin) = (f16_at(w, 0), f16_at(w, 2));
+    let mut acc = 0i128;
+    for (s, (&isum, blk)) in isums.iter().zip(a).enumerate() {
+        let (sc, m) = q4k_scale_min(&w[4..16], s);
+        acc += term(d, sc * isum as i64, blk.shift) - term(dmin, m * blk.sum as i64, blk.shift);
+    }
+    acc
+}
+
+/// The exact contribution of one `Q6_K` super-block given `isums[t] = Σ (c_l − 32)·q_l` per
+/// 16-element group `t` (group `t` lies in activation block `t / 2`).
+#[inline(always)]
+pub(super) fn q6k_term(w: &[u8], a: &[Q8Block], isums: &[i32; 16]) -> i128 {
+    let d = f16_at(w, 208);
+    let mut acc = 0i128;
+    for (t, &isum) in isums.iter().enumerate() {
+        let sc = w[192 + t] as i8 as i64;
+        acc += term(d, sc * isum as i64, a[t / 2].shift);
+    }
+    acc
+}
+
+fn q4k_isums(w: &[u8], a: &[Q8Block]) -> [i32; 8] {
+    let qs = &w[16..144];
+    let mut out = [0i32; 8];
+    for (s, (o, blk)) in out.iter_mut().zip(a).enumerate() {
+        let chunk = &qs[32 * (s / 2)..32 * (s / 2) + 32];
+        let shift = 4 * (s % 2);
+        *o = chunk.iter().zip(&blk.qs).map(|(&b, &q)| ((b >> shift) & 15) as i32 * q as i32).sum();
+    }
+    out
+}
+
+fn q6k_isums(w: &[u8], a: &[Q8Block]) -> [i32; 16] {
+    let (ql, qh) = (&w[0..128], &w[128..192]);
+    let mut out = [0i32; 16];
+    for (b, blk) in a.iter().enumerate() {
+        let (h, g) = (b / 4, b % 4);
+        for l in 0..QK {
+            let lo = (ql[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 15;
+            let hi = (qh[32 * h + l] >> (2 * g)) & 3;
+            let c = (lo | hi << 4) as i32 - 32;
+            out[2 * b + l / 16] += c * blk.qs[l] as i32;
+        }
+    }
+    out
 }
 
 /// `Σ n_j · q_j` over the 32 nibbles stored in `qs` (low nibbles first).
@@ -62,14 +127,21 @@ pub(super) fn block_isum(format: WeightFormat, w: &[u8], a: &Q8Block) -> i32 {
             s
         }
         WeightFormat::Q8_0 => w[2..34].iter().zip(&a.qs).map(|(&b, &q)| b as i8 as i32 * q as i32).sum(),
+        // The super-block formats go through `q4k_isums` / `q6k_isums`.
+        WeightFormat::Q4_K | WeightFormat::Q6_K => 0,
     }
 }
 
 /// The exact dot product of a run of weight blocks with as many activation blocks.
 pub(super) fn dot(format: WeightFormat, w: &[u8], x: &[Q8Block]) -> i128 {
     let bb = format.block_bytes();
-    w.chunks_exact(bb)
-        .zip(x)
-        .map(|(block, a)| block_term(format, block, block_isum(format, block, a), a))
-        .sum()
+    match format {
+        WeightFormat::Q4_K => w.chunks_exact(bb).zip(x.chunks_exact(8)).map(|(b, a)| q4k_term(b, a, &q4k_isums(b, a))).sum(),
+        WeightFormat::Q6_K => w.chunks_exact(bb).zip(x.chunks_exact(8)).map(|(b, a)| q6k_term(b, a, &q6k_isums(b, a))).sum(),
+        _ => w
+            .chunks_exact(bb)
+            .zip(x)
+            .map(|(block, a)| block_term(format, block, block_isum(format, block, a), a))
+            .sum(),
+    }
 }

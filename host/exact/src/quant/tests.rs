@@ -49,38 +49,76 @@ fn random_act(n: usize, rng: &mut Rng) -> Vec<i32> {
     x
 }
 
-/// The signed element codes of one block, decoded from the layout independently of the kernels.
-fn codes(format: WeightFormat, block: &[u8]) -> [i64; QK] {
-    let mut c = [0i64; QK];
-    for (j, cj) in c.iter_mut().enumerate() {
-        let nib = |qs: &[u8]| if j < 16 { qs[j] & 15 } else { qs[j - 16] >> 4 } as i64;
-        *cj = match format {
-            WeightFormat::Q4_0 => nib(&block[2..18]) - 8,
-            WeightFormat::Q4_1 => nib(&block[4..20]),
-            WeightFormat::Q5_0 => {
-                let qh = u32::from_le_bytes(block[2..6].try_into().unwrap());
-                nib(&block[6..22]) + (((qh >> j) & 1) << 4) as i64 - 16
+/// One weight block decoded independently of the kernels: the f16 bits of `d` and of the
+/// offset scale, and per element `(c, o)` with `value = d·c + offset_scale·o`.
+fn decode(format: WeightFormat, block: &[u8]) -> (u16, u16, Vec<(i64, i64)>) {
+    let h = |off: usize| u16::from_le_bytes([block[off], block[off + 1]]);
+    let nib = |qs: &[u8], j: usize| if j < 16 { qs[j] & 15 } else { qs[j - 16] >> 4 } as i64;
+    match format {
+        WeightFormat::Q4_0 => (h(0), 0, (0..QK).map(|j| (nib(&block[2..18], j) - 8, 0)).collect()),
+        WeightFormat::Q4_1 => (h(0), h(2), (0..QK).map(|j| (nib(&block[4..20], j), 1)).collect()),
+        WeightFormat::Q5_0 => {
+            let qh = u32::from_le_bytes(block[2..6].try_into().unwrap());
+            let els = (0..QK).map(|j| (nib(&block[6..22], j) + (((qh >> j) & 1) << 4) as i64 - 16, 0));
+            (h(0), 0, els.collect())
+        }
+        WeightFormat::Q8_0 => (h(0), 0, (0..QK).map(|j| (block[2 + j] as i8 as i64, 0)).collect()),
+        WeightFormat::Q4_K => {
+            // ggml dequantize_row_q4_K, element by element
+            let sc = &block[4..16];
+            let scale_min = |j: usize| -> (i64, i64) {
+                if j < 4 {
+                    ((sc[j] & 63) as i64, (sc[j + 4] & 63) as i64)
+                } else {
+                    (((sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4)) as i64, ((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)) as i64)
+                }
+            };
+            let mut els = Vec::new();
+            for chunk in 0..4 {
+                let q = &block[16 + 32 * chunk..16 + 32 * chunk + 32];
+                let (d1, m1) = scale_min(2 * chunk);
+                let (d2, m2) = scale_min(2 * chunk + 1);
+                els.extend(q.iter().map(|&b| (d1 * (b & 0xF) as i64, -m1)));
+                els.extend(q.iter().map(|&b| (d2 * (b >> 4) as i64, -m2)));
             }
-            WeightFormat::Q8_0 => block[2 + j] as i8 as i64,
-        };
+            (h(0), h(2), els)
+        }
+        WeightFormat::Q6_K => {
+            // ggml dequantize_row_q6_K, element by element
+            let mut els = vec![(0i64, 0i64); 256];
+            for n in 0..2 {
+                let (ql, qh, sc) = (&block[64 * n..], &block[128 + 32 * n..], &block[192 + 8 * n..]);
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i64 - 32;
+                    let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i64 - 32;
+                    let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i64 - 32;
+                    let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i64 - 32;
+                    let s = |k: usize| sc[is + k] as i8 as i64;
+                    els[128 * n + l] = (s(0) * q1, 0);
+                    els[128 * n + l + 32] = (s(2) * q2, 0);
+                    els[128 * n + l + 64] = (s(4) * q3, 0);
+                    els[128 * n + l + 96] = (s(6) * q4, 0);
+                }
+            }
+            (h(208), 0, els)
+        }
     }
-    c
 }
 
 /// The exact Q40 dot product computed element by element from the dequantized operands.
 fn reference_dot(format: WeightFormat, row: &[u8], x: &[Q8Block]) -> i128 {
     let mut acc = 0i128;
-    for (block, a) in row.chunks_exact(format.block_bytes()).zip(x) {
-        let (dm, de) = f16_parts(u16::from_le_bytes([block[0], block[1]])).unwrap();
-        let c = codes(format, block);
-        for j in 0..QK {
-            let q = a.qs[j] as i128;
-            let sh = de + a.shift as i32 - 16 + 40;
-            acc += (dm as i128 * c[j] as i128 * q) << sh;
-            if format == WeightFormat::Q4_1 {
-                let (mm, me) = f16_parts(u16::from_le_bytes([block[2], block[3]])).unwrap();
-                acc += (mm as i128 * q) << (me + a.shift as i32 - 16 + 40);
-            }
+    let apb = format.block_len() / QK;
+    for (block, a) in row.chunks_exact(format.block_bytes()).zip(x.chunks_exact(apb)) {
+        let (d, o, els) = decode(format, block);
+        let (dm, de) = f16_parts(d).unwrap();
+        let (om, oe) = f16_parts(o).unwrap();
+        for (e, &(c, off)) in els.iter().enumerate() {
+            let blk = &a[e / QK];
+            let q = blk.qs[e % QK] as i128;
+            acc += (dm as i128 * c as i128 * q) << (de + blk.shift as i32 - 16 + 40);
+            acc += (om as i128 * off as i128 * q) << (oe + blk.shift as i32 - 16 + 40);
         }
     }
     acc
@@ -97,11 +135,12 @@ fn kernels_equal_elementwise_reference_and_each_other() {
     for format in WeightFormat::ALL {
         for case in 0..300 {
             let nb = 1 + case % 37;
+            let cols = nb * format.block_len();
             let row = random_row(format, nb, &mut rng);
-            let x = random_act(nb * QK, &mut rng);
-            let mut xq = vec![Q8Block::default(); nb];
+            let x = random_act(cols, &mut rng);
+            let mut xq = vec![Q8Block::default(); cols / QK];
             quantize_act(&x, &mut xq).unwrap();
-            let m = QuantMatrix::new(format, &row, 1, nb * QK).unwrap();
+            let m = QuantMatrix::new(format, &row, 1, cols).unwrap();
             let want = reference_dot(format, &row, &xq);
             assert_eq!(m.row_dot(0, &xq, Kernel::Scalar).unwrap(), want, "{format:?} scalar");
             assert_eq!(m.row_dot(0, &xq, Kernel::Auto).unwrap(), want, "{format:?} {}", Kernel::Auto.name());
@@ -145,7 +184,8 @@ fn close_to_float_dot_of_unquantized_activations() {
     let mut rng = Rng::new(7);
     for format in WeightFormat::ALL {
         for _ in 0..100 {
-            let nb = 18; // 576 columns, SmolLM2's width
+            let cols = 2304; // 9 super-blocks, 72 blocks
+            let nb = cols / format.block_len();
             let mut row = random_row(format, nb, &mut rng);
             // model-like scales only, so the float reference is well conditioned
             for block in row.chunks_exact_mut(format.block_bytes()) {
@@ -154,25 +194,20 @@ fn close_to_float_dot_of_unquantized_activations() {
                     block[off..off + 2].copy_from_slice(&s.to_le_bytes());
                 }
             }
-            let x: Vec<i32> = (0..nb * QK).map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32).collect();
-            let mut xq = vec![Q8Block::default(); nb];
+            let x: Vec<i32> = (0..cols).map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32).collect();
+            let mut xq = vec![Q8Block::default(); cols / QK];
             quantize_act(&x, &mut xq).unwrap();
-            let m = QuantMatrix::new(format, &row, 1, nb * QK).unwrap();
+            let m = QuantMatrix::new(format, &row, 1, cols).unwrap();
             let got = m.row_dot(0, &xq, Kernel::Auto).unwrap() as f64 / 2f64.powi(40);
             let (mut want, mut bound) = (0f64, 0f64);
             for (b, block) in row.chunks_exact(format.block_bytes()).enumerate() {
-                let d = f16_value(u16::from_le_bytes([block[0], block[1]]));
-                let mn = if format == WeightFormat::Q4_1 {
-                    f16_value(u16::from_le_bytes([block[2], block[3]]))
-                } else {
-                    0.0
-                };
-                let c = codes(format, block);
-                let half_step = (xq[b].shift as f64 - 17.0).exp2();
-                for j in 0..QK {
-                    let w = d * c[j] as f64 + mn;
-                    want += w * x[b * QK + j] as f64 / 65536.0;
-                    bound += w.abs() * half_step;
+                let (d, o, els) = decode(format, block);
+                let (d, o) = (f16_value(d), f16_value(o));
+                for (e, &(c, off)) in els.iter().enumerate() {
+                    let idx = b * format.block_len() + e;
+                    let w = d * c as f64 + o * off as f64;
+                    want += w * x[idx] as f64 / 65536.0;
+                    bound += w.abs() * (xq[idx / QK].shift as f64 - 17.0).exp2();
                 }
             }
             assert!((got - want).abs() <= bound * (1.0 + 1e-12) + 1e-12, "{format:?}: {got} vs {want} (bound {bound})");
@@ -184,11 +219,12 @@ fn close_to_float_dot_of_unquantized_activations() {
 fn same_bits_for_any_chunking_and_thread_split() {
     let mut rng = Rng::new(99);
     for format in WeightFormat::ALL {
-        let (rows, nb) = (61, 18);
+        let (rows, cols) = (61, 2304);
+        let nb = cols / format.block_len();
         let data: Vec<u8> = (0..rows).flat_map(|_| random_row(format, nb, &mut rng)).collect();
-        let m = QuantMatrix::new(format, &data, rows, nb * QK).unwrap();
-        let x = random_act(nb * QK, &mut rng);
-        let mut xq = vec![Q8Block::default(); nb];
+        let m = QuantMatrix::new(format, &data, rows, cols).unwrap();
+        let x = random_act(cols, &mut rng);
+        let mut xq = vec![Q8Block::default(); cols / QK];
         quantize_act(&x, &mut xq).unwrap();
         let mut base = vec![0; rows];
         m.matvec(&xq, &mut base, Kernel::Scalar).unwrap();
@@ -272,7 +308,11 @@ fn bad_inputs_are_errors() {
     assert!(m.matvec(&xq, &mut [0; 2], Kernel::Auto).is_err());
     assert!(quantize_act(&[0; 31], &mut [Q8Block::default()]).is_err());
     assert_eq!(WeightFormat::from_ggml_type(3), Some(WeightFormat::Q4_1));
-    assert_eq!(WeightFormat::from_ggml_type(12), None);
+    assert_eq!(WeightFormat::from_ggml_type(12), Some(WeightFormat::Q4_K));
+    assert_eq!(WeightFormat::from_ggml_type(14), Some(WeightFormat::Q6_K));
+    assert_eq!(WeightFormat::from_ggml_type(10), None);
+    assert!(QuantMatrix::new(WeightFormat::Q4_K, &[0; 144], 1, 32).is_err());
+    assert!(QuantMatrix::new(WeightFormat::Q6_K, &[0; 210], 1, 256).is_ok());
 }
 
 proptest! {
@@ -282,16 +322,17 @@ proptest! {
     #[test]
     fn prop_kernels_agree(
         seed in any::<u64>(),
-        fmt in 0usize..4,
-        nb in 1usize..40,
+        fmt in 0usize..6,
+        nb in 1usize..12,
     ) {
         let format = WeightFormat::ALL[fmt];
+        let cols = nb * format.block_len();
         let mut rng = Rng::new(seed);
         let row = random_row(format, nb, &mut rng);
-        let x = random_act(nb * QK, &mut rng);
-        let mut xq = vec![Q8Block::default(); nb];
+        let x = random_act(cols, &mut rng);
+        let mut xq = vec![Q8Block::default(); cols / QK];
         quantize_act(&x, &mut xq).unwrap();
-        let m = QuantMatrix::new(format, &row, 1, nb * QK).unwrap();
+        let m = QuantMatrix::new(format, &row, 1, cols).unwrap();
         let s = m.row_dot(0, &xq, Kernel::Scalar).unwrap();
         prop_assert_eq!(s, m.row_dot(0, &xq, Kernel::Auto).unwrap());
         prop_assert_eq!(s, reference_dot(format, &row, &xq));
