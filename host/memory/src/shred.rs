@@ -51,9 +51,10 @@ impl KeyVault {
 
     /// Write `key` into `slot` (not yet durable: call [`KeyVault::sync`]).
     pub fn put(&self, slot: u64, key: &[u8; 32]) -> Result<()> {
-        self.file
-            .write_all_at(key, slot * SLOT_BYTES)
-            .map_err(|e| MemoryError::io(&self.path, e))
+        let at = slot
+            .checked_mul(SLOT_BYTES)
+            .ok_or_else(|| MemoryError::Invalid(format!("key slot {slot} out of range")))?;
+        self.file.write_all_at(key, at).map_err(|e| MemoryError::io(&self.path, e))
     }
 
     /// Overwrite `slot` with zeros, destroying its key (not yet durable: call `sync`).
@@ -64,7 +65,8 @@ impl KeyVault {
     /// Read the key in `slot`; `None` when the slot was destroyed or never written.
     pub fn get(&self, slot: u64) -> Result<Option<[u8; 32]>> {
         let mut k = [0u8; 32];
-        match self.file.read_exact_at(&mut k, slot * SLOT_BYTES) {
+        let Some(at) = slot.checked_mul(SLOT_BYTES) else { return Ok(None) };
+        match self.file.read_exact_at(&mut k, at) {
             Ok(()) => Ok((k != [0u8; 32]).then_some(k)),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(MemoryError::io(&self.path, e)),
@@ -84,8 +86,8 @@ impl KeyVault {
 
 /// Key of `slot` taken from a full copy of the keys file (see [`KeyVault::read_all`]).
 pub fn key_from(all: &[u8], slot: u64) -> Option<[u8; 32]> {
-    let at = (slot * SLOT_BYTES) as usize;
-    let k: [u8; 32] = all.get(at..at + 32)?.try_into().ok()?;
+    let at = usize::try_from(slot.checked_mul(SLOT_BYTES)?).ok()?;
+    let k: [u8; 32] = all.get(at..at.checked_add(32)?)?.try_into().ok()?;
     (k != [0u8; 32]).then_some(k)
 }
 

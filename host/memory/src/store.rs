@@ -398,7 +398,11 @@ impl MemoryStore {
         let (mut max_id, mut max_slot) = (0u64, 0u64);
         for kv in self.tree.scan_prefix(b"C") {
             let (k, v) = kv?;
-            let id = u64::from_be_bytes(k[1..9].try_into().map_err(|_| MemoryError::Corrupt("cell key".into()))?);
+            let id = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| MemoryError::Corrupt("malformed cell key".into()))?;
             let h = record_header(&v).ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: record too short")))?;
             let key = shred::key_from(&keys, h.slot)
                 .ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: its key slot {} is empty", h.slot)))?;
