@@ -124,6 +124,6 @@ impl PluginFailure {
 fn is_unknown_import(err: &wasmtime::Error) -> bool {
     err.chain().any(|c| {
         let m = c.to_string();
-        m.contains("unknown import") || m.contains("has not been defined")
+        m.contains("capability not granted")
     })
 }

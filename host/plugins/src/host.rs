@@ -162,6 +162,7 @@ pub struct Loaded {
     pub load_time: Duration,
     /// Size of the component in bytes.
     pub size: usize,
+    pub(crate) component: wasmtime::component::Component,
     pub(crate) pre: Pre,
     pub(crate) warm: Mutex<Vec<Warm>>,
     pub(crate) host: Arc<HostInner>,
@@ -317,6 +318,7 @@ impl PluginHost {
             load_path,
             load_time: started.elapsed(),
             size: bytes.len(),
+            component,
             pre,
             warm: Mutex::new(Vec::new()),
             host: self.inner.clone(),
@@ -335,6 +337,18 @@ impl PluginHost {
 }
 
 impl Loaded {
+    /// Names of everything the component imports (interfaces and functions).
+    pub fn imports(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        ty.imports(&self.host.engine).map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// Names of everything the component exports.
+    pub fn exports(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        ty.exports(&self.host.engine).map(|(n, _)| n.to_string()).collect()
+    }
+
     /// Instantiate a fresh store and instance of this plugin.
     pub(crate) fn instantiate(&self) -> Result<Warm, PluginFailure> {
         let h = &self.host;

@@ -95,11 +95,6 @@ impl Effective {
             random: asks.random && grants.random,
         }
     }
-
-    /// Whether any WASI environment import is linked for real.
-    pub fn has_env(&self) -> bool {
-        !self.env.is_empty()
-    }
 }
 
 /// Error reading a manifest.

@@ -56,9 +56,10 @@ pub(crate) fn linker(
     wasi::cli::terminal_stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
     wasi::cli::terminal_stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
 
-    if caps.has_env() {
-        wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    }
+    // The environment holds only granted variables (none by default): never
+    // the host's. It is always linked because Rust's panic machinery reads
+    // `RUST_BACKTRACE`, and a panic must stay a readable trap.
+    wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
     if !caps.read_dirs.is_empty() {
         wasi::filesystem::preopens::add_to_linker::<_, wasmtime_wasi::filesystem::WasiFilesystem>(
             &mut l,
@@ -83,8 +84,112 @@ pub(crate) fn linker(
         wasi::random::insecure_seed::add_to_linker::<_, R>(&mut l, |s| s.wasi.random())?;
     }
     // Everything not granted above: a trap when called.
-    l.define_unknown_imports_as_traps(component)?;
+    let mut linked: Vec<&str> = vec![
+        "wasi:io/error",
+        "wasi:io/poll",
+        "wasi:io/streams",
+        "wasi:cli/stdin",
+        "wasi:cli/stdout",
+        "wasi:cli/stderr",
+        "wasi:cli/exit",
+        "wasi:cli/environment",
+        "wasi:cli/terminal-input",
+        "wasi:cli/terminal-output",
+        "wasi:cli/terminal-stdin",
+        "wasi:cli/terminal-stdout",
+        "wasi:cli/terminal-stderr",
+    ];
+    linked.extend(world_imports(kind));
+    if !caps.read_dirs.is_empty() {
+        linked.extend(["wasi:filesystem/preopens", "wasi:filesystem/types"]);
+    }
+    if caps.clocks {
+        linked.extend(["wasi:clocks/wall-clock", "wasi:clocks/monotonic-clock"]);
+    }
+    if caps.random {
+        linked.extend(["wasi:random/random", "wasi:random/insecure", "wasi:random/insecure-seed"]);
+    }
+    stub_ungranted(&mut l, engine, component, &linked)?;
     Ok(l)
+}
+
+/// The `engram:plugin` interfaces a kind's world imports.
+fn world_imports(kind: PluginKind) -> &'static [&'static str] {
+    match kind {
+        PluginKind::Judge | PluginKind::RecallPolicy => &["engram:plugin/types", "engram:plugin/log"],
+        PluginKind::Capture => &["engram:plugin/types", "engram:plugin/log", "engram:plugin/clock", "engram:plugin/llm"],
+        PluginKind::Tool => &["engram:plugin/types", "engram:plugin/log", "engram:plugin/clock"],
+        PluginKind::Agency => &[
+            "engram:plugin/types",
+            "engram:plugin/log",
+            "engram:plugin/clock",
+            "engram:plugin/llm",
+            "engram:plugin/memory",
+        ],
+    }
+}
+
+/// Define every import of `component` whose interface is not in `linked` as
+/// functions that trap with "capability not granted". (Wasmtime's own
+/// `define_unknown_imports_as_traps` matches names exactly, so it would shadow
+/// semver-compatible definitions such as `wasi:cli/stderr@0.2.12` serving an
+/// `@0.2.6` import.)
+fn stub_ungranted(
+    l: &mut Linker<PluginState>,
+    engine: &Engine,
+    component: &Component,
+    linked: &[&str],
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    // Resources the linked interfaces define (e.g. `input-stream`); other
+    // interfaces `use` them and must not get a fresh (mismatching) definition.
+    let mut shared_resources = Vec::new();
+    for (name, item) in ty.imports(engine) {
+        let unversioned = name.split('@').next().unwrap_or(name);
+        if let (true, ComponentItem::ComponentInstance(inst)) = (linked.contains(&unversioned), item.ty) {
+            for (export, item) in inst.exports(engine) {
+                if matches!(item.ty, ComponentItem::Resource(_)) {
+                    shared_resources.push(export.to_string());
+                }
+            }
+        }
+    }
+    for (name, item) in ty.imports(engine) {
+        let unversioned = name.split('@').next().unwrap_or(name);
+        if linked.contains(&unversioned) {
+            continue;
+        }
+        match item.ty {
+            ComponentItem::ComponentInstance(inst) => {
+                let mut li = l.instance(name)?;
+                for (export, item) in inst.exports(engine) {
+                    match item.ty {
+                        ComponentItem::ComponentFunc(_) => {
+                            let what = format!("{name}#{export}");
+                            li.func_new(export, move |_, _, _, _| {
+                                Err(wasmtime::Error::msg(format!(
+                                    "capability not granted: `{what}` (unknown import)"
+                                )))
+                            })?;
+                        }
+                        ComponentItem::Resource(_) if !shared_resources.iter().any(|r| r == export) => {
+                            li.resource(export, wasmtime::component::ResourceType::host::<()>(), |_, _| Ok(()))?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ComponentItem::ComponentFunc(_) => {
+                let what = name.to_string();
+                l.root().func_new(name, move |_, _, _, _| {
+                    Err(wasmtime::Error::msg(format!("capability not granted: `{what}` (unknown import)")))
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Build the WASI context for one store: no inherited env, no args, no

@@ -1,4 +1,4 @@
-//! Hostile: tries to read the environment.
+//! Hostile: tries to read the host's environment and hand it back.
 use engram_plugin_sdk::tool::{Guest, ToolError, ToolSpec};
 struct P;
 impl Guest for P {
@@ -6,7 +6,12 @@ impl Guest for P {
         vec![ToolSpec { name: "env".into(), description: "dumps env".into(), json_schema: "{}".into() }]
     }
     fn invoke(_name: String, _args: String) -> Result<String, ToolError> {
-        Ok(std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n"))
+        let mut found: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+        found.extend(std::env::args().map(|a| format!("arg:{a}")));
+        if let Ok(cwd) = std::env::current_dir() {
+            found.push(format!("cwd:{}", cwd.display()));
+        }
+        Ok(found.join("\n"))
     }
 }
 engram_plugin_sdk::tool::export_tool!(P);

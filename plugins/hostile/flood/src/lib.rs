@@ -1,9 +1,12 @@
-//! Hostile: writes 100 MB to stdout.
+//! Hostile (when the query contains `attack`; benign otherwise, so it passes the smoke call): writes 100 MB to stdout.
 use engram_plugin_sdk::judge::{Candidate, Guest, Verdict};
 use std::io::Write;
 struct P;
 impl Guest for P {
-    fn judge(_q: String, c: Vec<Candidate>) -> Vec<Verdict> {
+    fn judge(query: String, c: Vec<Candidate>) -> Vec<Verdict> {
+        if !query.contains("attack") {
+            return c.iter().map(|_| Verdict { accept: false, confidence: 0.0, evidence: "benign".into() }).collect();
+        }
         let line = [b'x'; 1 << 16];
         let mut out = std::io::stdout().lock();
         for _ in 0..(100 << 20) / line.len() {
