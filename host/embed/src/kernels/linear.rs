@@ -15,10 +15,11 @@ use rayon::prelude::*;
 
 /// Output columns per panel (two AVX2 registers).
 pub const NR: usize = 16;
-/// Rows per micro-kernel tile.
-pub const MR: usize = 4;
+/// Rows per micro-kernel tile (6 rows × 2 registers = 12 accumulators, leaving registers for
+/// the two weight vectors and the broadcast input).
+pub const MR: usize = 6;
 /// Rows processed per pass over the panels (keeps the rows' inputs in cache).
-const ROW_BLOCK: usize = 32;
+const ROW_BLOCK: usize = 5 * MR;
 /// Below this many multiply-adds a layer runs on the calling thread only.
 const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
@@ -153,7 +154,12 @@ impl Linear {
                 }
                 for (i, t) in tile.iter().take(mr).enumerate() {
                     let o = dst.0.add((r + i) * self.out_dim + col0);
-                    std::ptr::copy_nonoverlapping(t.as_ptr(), o, width);
+                    if width == NR {
+                        // A fixed-size copy the compiler turns into two vector stores.
+                        o.cast::<[f32; NR]>().write_unaligned(*t);
+                    } else {
+                        std::ptr::copy_nonoverlapping(t.as_ptr(), o, width);
+                    }
                 }
                 r += mr;
             }
@@ -209,6 +215,8 @@ mod avx2 {
         // the asserts above bound every pointer offset used below.
         unsafe {
             match mr {
+                6 => tile_n::<6>(rows, k, panel, bias, tile),
+                5 => tile_n::<5>(rows, k, panel, bias, tile),
                 4 => tile_n::<4>(rows, k, panel, bias, tile),
                 3 => tile_n::<3>(rows, k, panel, bias, tile),
                 2 => tile_n::<2>(rows, k, panel, bias, tile),

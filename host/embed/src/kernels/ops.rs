@@ -14,11 +14,48 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     }
 }
 
-/// The exact GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, in place.
+/// The erf-based ("exact") GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, in place.
+///
+/// erf is evaluated by [`erf`], a rational approximation accurate to 5e-7 absolute that the
+/// compiler vectorises (a libm call per element would cost about a tenth of the forward pass).
 pub fn gelu(x: &mut [f32]) {
     for v in x {
-        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
+}
+
+/// The error function in f32: `x·P(x²)/Q(x²)` on `x` clamped to [-4, 4] (outside it erf is ±1
+/// in f32), the minimax rational approximation Eigen and TensorFlow use; absolute error below
+/// 5e-7 (checked against libm in the tests). Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    const ALPHA: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.954_600e-3,
+        -1.609_603_3e-2,
+    ];
+    const BETA: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_474e-2,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = ALPHA[0];
+    for c in &ALPHA[1..] {
+        p = p * x2 + c;
+    }
+    let mut q = BETA[0];
+    for c in &BETA[1..] {
+        q = q * x2 + c;
+    }
+    x * p / q
 }
 
 /// `a · b`, accumulated in eight lanes so the compiler vectorises it.
@@ -90,6 +127,19 @@ mod tests {
         for (g, w) in x.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn erf_matches_libm() {
+        let mut worst = 0.0f32;
+        for i in -700_000..=700_000 {
+            let x = i as f32 * 1e-5;
+            worst = worst.max((erf(x) - libm::erff(x)).abs());
+        }
+        for x in [f32::MAX, -f32::MAX, f32::INFINITY, f32::NEG_INFINITY] {
+            assert!((erf(x) - x.signum()).abs() < 1e-6, "erf({x}) = {}", erf(x));
+        }
+        assert!(worst < 5e-7, "max |erf - libm erff| = {worst}");
     }
 
     #[test]

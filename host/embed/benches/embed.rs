@@ -1,0 +1,94 @@
+//! Embedder speed: single-sentence latency and batched throughput, per kernel and thread
+//! count. `cargo bench -p engram-embed` prints a table (used for BENCHMARKS.md, section
+//! `embed`); the peer in the same table comes from `scripts/bench_minilm_peer.py`, run
+//! separately on the same sentences (`--sentences` prints them).
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs one quick pass as a smoke
+//! test.
+
+use engram_embed::{default_model_dir, EmbedOptions, Embedder, Kernel};
+use std::time::{Duration, Instant};
+
+/// Memory-store-like sentences: short facts and questions, ~10-25 tokens each.
+fn sentences(n: usize) -> Vec<String> {
+    const TEMPLATES: [&str; 8] = [
+        "My sister Anna's birthday is on May {i}, and she likes dark chocolate.",
+        "Remind me to call the dentist about appointment number {i} next Tuesday.",
+        "The project deadline moved to week {i}; the demo is on Friday afternoon.",
+        "I prefer tea over coffee in the morning, usually around {i} minutes after waking up.",
+        "What was the name of the restaurant we visited on trip {i} in Lisbon?",
+        "The server crashed with error code {i} after the last deployment.",
+        "We discussed switching the database to SQLite for the {i}th prototype.",
+        "Bob recommended the book 'Thinking, Fast and Slow' during meeting {i}.",
+    ];
+    (0..n)
+        .map(|i| TEMPLATES[i % TEMPLATES.len()].replace("{i}", &(i + 3).to_string()))
+        .collect()
+}
+
+/// Median wall time of `runs` calls of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let dir = default_model_dir();
+    if std::env::args().any(|a| a == "--sentences") {
+        for s in sentences(256) {
+            println!("{s}");
+        }
+        return;
+    }
+    let (single_runs, batch_n, batch_runs) = if full { (41, 256, 5) } else { (1, 8, 1) };
+    let texts_owned = sentences(batch_n);
+    let texts: Vec<&str> = texts_owned.iter().map(String::as_str).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let t = Instant::now();
+    let default = Embedder::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    println!("load: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let tokens: usize = texts.iter().map(|t| default.token_ids(t).len()).sum();
+    println!(
+        "{} sentences, {tokens} tokens ({:.1} per sentence), {cores} cores",
+        texts.len(),
+        tokens as f64 / texts.len() as f64
+    );
+    println!(
+        "{:<10} {:>7} {:>14} {:>16} {:>14}",
+        "kernel", "threads", "single (ms)", "batch (sent/s)", "batch (tok/s)"
+    );
+    let mut configs = vec![(true, 1), (true, cores), (false, 1), (false, cores)];
+    configs.dedup();
+    for (simd, threads) in configs {
+        let e = Embedder::load_with(&dir, &EmbedOptions { threads, simd }).unwrap();
+        if simd && e.kernel() == Kernel::Portable {
+            continue;
+        }
+        let one = texts[0];
+        e.embed(one); // warm up
+        let single = median(single_runs, || {
+            std::hint::black_box(e.embed(one));
+        });
+        let batch = median(batch_runs, || {
+            std::hint::black_box(e.embed_batch(&texts));
+        });
+        let secs = batch.as_secs_f64();
+        println!(
+            "{:<10} {:>7} {:>14.2} {:>16.1} {:>14.0}",
+            format!("{:?}", e.kernel()),
+            threads,
+            single.as_secs_f64() * 1e3,
+            texts.len() as f64 / secs,
+            tokens as f64 / secs
+        );
+    }
+}
