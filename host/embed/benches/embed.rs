@@ -26,17 +26,31 @@ fn sentences(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Median wall time of `runs` calls of `f`.
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
+/// Process CPU time (all threads) so far; on a shared, oversubscribed machine this is the
+/// steadier measure for one-thread runs.
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Median wall time and median CPU time of `runs` calls of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    let (mut wall, mut cpu): (Vec<Duration>, Vec<Duration>) = (0..runs)
         .map(|_| {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_time());
             f();
-            t.elapsed()
+            (t.elapsed(), cpu_time() - c)
         })
-        .collect();
-    times.sort();
-    times[runs / 2]
+        .unzip();
+    wall.sort();
+    cpu.sort();
+    (wall[runs / 2], cpu[runs / 2])
 }
 
 fn main() {
@@ -63,11 +77,28 @@ fn main() {
         tokens as f64 / texts.len() as f64
     );
     println!(
-        "{:<10} {:>7} {:>14} {:>16} {:>14}",
-        "kernel", "threads", "single (ms)", "batch (sent/s)", "batch (tok/s)"
+        "{:<10} {:>7} {:>12} {:>12} {:>15} {:>14} {:>16}",
+        "kernel",
+        "threads",
+        "single ms",
+        "single cpu",
+        "batch sent/s",
+        "batch tok/s",
+        "tok/cpu-second"
     );
     let mut configs = vec![(true, 1), (true, cores), (false, 1), (false, cores)];
     configs.dedup();
+    // `--only simd:1` (kernel `simd` or `portable`, thread count) measures one configuration.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(only) = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+    {
+        let (kind, threads) = only.split_once(':').expect("--only KERNEL:THREADS");
+        let threads: usize = threads.parse().expect("--only KERNEL:THREADS");
+        configs = vec![(kind == "simd", threads)];
+    }
     for (simd, threads) in configs {
         let e = Embedder::load_with(&dir, &EmbedOptions { threads, simd }).unwrap();
         if simd && e.kernel() == Kernel::Portable {
@@ -81,14 +112,16 @@ fn main() {
         let batch = median(batch_runs, || {
             std::hint::black_box(e.embed_batch(&texts));
         });
-        let secs = batch.as_secs_f64();
+        let secs = batch.0.as_secs_f64();
         println!(
-            "{:<10} {:>7} {:>14.2} {:>16.1} {:>14.0}",
+            "{:<10} {:>7} {:>12.2} {:>12.2} {:>15.1} {:>14.0} {:>16.0}",
             format!("{:?}", e.kernel()),
             threads,
-            single.as_secs_f64() * 1e3,
+            single.0.as_secs_f64() * 1e3,
+            single.1.as_secs_f64() * 1e3,
             texts.len() as f64 / secs,
-            tokens as f64 / secs
+            tokens as f64 / secs,
+            tokens as f64 / batch.1.as_secs_f64()
         );
     }
 }
