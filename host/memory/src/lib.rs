@@ -15,6 +15,7 @@
 
 pub mod ann;
 pub mod atom;
+pub mod bank;
 pub mod cell;
 pub mod conversation;
 pub mod embedder;

@@ -36,6 +36,10 @@ pub struct Features {
     pub read_count: u32,
     /// Seconds since the cell was recorded.
     pub age_secs: f64,
+    /// κ_fine similarity, computed for cells of a subject the query names: with the
+    /// subject's own embedding `s` removed from both sides, the mean of
+    /// `cos(q - s, c - s)` and `cos(q - s, facet)`; 0 when not computed.
+    pub fine_similarity: f32,
     /// The query names the cell's subject (κ_coarse routing by tokens).
     pub kappa_match: bool,
     /// The query contains tokens of the cell's facet (κ_fine).
@@ -84,9 +88,12 @@ impl Default for Concert {
 }
 
 impl Concert {
-    /// The concert score of a candidate's features.
+    /// The concert score of a candidate's features. The similarity term is the cosine,
+    /// plus the κ_fine similarity when the query names the cell's subject (the cascade:
+    /// a routed subject's cells are ranked by how well their facet fits the question).
     pub fn score(&self, f: &Features) -> f32 {
-        self.alpha * f.recency + self.beta * f.similarity + self.gamma * f.novelty
+        let s = if f.kappa_match { f.similarity + f.fine_similarity } else { f.similarity };
+        self.alpha * f.recency + self.beta * s + self.gamma * f.novelty
     }
 
     /// Whether a candidate survives the similarity floor.

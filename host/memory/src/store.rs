@@ -212,6 +212,13 @@ struct CellEntry {
     tokens: Vec<String>,
 }
 
+/// Embeddings of newly seen subject names and facet labels.
+#[derive(Default)]
+struct Labels {
+    subjects: Vec<(String, Vec<f32>)>,
+    facets: Vec<(String, Vec<f32>)>,
+}
+
 struct ConvEntry {
     content: ConversationContent,
     slot: u64,
@@ -234,6 +241,10 @@ pub(crate) struct State {
     ann: Option<AnnIndex>,
     convs: HashMap<Hash32, ConvEntry>,
     reads: HashMap<CellId, u32>,
+    /// Embedding of each subject's name (κ_coarse), for κ_fine scoring; memory only.
+    subject_vecs: HashMap<String, Vec<f32>>,
+    /// Embedding of each facet label (κ_fine), with the number of κ using it; memory only.
+    facet_vecs: HashMap<String, (Vec<f32>, usize)>,
 }
 
 pub(crate) struct Writer {
@@ -478,6 +489,15 @@ impl MemoryStore {
         // Cells written without an embedder keep an empty embedding in their (immutable,
         // hashed) content; they are embedded in memory only, so their hash never changes.
         let Some(emb) = self.cfg.embedder.clone() else { return Ok(()) };
+        let kappas: Vec<(String, String)> = {
+            let st = self.state.read().unwrap();
+            st.kappa.values().filter_map(|v| v.last()).map(|id| {
+                let c = &st.cells[id].cell.content;
+                (c.subject.clone(), c.facet.clone())
+            }).collect()
+        };
+        let labels = self.embed_new_labels(kappas.iter().map(|(s, f)| (s.as_str(), f.as_str())))?;
+        self.state.write().unwrap().add_labels(labels);
         let todo: Vec<(CellId, String)> = {
             let st = self.state.read().unwrap();
             st.kappa
@@ -497,6 +517,37 @@ impl MemoryStore {
             }
         }
         Ok(())
+    }
+
+    /// Embed the subject names and facet labels not seen before (κ_fine scoring needs
+    /// them). Returns (subjects, facets) as (normalised key, vector) pairs.
+    fn embed_new_labels<'a>(&self, kappas: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Labels> {
+        if self.cfg.embedder.is_none() {
+            return Ok(Labels::default());
+        }
+        let (mut subjects, mut facets): (Vec<(String, &str)>, Vec<(String, &str)>) = (Vec::new(), Vec::new());
+        {
+            let st = self.state.read().unwrap();
+            let (mut seen_s, mut seen_f) = (HashSet::new(), HashSet::new());
+            for (s, f) in kappas {
+                let (ns, nf) = (norm_key(s), norm_key(f));
+                if !st.subject_vecs.contains_key(&ns) && seen_s.insert(ns.clone()) {
+                    subjects.push((ns, s.trim()));
+                }
+                if !st.facet_vecs.contains_key(&nf) && seen_f.insert(nf.clone()) {
+                    facets.push((nf, f.trim()));
+                }
+            }
+        }
+        let texts: Vec<&str> = subjects.iter().chain(facets.iter()).map(|(_, t)| *t).collect();
+        if texts.is_empty() {
+            return Ok(Labels::default());
+        }
+        let mut vecs = self.embed_texts(&texts)?.into_iter();
+        Ok(Labels {
+            subjects: subjects.into_iter().map(|(k, _)| (k, vecs.next().unwrap_or_default())).collect(),
+            facets: facets.into_iter().map(|(k, _)| (k, vecs.next().unwrap_or_default())).collect(),
+        })
     }
 
     /// The folder of the store.
@@ -569,6 +620,7 @@ impl MemoryStore {
                 facts[i].embedding = Some(v);
             }
         }
+        let labels = self.embed_new_labels(facts.iter().map(|f| (f.subject.as_str(), f.facet.as_str())))?;
         let now = now_micros();
         let mut w = self.writer.lock().unwrap();
         let mut outcomes = Vec::with_capacity(facts.len());
@@ -665,6 +717,7 @@ impl MemoryStore {
             for e in new_entries {
                 st.insert_version(e, self.cfg.ann);
             }
+            st.add_labels(labels);
         }
         w.next_seq = seq;
         w.head = head;
@@ -1033,6 +1086,7 @@ impl MemoryStore {
                 .filter_map(|f| st.kappa.get(&(s.clone(), f.clone())).and_then(|v| v.last()))
                 .map(|id| {
                     let sim = match (q, st.ann.as_ref().and_then(|a| a.vector(*id))) {
+                        (Some(q), Some(v)) if named_set.contains(s) => dot(q, v) + st.fine_similarity(q, *id, v),
                         (Some(q), Some(v)) => dot(q, v),
                         _ => jaccard_sorted(&q_tokens, &st.cells[id].tokens),
                     };
@@ -1073,6 +1127,11 @@ impl MemoryStore {
                     .fold(0f32, f32::max);
             let age_secs = (now - e.cell.recorded_at) as f64 / 1e6;
             let facet_tokens = token_vec(&e.cell.content.facet);
+            let kappa_match = named_set.contains(&norm_key(&e.cell.content.subject));
+            let fine_similarity = match (q, vecs[i]) {
+                (Some(q), Some(v)) if kappa_match => st.fine_similarity(q, *id, v),
+                _ => 0.0,
+            };
             let f = Features {
                 similarity,
                 lexical: jaccard_sorted(&q_tokens, &e.tokens),
@@ -1080,7 +1139,8 @@ impl MemoryStore {
                 novelty: novelty.clamp(0.0, 1.0),
                 read_count: st.reads.get(id).copied().unwrap_or(0),
                 age_secs,
-                kappa_match: named_set.contains(&norm_key(&e.cell.content.subject)),
+                fine_similarity,
+                kappa_match,
                 facet_match: intersection_sorted(&facet_tokens, &q_tokens) > 0,
                 via: Via(via[id]),
             };
@@ -1327,6 +1387,44 @@ fn redact(c: &ConversationContent, ids: &HashSet<CellId>, values: &[String]) -> 
 }
 
 impl State {
+    fn add_labels(&mut self, labels: Labels) {
+        for (k, mut v) in labels.subjects {
+            if self.subjects.contains_key(&k) && !v.is_empty() {
+                normalize(&mut v);
+                self.subject_vecs.insert(k, v);
+            }
+        }
+        for (k, mut v) in labels.facets {
+            if !v.is_empty() {
+                normalize(&mut v);
+                let count = self.kappa.keys().filter(|(_, f)| *f == k).count();
+                if count > 0 {
+                    self.facet_vecs.insert(k, (v, count));
+                }
+            }
+        }
+    }
+
+    /// κ_fine similarity of a cell of a subject the query names (see [`Features`]).
+    fn fine_similarity(&self, q: &[f32], id: CellId, c: &[f32]) -> f32 {
+        let content = &self.cells[&id].cell.content;
+        let (Some(s), Some((f, _))) =
+            (self.subject_vecs.get(&norm_key(&content.subject)), self.facet_vecs.get(&norm_key(&content.facet)))
+        else {
+            return 0.0;
+        };
+        if s.len() != q.len() || f.len() != q.len() {
+            return 0.0;
+        }
+        let residual = |v: &[f32]| {
+            let mut r: Vec<f32> = v.iter().zip(s).map(|(a, b)| a - b).collect();
+            normalize(&mut r);
+            r
+        };
+        let qr = residual(q);
+        0.5 * (dot(&qr, &residual(c)) + dot(&qr, f))
+    }
+
     fn cell_with_valid_to(&self, id: CellId) -> Cell {
         let e = &self.cells[&id];
         let mut cell = e.cell.clone();
@@ -1360,6 +1458,11 @@ impl State {
             self.lexical.remove(prev, &pe.tokens);
             if let Some(a) = self.ann.as_mut() {
                 a.remove(prev);
+            }
+        }
+        if versions.is_empty() {
+            if let Some((_, n)) = self.facet_vecs.get_mut(&facet) {
+                *n += 1;
             }
         }
         versions.push(e.cell.id);
@@ -1399,11 +1502,18 @@ impl State {
             v.retain(|x| *x != id);
             if v.is_empty() {
                 self.kappa.remove(&kappa);
+                if let Some((_, n)) = self.facet_vecs.get_mut(&facet) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.facet_vecs.remove(&facet);
+                    }
+                }
                 if let Some(sub) = self.subjects.get_mut(&subject) {
                     sub.facets.retain(|f| *f != facet);
                     if sub.facets.is_empty() {
                         let toks = std::mem::take(&mut sub.tokens);
                         self.subjects.remove(&subject);
+                        self.subject_vecs.remove(&subject);
                         for t in toks {
                             if let Some(list) = self.subject_tokens.get_mut(&t) {
                                 list.retain(|s| *s != subject);

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WRITES: u64 = 10_000;
-const BATCH: u64 = 50;
+const BATCH: u64 = 200;
 const REPS: usize = 20;
 
 struct Rng(u64);
