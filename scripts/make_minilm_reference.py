@@ -14,6 +14,8 @@ Defaults: models/all-MiniLM-L6-v2 and tests/fixtures/minilm-reference.json.
 """
 import json
 import math
+import random
+import re
 import sys
 from pathlib import Path
 
@@ -65,6 +67,45 @@ SENTENCES = [
 # Longer than MAX_TOKENS word pieces: checks the truncation policy (first MAX_TOKENS - 2
 # pieces, then [SEP]) on top of the untruncated tokenization.
 TRUNCATED = " ".join([LONG, LONG, "This final sentence is beyond the limit."])
+
+
+# Character pools for the random tokenizer cases: every class the BERT normaliser and
+# pre-tokenizer treat specially, plus scripts with accents, marks, and no spaces.
+POOLS = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+    "    \t\n\r\u00a0\u2002\u2009\u200a\u3000\u2028\u2029\u0085\u000b\u000c",
+    "\u0000\u0001\u001f\u007f\u200b\u200d\u2060\ufeff\ufffd\u00ad\ue000",
+    "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿßÀÉÎÕÜŒœŠšŽžłŁđĐħıĳ",
+    "e\u0301a\u0308o\u0302n\u0303c\u0327\u0336\u20dd",
+    "αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΆΈΉΊΌΎΏ",
+    "абвгдежзийклмнопрстуфхцчшщъыьэюяЁЙ",
+    "東京日本語中文字漢字你好世界𠀀𪜀丽",
+    "ひらがなカタカナがぎぐげごぱぴぷぺぽヴ",
+    "한국어안녕하세요",
+    "العربيةمرحبا",
+    "हिन्दीनमस्ते",
+    "ภาษาไทย",
+    "€£¥₹©®™°±×÷½¼¾²³µ¶§¿¡«»“”‘’„…–—•′″",
+    "ﬁﬂﬀＡＢＣ１２３！？＃ｶﾀｶﾅ",
+    "😀🚀🎉👍🏽👨‍👩‍👧❤️🇫🇷✨🔥",
+    "∑∏√∞≈≠≤≥∈∉∀∃⊂⊃∩∪",
+]
+
+
+def random_texts(n, seed=20261123):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            pool = rng.choice(POOLS)
+            parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 10))))
+            parts.append(rng.choice([" ", " ", "", "\n", "-", "."]))
+        out.append("".join(parts))
+    # Words longer than max_input_chars_per_word (100) become [UNK].
+    out.append("x" * 101 + " " + "y" * 100)
+    return out
 
 
 def gelu(x):
@@ -149,6 +190,8 @@ def main():
         "embedding": [round(float(v), 7) for v in embed(kept, tensors, cfg)],
     }
 
+    tokenizer_cases = [{"text": t, "ids": tok.encode(t).ids} for t in random_texts(400)]
+
     doc = {
         "about": "all-MiniLM-L6-v2 reference embeddings; written by scripts/make_minilm_reference.py",
         "tokenizer": f"huggingface tokenizers {__import__('tokenizers').__version__}, truncation and padding disabled",
@@ -156,8 +199,12 @@ def main():
         "max_tokens": MAX_TOKENS,
         "cases": cases,
         "truncated": truncated,
+        "tokenizer_cases": tokenizer_cases,
     }
-    out.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    # One line per number array keeps the fixture readable and its diffs small.
+    text = re.sub(r"\[\s+([-0-9.e,\s]+?)\s+\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    out.write_text(text + "\n")
     print(f"wrote {out}: {len(cases)} cases, lengths {[len(c['ids']) for c in cases]}, truncated {len(full)} -> {len(kept)}")
 
 

@@ -13,6 +13,14 @@ struct Reference {
     max_tokens: usize,
     cases: Vec<Case>,
     truncated: Truncated,
+    /// Random texts over many scripts and character classes, with the reference ids.
+    tokenizer_cases: Vec<TokenizerCase>,
+}
+
+#[derive(Deserialize)]
+struct TokenizerCase {
+    text: String,
+    ids: Vec<u32>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +89,38 @@ fn token_ids_equal_the_reference_tokenizer() {
     assert_eq!(e.token_ids(&t.text), t.ids, "truncated text");
     assert_eq!(t.ids.len(), MAX_TOKENS);
     assert_eq!(e.count_tokens(&t.text), t.untruncated_len);
+}
+
+#[test]
+fn random_multilingual_texts_tokenize_like_the_reference() {
+    let (e, r) = (embedder(), reference());
+    assert!(r.tokenizer_cases.len() >= 400);
+    let mut wrong = Vec::new();
+    for case in &r.tokenizer_cases {
+        // The reference ids are untruncated; ours are too when they fit.
+        let want: Vec<u32> = if case.ids.len() <= MAX_TOKENS {
+            case.ids.clone()
+        } else {
+            let mut ids = case.ids[..MAX_TOKENS - 1].to_vec();
+            ids.push(*case.ids.last().unwrap());
+            ids
+        };
+        if e.token_ids(&case.text) != want || e.count_tokens(&case.text) != case.ids.len() {
+            wrong.push(format!(
+                "{:?}\n  ours {:?}\n  want {:?}",
+                case.text,
+                e.token_ids(&case.text),
+                want
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} differ:\n{}",
+        wrong.len(),
+        r.tokenizer_cases.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -230,4 +270,38 @@ fn odd_inputs_embed_without_panicking() {
     // An empty text is [CLS] [SEP].
     assert_eq!(e.token_ids(""), [101, 102]);
     assert_eq!(e.count_tokens(&"word ".repeat(2000)), 2002);
+}
+
+#[test]
+fn random_unicode_tokenizes_within_bounds() {
+    // Any Unicode scalar values, including unassigned, private-use and control characters.
+    let e = embedder();
+    let vocab = e.config().vocab_size as u32;
+    let mut s: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for _ in 0..2000 {
+        let len = (next() % 40) as usize;
+        let text: String = (0..len)
+            .map(|_| {
+                let r = next();
+                let cp = match r % 4 {
+                    0 => (r >> 8) % 0x80,
+                    1 => (r >> 8) % 0x3000,
+                    2 => (r >> 8) % 0x11_0000,
+                    _ => 0x1F300 + (r >> 8) % 0x700,
+                } as u32;
+                char::from_u32(cp).unwrap_or('\u{FFFD}')
+            })
+            .collect();
+        let ids = e.token_ids(&text);
+        assert!(ids.len() >= 2 && ids.len() <= MAX_TOKENS, "{text:?}");
+        assert_eq!((ids[0], *ids.last().unwrap()), (101, 102), "{text:?}");
+        assert!(ids.iter().all(|&i| i < vocab), "{text:?}");
+        assert!(e.count_tokens(&text) >= ids.len());
+    }
 }
