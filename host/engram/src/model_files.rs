@@ -18,6 +18,9 @@ pub struct ModelFile {
     pub default: bool,
 }
 
+/// The chat model served when none is named (relative to the models folder).
+pub const DEFAULT_CHAT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// Every model file the setup script can fetch.
 pub const KNOWN: &[ModelFile] = &[
     ModelFile {
