@@ -267,6 +267,13 @@ fn odd_inputs_embed_without_panicking() {
         assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
         assert!(e.token_ids(text).len() <= MAX_TOKENS);
     }
+    // Truncation keeps exactly the first pieces of the full tokenization, across lines.
+    let doc = "Line one of a long note, with café and 東京.\n".repeat(60);
+    let full = e.tokenizer().word_pieces(&doc);
+    let ids = e.token_ids(&doc);
+    assert_eq!(ids.len(), MAX_TOKENS);
+    assert_eq!(ids[1..MAX_TOKENS - 1], full[..MAX_TOKENS - 2]);
+    assert_eq!(e.count_tokens(&doc), full.len() + 2);
     // An empty text is [CLS] [SEP].
     assert_eq!(e.token_ids(""), [101, 102]);
     assert_eq!(e.count_tokens(&"word ".repeat(2000)), 2002);

@@ -206,7 +206,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut ids = self.prefix_ids.clone();
         let room = self.max_len - self.prefix_ids.len() - self.suffix_ids.len();
-        let mut pieces = self.word_pieces(text);
+        let mut pieces = self.pieces_up_to(text, room);
         pieces.truncate(room);
         ids.extend(pieces);
         ids.extend_from_slice(&self.suffix_ids);
@@ -221,7 +221,13 @@ impl Tokenizer {
 
     /// The word-piece ids of `text` without special tokens and without truncation.
     pub fn word_pieces(&self, text: &str) -> Vec<u32> {
-        let mut ids = Vec::with_capacity(text.len() / 3 + 4);
+        self.pieces_up_to(text, usize::MAX)
+    }
+
+    /// The word-piece ids of `text`, stopping once at least `limit` are found (so a long
+    /// document is not tokenised to the end only to be truncated).
+    fn pieces_up_to(&self, text: &str, limit: usize) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(text.len().min(limit.saturating_mul(8)) / 3 + 4);
         let mut rest = text;
         loop {
             // The earliest added token in the rest of the text (the longest at that position).
@@ -232,12 +238,15 @@ impl Tokenizer {
                 .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             match hit {
                 Some((at, len, id)) => {
-                    self.plain_pieces(&rest[..at], &mut ids);
+                    self.plain_pieces(&rest[..at], limit, &mut ids);
                     ids.push(id);
                     rest = &rest[at + len..];
+                    if ids.len() >= limit {
+                        break;
+                    }
                 }
                 None => {
-                    self.plain_pieces(rest, &mut ids);
+                    self.plain_pieces(rest, limit, &mut ids);
                     break;
                 }
             }
@@ -245,14 +254,22 @@ impl Tokenizer {
         ids
     }
 
-    /// Normalises, pre-tokenises and word-pieces a span containing no added token.
-    fn plain_pieces(&self, text: &str, out: &mut Vec<u32>) {
-        if text.is_empty() {
-            return;
-        }
-        let normalized = normalize(text, self.normalizer);
-        for word in pre_tokenize(&normalized) {
-            self.word_to_pieces(word, out);
+    /// Normalises, pre-tokenises and word-pieces a span containing no added token, until `out`
+    /// holds at least `limit` ids.
+    fn plain_pieces(&self, text: &str, limit: usize, out: &mut Vec<u32>) {
+        // Normalise in slices of whole lines at a time so a long document stops early; the
+        // normaliser maps every line break to a space, so splitting there changes nothing.
+        for span in text.split_inclusive('\n') {
+            if out.len() >= limit {
+                return;
+            }
+            let normalized = normalize(span, self.normalizer);
+            for word in pre_tokenize(&normalized) {
+                if out.len() >= limit {
+                    return;
+                }
+                self.word_to_pieces(word, out);
+            }
         }
     }
 
