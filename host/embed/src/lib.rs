@@ -66,12 +66,25 @@ impl Default for EmbedOptions {
 }
 
 /// A loaded sentence embedder. Cheap to share: `Send + Sync`, every method takes `&self`.
-#[derive(Debug)]
 pub struct Embedder {
     tokenizer: Tokenizer,
     bert: Bert,
     kernel: Kernel,
     pool: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("layers", &self.config().num_hidden_layers)
+            .field("dim", &self.config().hidden_size)
+            .field("kernel", &self.kernel)
+            .field(
+                "threads",
+                &self.pool.as_ref().map_or(1, |p| p.current_num_threads()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Embedder {

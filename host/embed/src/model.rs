@@ -8,14 +8,12 @@ use crate::kernels::ops::{gelu, layer_norm};
 use crate::safetensors::SafeTensors;
 
 /// A LayerNorm's scale and shift.
-#[derive(Debug)]
 struct Norm {
     gamma: Vec<f32>,
     beta: Vec<f32>,
 }
 
 /// One transformer layer (post-LayerNorm, as BERT).
-#[derive(Debug)]
 struct Layer {
     /// Query, key and value projections stacked into one `d → 3d` layer.
     qkv: Linear,
@@ -27,7 +25,6 @@ struct Layer {
 }
 
 /// The BERT encoder of a sentence-transformers model.
-#[derive(Debug)]
 pub(crate) struct Bert {
     config: BertConfig,
     word: Vec<f32>,

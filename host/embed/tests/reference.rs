@@ -312,3 +312,9 @@ fn random_unicode_tokenizes_within_bounds() {
         assert!(e.count_tokens(&text) >= ids.len());
     }
 }
+
+#[test]
+fn debug_output_is_short() {
+    let text = format!("{:?}", embedder());
+    assert!(text.len() < 200 && text.contains("Embedder"), "{text}");
+}

@@ -48,7 +48,7 @@ impl Kernel {
 }
 
 /// A dense layer with packed weights.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Linear {
     in_dim: usize,
     out_dim: usize,

@@ -98,7 +98,6 @@ struct WordPieceSpec {
 }
 
 /// A loaded BERT WordPiece tokenizer.
-#[derive(Debug)]
 pub struct Tokenizer {
     vocab: HashMap<String, u32>,
     unk_id: u32,
@@ -112,6 +111,16 @@ pub struct Tokenizer {
     /// Ids placed after the word pieces (`[SEP]`).
     suffix_ids: Vec<u32>,
     max_len: usize,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab", &self.vocab.len())
+            .field("normalizer", &self.normalizer)
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokenizer {
