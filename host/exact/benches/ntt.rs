@@ -45,19 +45,36 @@ fn time_ns(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let mut state = 2026u64;
-    println!("{:>5} {:>14} {:>16} {:>9}", "n", "ntt (µs)", "schoolbook (µs)", "speed-up");
+    println!(
+        "{:>5} {:>14} {:>16} {:>9}",
+        "n", "ntt (µs)", "schoolbook (µs)", "speed-up"
+    );
     for n in [64usize, 128, 256, 512] {
         let plan = NttPlan::new(n).expect("supported degree");
         let bound = 1i64 << 24;
         assert!(plan.exact_for(bound as u64, bound as u64));
-        let a: Vec<i64> = (0..n).map(|_| (splitmix(&mut state) % (2 * bound as u64)) as i64 - bound).collect();
-        let b: Vec<i64> = (0..n).map(|_| (splitmix(&mut state) % (2 * bound as u64)) as i64 - bound).collect();
+        let a: Vec<i64> = (0..n)
+            .map(|_| (splitmix(&mut state) % (2 * bound as u64)) as i64 - bound)
+            .collect();
+        let b: Vec<i64> = (0..n)
+            .map(|_| (splitmix(&mut state) % (2 * bound as u64)) as i64 - bound)
+            .collect();
         let (mut c1, mut c2) = (vec![0i64; n], vec![0i64; n]);
         plan.multiply_exact(&a, &b, &mut c1).expect("lengths match");
         negacyclic_schoolbook(&a, &b, &mut c2).expect("lengths match");
         assert_eq!(c1, c2, "NTT and schoolbook disagree at n={n}");
-        let ntt = time_ns(|| plan.multiply_exact(black_box(&a), black_box(&b), black_box(&mut c1)).unwrap());
-        let school = time_ns(|| negacyclic_schoolbook(black_box(&a), black_box(&b), black_box(&mut c2)).unwrap());
-        println!("{n:>5} {:>14.2} {:>16.2} {:>8.1}x", ntt / 1e3, school / 1e3, school / ntt);
+        let ntt = time_ns(|| {
+            plan.multiply_exact(black_box(&a), black_box(&b), black_box(&mut c1))
+                .unwrap()
+        });
+        let school = time_ns(|| {
+            negacyclic_schoolbook(black_box(&a), black_box(&b), black_box(&mut c2)).unwrap()
+        });
+        println!(
+            "{n:>5} {:>14.2} {:>16.2} {:>8.1}x",
+            ntt / 1e3,
+            school / 1e3,
+            school / ntt
+        );
     }
 }

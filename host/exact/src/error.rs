@@ -91,10 +91,18 @@ impl fmt::Display for ExactError {
 impl std::error::Error for ExactError {}
 
 /// Returns an error unless `actual == expected`.
-pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), ExactError> {
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), ExactError> {
     if expected == actual {
         Ok(())
     } else {
-        Err(ExactError::LengthMismatch { what, expected, actual })
+        Err(ExactError::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
     }
 }

@@ -91,7 +91,11 @@ pub(crate) fn f16_parts_unchecked(bits: u16) -> (i32, i32) {
 
 #[inline(always)]
 fn f16_parts_finite(bits: u16, e: i32, f: i32) -> (i32, i32) {
-    let (m, x) = if e == 0 { (f, -24) } else { (f | 0x400, e - 25) };
+    let (m, x) = if e == 0 {
+        (f, -24)
+    } else {
+        (f | 0x400, e - 25)
+    };
     (if bits & 0x8000 != 0 { -m } else { m }, x)
 }
 
@@ -105,7 +109,11 @@ pub fn f32_parts(bits: u32) -> Option<(i64, i32)> {
     if e == 0xff {
         return None;
     }
-    let (m, x) = if e == 0 { (f, -149) } else { (f | 0x80_0000, e - 150) };
+    let (m, x) = if e == 0 {
+        (f, -149)
+    } else {
+        (f | 0x80_0000, e - 150)
+    };
     Some((if bits & 0x8000_0000 != 0 { -m } else { m }, x))
 }
 
@@ -138,7 +146,10 @@ pub fn parts_to_fixed(mant: i64, exp: i32, frac_bits: u32) -> Option<i64> {
 /// With `frac_bits >= 24` every finite f16 converts without any rounding (the smallest
 /// subnormal is `2^-24`).
 pub fn f16_to_fixed(bits: u16, frac_bits: u32, what: &'static str) -> Result<i64, ExactError> {
-    let err = ExactError::UnrepresentableFloat { what, bits: bits as u32 };
+    let err = ExactError::UnrepresentableFloat {
+        what,
+        bits: bits as u32,
+    };
     let (m, e) = f16_parts(bits).ok_or(err.clone())?;
     parts_to_fixed(m as i64, e, frac_bits).ok_or(err)
 }
@@ -174,7 +185,11 @@ pub fn act_to_f32_bits(raw: i32) -> u32 {
         let q = a >> s;
         let rem = a & ((1u64 << s) - 1);
         let half = 1u64 << (s - 1);
-        let q = if rem > half || (rem == half && q & 1 == 1) { q + 1 } else { q };
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
         (q, msb)
     };
     if mant >= 1 << 24 {
@@ -264,13 +279,26 @@ mod tests {
         assert!(f32_to_fixed_i32(40000.0f32.to_bits(), 16, "t").is_err());
         let mut state = 1u64;
         for _ in 0..200_000 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let raw = (state >> 32) as i32;
             let want = (raw as f64 / 65536.0) as f32;
             assert_eq!(act_to_f32_bits(raw), want.to_bits(), "raw {raw}");
         }
-        for raw in [i32::MIN, i32::MAX, 1, -1, (1 << 24) + 1, (1 << 25) + 3, (1 << 25) + 1] {
-            assert_eq!(act_to_f32_bits(raw), ((raw as f64 / 65536.0) as f32).to_bits());
+        for raw in [
+            i32::MIN,
+            i32::MAX,
+            1,
+            -1,
+            (1 << 24) + 1,
+            (1 << 25) + 3,
+            (1 << 25) + 1,
+        ] {
+            assert_eq!(
+                act_to_f32_bits(raw),
+                ((raw as f64 / 65536.0) as f32).to_bits()
+            );
         }
     }
 
@@ -280,7 +308,12 @@ mod tests {
             let r = isqrt_u128(n);
             assert!(r * r <= n && (r + 1) * (r + 1) > n);
         }
-        for n in [u128::MAX, u128::MAX / 3, 1u128 << 127, (1u128 << 100) + 12345] {
+        for n in [
+            u128::MAX,
+            u128::MAX / 3,
+            1u128 << 127,
+            (1u128 << 100) + 12345,
+        ] {
             let r = isqrt_u128(n);
             assert!(r * r <= n);
             assert!((r + 1).checked_mul(r + 1).is_none_or(|sq| sq > n));

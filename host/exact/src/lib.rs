@@ -40,6 +40,7 @@
 //! | [`cordic::cos_sin_q62`] | cos, sin | 1 ulp (Q30) | 400,000 angles in `[0, 2π)` |
 //! | [`RopeTable`] | `cos/sin(p·base^(−2i/d))` | 1 ulp (Q30) | bases 1e4, 1e5, 1e6; `d` 64, 128; `p < 32768` |
 //! | [`rope_adjacent`], [`rope_neox`] | rotation | 0.5 ulp (Q16) given cos/sin | random heads |
+//! | [`attend`] | scaled-dot-product attention, one head | `1 + 2^-13·max|v|` ulp (Q16) | 200 random heads, `d` 64, up to 512 positions |
 //! | [`QuantMatrix`] | quantized dot product | exact (0) for the quantized operands | element-wise `i128` reference, all formats |
 //!
 //! The quantized dot products are exact, so scalar and AVX2 kernels, any chunking of a row and
@@ -59,6 +60,7 @@
 //! calls take slices and caller-owned buffers and never allocate.
 
 pub mod activation;
+pub mod attention;
 pub mod cordic;
 mod error;
 pub mod exp;
@@ -73,6 +75,7 @@ pub mod softmax;
 mod test_rng;
 
 pub use activation::{gelu, gelu_inplace, sigmoid_q30, silu, silu_inplace, swiglu};
+pub use attention::{attend, attention_scale_q30};
 pub use error::ExactError;
 pub use exp::exp_neg_act;
 pub use fixed::{ACT_FRAC_BITS, ACT_ONE, DOT_FRAC_BITS, PROB_FRAC_BITS, PROB_ONE, TRIG_FRAC_BITS};

@@ -24,7 +24,10 @@ pub const RMS_MAX_LEN: usize = 1 << 24;
 /// Converts an f32 epsilon (its bits, e.g. from `llama.attention.layer_norm_rms_epsilon`) to
 /// the Q32 integer [`rms_norm`] takes, with integer operations only.
 pub fn rms_eps_from_f32_bits(bits: u32) -> Result<u64, ExactError> {
-    let err = ExactError::UnrepresentableFloat { what: "RMSNorm epsilon", bits };
+    let err = ExactError::UnrepresentableFloat {
+        what: "RMSNorm epsilon",
+        bits,
+    };
     let (m, e) = f32_parts(bits).ok_or(err.clone())?;
     let v = parts_to_fixed(m, e, RMS_EPS_FRAC_BITS).ok_or(err.clone())?;
     u64::try_from(v).map_err(|_| err)
@@ -34,7 +37,12 @@ pub fn rms_eps_from_f32_bits(bits: u32) -> Result<u64, ExactError> {
 ///
 /// All three slices must have the same length `n` with `1 <= n <= RMS_MAX_LEN`. A row of zeros
 /// with `eps_q32 == 0` produces zeros. Never allocates.
-pub fn rms_norm(x: &[i32], weight: &[i32], eps_q32: u64, out: &mut [i32]) -> Result<(), ExactError> {
+pub fn rms_norm(
+    x: &[i32],
+    weight: &[i32],
+    eps_q32: u64,
+    out: &mut [i32],
+) -> Result<(), ExactError> {
     let n = x.len();
     if n == 0 || n > RMS_MAX_LEN {
         return Err(ExactError::UnsupportedDimension {
@@ -74,7 +82,10 @@ mod tests {
         let xs: Vec<f64> = x.iter().map(|&v| v as f64 / 65536.0).collect();
         let ms = xs.iter().map(|v| v * v).sum::<f64>() / n + eps_q32 as f64 / 2f64.powi(32);
         let r = ms.sqrt();
-        xs.iter().zip(w).map(|(v, &wi)| v / r * (wi as f64 / 65536.0) * 65536.0).collect()
+        xs.iter()
+            .zip(w)
+            .map(|(v, &wi)| v / r * (wi as f64 / 65536.0) * 65536.0)
+            .collect()
     }
 
     #[test]
@@ -87,7 +98,9 @@ mod tests {
             // magnitudes from 2^-10 to 2^12
             let mag = 1i64 << (6 + case % 22);
             let x: Vec<i32> = (0..n).map(|_| rng.range_i64(-mag, mag) as i32).collect();
-            let w: Vec<i32> = (0..n).map(|_| rng.range_i64(-4 << 16, 4 << 16) as i32).collect();
+            let w: Vec<i32> = (0..n)
+                .map(|_| rng.range_i64(-4 << 16, 4 << 16) as i32)
+                .collect();
             let mut out = vec![0; n];
             rms_norm(&x, &w, eps, &mut out).unwrap();
             for (o, r) in out.iter().zip(reference(&x, &w, eps)) {
@@ -96,6 +109,7 @@ mod tests {
                 }
             }
         }
+        eprintln!("measured: rms_norm worst error {worst:.4} ulp (Q16)");
         assert!(worst <= 1.0, "worst error {worst} ulp");
     }
 

@@ -111,8 +111,18 @@ impl NttPlan {
 
     /// Runs the transforms on residue vectors (reduced per prime, each of length `n`) and
     /// writes the CRT-combined coefficients in `[0, M)` through `emit`.
-    fn product(&self, x1: &mut [u32], y1: &mut [u32], x2: &mut [u32], y2: &mut [u32], mut emit: impl FnMut(usize, u64)) {
-        for (p, x, y) in [(&self.p1, &mut *x1, &mut *y1), (&self.p2, &mut *x2, &mut *y2)] {
+    fn product(
+        &self,
+        x1: &mut [u32],
+        y1: &mut [u32],
+        x2: &mut [u32],
+        y2: &mut [u32],
+        mut emit: impl FnMut(usize, u64),
+    ) {
+        for (p, x, y) in [
+            (&self.p1, &mut *x1, &mut *y1),
+            (&self.p2, &mut *x2, &mut *y2),
+        ] {
             p.forward(x);
             p.forward(y);
             p.pointwise(x, y);
@@ -156,7 +166,11 @@ impl NttPlan {
             y2[k] = b[k].rem_euclid(Q2 as i64) as u32;
         }
         self.product(x1, y1, x2, y2, |k, v| {
-            out[k] = if v > MODULUS / 2 { v as i64 - MODULUS as i64 } else { v as i64 };
+            out[k] = if v > MODULUS / 2 {
+                v as i64 - MODULUS as i64
+            } else {
+                v as i64
+            };
         });
         Ok(())
     }

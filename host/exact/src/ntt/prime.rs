@@ -19,9 +19,9 @@ fn prime_factors(mut m: u64) -> Vec<u64> {
     let mut f = Vec::new();
     let mut d = 2u64;
     while d * d <= m {
-        if m % d == 0 {
+        if m.is_multiple_of(d) {
             f.push(d);
-            while m % d == 0 {
+            while m.is_multiple_of(d) {
                 m /= d;
             }
         }
@@ -81,7 +81,13 @@ impl PrimeNtt {
         let psi = pow_mod(g, (q64 - 1) / (2 * n as u64), q64) as u32;
         let psi_inv = pow_mod(psi as u64, q64 - 2, q64) as u32;
         let bits = n.trailing_zeros();
-        let br = |k: usize| if bits == 0 { 0 } else { k.reverse_bits() >> (usize::BITS - bits) };
+        let br = |k: usize| {
+            if bits == 0 {
+                0
+            } else {
+                k.reverse_bits() >> (usize::BITS - bits)
+            }
+        };
         let table = |root: u32| -> Vec<(u32, u32)> {
             (0..n)
                 .map(|k| {
@@ -91,7 +97,13 @@ impl PrimeNtt {
                 .collect()
         };
         let ni = pow_mod(n as u64, q64 - 2, q64) as u32;
-        Self { q, psi, fwd: table(psi), inv: table(psi_inv), n_inv: (ni, shoup(ni, q)) }
+        Self {
+            q,
+            psi,
+            fwd: table(psi),
+            inv: table(psi_inv),
+            n_inv: (ni, shoup(ni, q)),
+        }
     }
 
     /// In-place forward negacyclic NTT (Cooley–Tukey, normal order in, bit-reversed out).

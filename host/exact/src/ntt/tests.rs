@@ -19,7 +19,7 @@ fn roots_are_primitive_2n_th_roots() {
         }
     }
     assert_eq!(MODULUS, 1_152_908_312_643_096_577);
-    assert!(MODULUS < 1 << 60);
+    const { assert!(MODULUS < 1 << 60) };
 }
 
 #[test]
@@ -30,7 +30,10 @@ fn bad_degrees_and_lengths_are_errors() {
     let plan = NttPlan::new(8).unwrap();
     assert!(plan.multiply_exact(&[0; 8], &[0; 7], &mut [0; 8]).is_err());
     assert!(plan.multiply_mod(&[0; 8], &[0; 8], &mut [0; 9]).is_err());
-    assert_eq!(plan.invert_mod(&[0; 8], &mut [0; 8]), Err(ExactError::NotInvertible));
+    assert_eq!(
+        plan.invert_mod(&[0; 8], &mut [0; 8]),
+        Err(ExactError::NotInvertible)
+    );
 }
 
 /// The largest input bound for which `multiply_exact` is guaranteed exact at degree `n`.
@@ -38,7 +41,9 @@ fn exact_bound(n: usize) -> i64 {
     let limit = ((MODULUS - 1) / 2) as u128 / n as u128;
     let b = crate::fixed::isqrt_u128(limit) as i64;
     assert!(NttPlan::new(n).unwrap().exact_for(b as u64, b as u64));
-    assert!(!NttPlan::new(n).unwrap().exact_for(b as u64 + 1, b as u64 + 1));
+    assert!(!NttPlan::new(n)
+        .unwrap()
+        .exact_for(b as u64 + 1, b as u64 + 1));
     b
 }
 

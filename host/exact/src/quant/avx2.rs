@@ -36,7 +36,10 @@ mod imp {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn hsum(v: __m256i) -> i32 {
-        hsum128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v)))
+        hsum128(_mm_add_epi32(
+            _mm256_castsi256_si128(v),
+            _mm256_extracti128_si256::<1>(v),
+        ))
     }
 
     /// 32 bytes from a slice of exactly 32 bytes.
@@ -66,12 +69,20 @@ mod imp {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn q6k_isums(w: &[u8], a: &[Q8Block]) -> [i32; 16] {
-        let (mask4, mask2, m32) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        let (mask4, mask2, m32) = (
+            _mm256_set1_epi8(0x0f),
+            _mm256_set1_epi8(3),
+            _mm256_set1_epi8(32),
+        );
         let mut out = [0i32; 16];
         for (b, blk) in a.iter().enumerate() {
             let (h, g) = (b / 4, b % 4);
             let ql = load32(&w[64 * h + 32 * (g % 2)..64 * h + 32 * (g % 2) + 32]);
-            let lo = if g < 2 { ql } else { _mm256_srli_epi16::<4>(ql) };
+            let lo = if g < 2 {
+                ql
+            } else {
+                _mm256_srli_epi16::<4>(ql)
+            };
             let qh = load32(&w[128 + 32 * h..128 + 32 * h + 32]);
             let hi = match g {
                 0 => qh,
@@ -117,7 +128,12 @@ mod imp {
     fn bits_to_bytes(bits: u32) -> __m256i {
         let spread = _mm256_shuffle_epi8(
             _mm256_set1_epi32(bits as i32),
-            _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303),
+            _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            ),
         );
         let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
         _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1))
@@ -130,11 +146,12 @@ mod imp {
         unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) }
     }
 
+    /// Eight partial sums whose total is the block's `isum` (see `scalar::block_isum`).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn block_isum(format: WeightFormat, w: &[u8], a: &Q8Block) -> i32 {
+    fn block_isum_lanes(format: WeightFormat, w: &[u8], a: &Q8Block) -> __m256i {
         let act = load_act(a);
-        let v = match format {
+        match format {
             WeightFormat::Q4_0 => dot_u8_i8(nibbles(&w[2..18]), act),
             WeightFormat::Q4_1 => dot_u8_i8(nibbles(&w[4..20]), act),
             WeightFormat::Q5_0 => {
@@ -149,8 +166,246 @@ mod imp {
             }
             // The super-block formats go through `q4k_isums` / `q6k_isums`.
             WeightFormat::Q4_K | WeightFormat::Q6_K => _mm256_setzero_si256(),
-        };
-        hsum(v)
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn block_isum(format: WeightFormat, w: &[u8], a: &Q8Block) -> i32 {
+        hsum(block_isum_lanes(format, w, a))
+    }
+
+    /// Lane `j` of the result is the total of `v[j]` (eight vectors reduced at once).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum8x8(v: &[__m256i; 8]) -> __m256i {
+        let h01 = _mm256_hadd_epi32(v[0], v[1]);
+        let h23 = _mm256_hadd_epi32(v[2], v[3]);
+        let h45 = _mm256_hadd_epi32(v[4], v[5]);
+        let h67 = _mm256_hadd_epi32(v[6], v[7]);
+        let h0123 = _mm256_hadd_epi32(h01, h23);
+        let h4567 = _mm256_hadd_epi32(h45, h67);
+        let lo = _mm256_permute2x128_si256::<0x20>(h0123, h4567);
+        let hi = _mm256_permute2x128_si256::<0x31>(h0123, h4567);
+        _mm256_add_epi32(lo, hi)
+    }
+
+    /// Eight f16 bit patterns (zero-extended in `i32` lanes) decoded exactly as `(mant, e)`
+    /// with `value = mant · 2^e`, as `crate::fixed::f16_parts` does.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn f16_parts8(h: __m256i) -> (__m256i, __m256i) {
+        let e = _mm256_and_si256(_mm256_srli_epi32::<10>(h), _mm256_set1_epi32(31));
+        let f = _mm256_and_si256(h, _mm256_set1_epi32(1023));
+        let subnormal = _mm256_cmpeq_epi32(e, _mm256_setzero_si256());
+        let m = _mm256_or_si256(f, _mm256_andnot_si256(subnormal, _mm256_set1_epi32(1024)));
+        let neg = _mm256_cmpeq_epi32(
+            _mm256_and_si256(h, _mm256_set1_epi32(0x8000)),
+            _mm256_set1_epi32(0x8000),
+        );
+        let m = _mm256_sub_epi32(_mm256_xor_si256(m, neg), neg);
+        let exp = _mm256_sub_epi32(
+            _mm256_max_epi32(e, _mm256_set1_epi32(1)),
+            _mm256_set1_epi32(25),
+        );
+        (m, exp)
+    }
+
+    /// Exact accumulation of `v[j] · 2^sh[j]` (`|v| < 2^31`, `0 <= sh <= 62`) into three
+    /// buckets of `i64` lanes: `sh = 21·b + r` goes to bucket `b` as `v · 2^r` (below `2^51`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn accumulate(acc: &mut [__m256i; 3], v: __m256i, sh: __m256i) {
+        let b1 = _mm256_cmpgt_epi32(sh, _mm256_set1_epi32(20));
+        let b2 = _mm256_cmpgt_epi32(sh, _mm256_set1_epi32(41));
+        let k21 = _mm256_set1_epi32(21);
+        let r = _mm256_sub_epi32(
+            sh,
+            _mm256_add_epi32(_mm256_and_si256(b1, k21), _mm256_and_si256(b2, k21)),
+        );
+        for half in 0..2 {
+            let pick = |x: __m256i| {
+                if half == 0 {
+                    _mm256_castsi256_si128(x)
+                } else {
+                    _mm256_extracti128_si256::<1>(x)
+                }
+            };
+            let t = _mm256_sllv_epi64(
+                _mm256_cvtepi32_epi64(pick(v)),
+                _mm256_cvtepu32_epi64(pick(r)),
+            );
+            let m1 = _mm256_cvtepi32_epi64(pick(b1));
+            let m2 = _mm256_cvtepi32_epi64(pick(b2));
+            acc[0] = _mm256_add_epi64(acc[0], _mm256_andnot_si256(m1, t));
+            acc[1] = _mm256_add_epi64(acc[1], _mm256_and_si256(_mm256_andnot_si256(m2, m1), t));
+            acc[2] = _mm256_add_epi64(acc[2], _mm256_and_si256(m2, t));
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes_i64(v: __m256i) -> [i64; 4] {
+        let mut out = [0i64; 4];
+        // SAFETY: `out` is 32 writable bytes; the store is unaligned.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    /// The value of the three buckets, exactly.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn finish(acc: &[__m256i; 3]) -> i128 {
+        let mut total = 0i128;
+        for (b, &v) in acc.iter().enumerate() {
+            let s: i128 = lanes_i64(v).iter().map(|&x| x as i128).sum();
+            total += s << (21 * b);
+        }
+        total
+    }
+
+    /// The first four bytes (the f16 `d`, then the next two bytes: `m` for `Q4_1`) of each of
+    /// the eight blocks of `wb` (block size `bb`), little-endian, one per lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn gather_u32(wb: &[u8], bb: usize) -> __m256i {
+        assert!(wb.len() >= 7 * bb + 4);
+        let bb = bb as i32;
+        let idx = _mm256_setr_epi32(0, bb, 2 * bb, 3 * bb, 4 * bb, 5 * bb, 6 * bb, 7 * bb);
+        // SAFETY: every lane reads 4 bytes at `j·bb <= 7·bb`, inside `wb` (checked above).
+        unsafe { _mm256_i32gather_epi32::<1>(wb.as_ptr().cast(), idx) }
+    }
+
+    /// `(Σq, shift)` of eight activation blocks as `i32` lanes, by one gather of the four
+    /// initialised bytes `qs[31], sum (2 bytes), shift` at offset 31 of each `#[repr(C)]` block.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn act_sum_shift8(xb: &[Q8Block]) -> (__m256i, __m256i) {
+        const SIZE: i32 = std::mem::size_of::<Q8Block>() as i32;
+        const _: () = assert!(
+            std::mem::offset_of!(Q8Block, sum) == 32 && std::mem::offset_of!(Q8Block, shift) == 34
+        );
+        assert!(xb.len() >= 8);
+        let idx = _mm256_setr_epi32(
+            31,
+            SIZE + 31,
+            2 * SIZE + 31,
+            3 * SIZE + 31,
+            4 * SIZE + 31,
+            5 * SIZE + 31,
+            6 * SIZE + 31,
+            7 * SIZE + 31,
+        );
+        // SAFETY: each lane reads bytes 31..35 of block j < 8 of `xb`: `qs[31]`, `sum` and
+        // `shift`, all initialised fields of the `#[repr(C)]` struct (no padding byte is read).
+        let g = unsafe { _mm256_i32gather_epi32::<1>(xb.as_ptr().cast(), idx) };
+        let sum = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<8>(g));
+        let shift = _mm256_srli_epi32::<24>(g);
+        (sum, shift)
+    }
+
+    /// Eight blocks at a time: integer sums by SIMD, then the exact scaling by SIMD too.
+    ///
+    /// Every term is an integer below `2^31` times `2^sh` with `0 <= sh <= 54` (the same
+    /// integers `scalar::block_term` forms), accumulated without rounding; each `i64` lane
+    /// receives at most four terms below `2^51` per iteration, so chunks of 4096 blocks cannot
+    /// overflow.
+    #[inline]
+    ///
+    /// With `window = Some(base)` the caller guarantees that every shift lies in
+    /// `base..=base + spread` with all terms summing below `2^63` per lane, and the terms are
+    /// accumulated as `v · 2^(sh − base)` in plain `i64` lanes instead (shifts outside the window
+    /// only occur for zero terms, which `sllv` turns into zero).
+    #[target_feature(enable = "avx2")]
+    fn dot32(format: WeightFormat, w: &[u8], x: &[Q8Block], window: Option<u32>) -> i128 {
+        const CHUNK: usize = 4096;
+        let bb = format.block_bytes();
+        let base = _mm256_set1_epi32(24);
+        let mut total = 0i128;
+        let full = x.len() / 8 * 8;
+        if let Some(wbase) = window {
+            let wb32 = _mm256_set1_epi32(wbase as i32);
+            let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            let mut add = |v: __m256i, sh: __m256i| {
+                let r = _mm256_sub_epi32(sh, wb32);
+                let v0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+                let v1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v));
+                let r0 = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(r));
+                let r1 = _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(r));
+                lo = _mm256_add_epi64(lo, _mm256_sllv_epi64(v0, r0));
+                hi = _mm256_add_epi64(hi, _mm256_sllv_epi64(v1, r1));
+            };
+            for i in (0..full).step_by(8) {
+                let wb = &w[i * bb..(i + 8) * bb];
+                let xb = &x[i..i + 8];
+                let mut lanes = [_mm256_setzero_si256(); 8];
+                for (j, (l, a)) in lanes.iter_mut().zip(xb).enumerate() {
+                    *l = block_isum_lanes(format, &wb[j * bb..(j + 1) * bb], a);
+                }
+                let isum = hsum8x8(&lanes);
+                let (sum, k) = act_sum_shift8(xb);
+                let kb = _mm256_add_epi32(k, base);
+                let scales = gather_u32(wb, bb);
+                let (m, e) = f16_parts8(_mm256_and_si256(scales, _mm256_set1_epi32(0xffff)));
+                let ints = match format {
+                    WeightFormat::Q4_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(sum)),
+                    WeightFormat::Q5_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(sum)),
+                    _ => isum,
+                };
+                add(_mm256_mullo_epi32(ints, m), _mm256_add_epi32(e, kb));
+                if format == WeightFormat::Q4_1 {
+                    let (mm, me) = f16_parts8(_mm256_srli_epi32::<16>(scales));
+                    add(_mm256_mullo_epi32(sum, mm), _mm256_add_epi32(me, kb));
+                }
+            }
+            let s: i128 = lanes_i64(lo)
+                .iter()
+                .chain(lanes_i64(hi).iter())
+                .map(|&v| v as i128)
+                .sum();
+            total = s << wbase;
+        }
+        let bucketed_end = if window.is_some() { 0 } else { full };
+        for chunk_start in (0..bucketed_end).step_by(CHUNK) {
+            let mut acc = [_mm256_setzero_si256(); 3];
+            let end = (chunk_start + CHUNK).min(bucketed_end);
+            for i in (chunk_start..end).step_by(8) {
+                let wb = &w[i * bb..(i + 8) * bb];
+                let xb = &x[i..i + 8];
+                let mut lanes = [_mm256_setzero_si256(); 8];
+                for (j, (l, a)) in lanes.iter_mut().zip(xb).enumerate() {
+                    *l = block_isum_lanes(format, &wb[j * bb..(j + 1) * bb], a);
+                }
+                let isum = hsum8x8(&lanes);
+                let (sum, k) = act_sum_shift8(xb);
+                let kb = _mm256_add_epi32(k, base);
+                let scales = gather_u32(wb, bb);
+                let (m, e) = f16_parts8(_mm256_and_si256(scales, _mm256_set1_epi32(0xffff)));
+                let ints = match format {
+                    WeightFormat::Q4_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(sum)),
+                    WeightFormat::Q5_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(sum)),
+                    _ => isum,
+                };
+                accumulate(
+                    &mut acc,
+                    _mm256_mullo_epi32(ints, m),
+                    _mm256_add_epi32(e, kb),
+                );
+                if format == WeightFormat::Q4_1 {
+                    let (mm, me) = f16_parts8(_mm256_srli_epi32::<16>(scales));
+                    accumulate(
+                        &mut acc,
+                        _mm256_mullo_epi32(sum, mm),
+                        _mm256_add_epi32(me, kb),
+                    );
+                }
+            }
+            total += finish(&acc);
+        }
+        for (block, a) in w[full * bb..].chunks_exact(bb).zip(&x[full..]) {
+            total += block_term(format, block, block_isum(format, block, a), a);
+        }
+        total
     }
 
     /// The exact dot product of a run of weight blocks with as many activation blocks.
@@ -158,7 +413,12 @@ mod imp {
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(in super::super) unsafe fn dot(format: WeightFormat, w: &[u8], x: &[Q8Block]) -> i128 {
+    pub(in super::super) unsafe fn dot(
+        format: WeightFormat,
+        w: &[u8],
+        x: &[Q8Block],
+        window: Option<u32>,
+    ) -> i128 {
         let bb = format.block_bytes();
         let mut acc = 0i128;
         match format {
@@ -172,11 +432,7 @@ mod imp {
                     acc += q6k_term(block, a, &q6k_isums(block, a));
                 }
             }
-            _ => {
-                for (block, a) in w.chunks_exact(bb).zip(x) {
-                    acc += block_term(format, block, block_isum(format, block, a), a);
-                }
-            }
+            _ => acc = dot32(format, w, x, window),
         }
         acc
     }

@@ -74,5 +74,6 @@ pub(super) fn block(format: WeightFormat, w: &[u8], out: &mut [i64]) {
 /// Rounds a Q24 weight to a Q15.16 activation (ties away from zero, saturating).
 #[inline]
 pub(super) fn to_act(v: i64) -> i32 {
-    round_shift_i64(v, DEQUANT_FRAC_BITS - ACT_FRAC_BITS).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    round_shift_i64(v, DEQUANT_FRAC_BITS - ACT_FRAC_BITS).clamp(i32::MIN as i64, i32::MAX as i64)
+        as i32
 }

@@ -90,7 +90,11 @@ pub struct Q8Block {
 
 impl Default for Q8Block {
     fn default() -> Self {
-        Self { qs: [0; QK], sum: 0, shift: 0 }
+        Self {
+            qs: [0; QK],
+            sum: 0,
+            shift: 0,
+        }
     }
 }
 
@@ -98,8 +102,12 @@ impl Default for Q8Block {
 ///
 /// Never allocates; the caller keeps one buffer per row width.
 pub fn quantize_act(x: &[i32], out: &mut [Q8Block]) -> Result<(), ExactError> {
-    if x.len() % QK != 0 {
-        return Err(ExactError::NotBlockAligned { what: "activation length", len: x.len(), block: QK });
+    if !x.len().is_multiple_of(QK) {
+        return Err(ExactError::NotBlockAligned {
+            what: "activation length",
+            len: x.len(),
+            block: QK,
+        });
     }
     check_len("quantized activation blocks", x.len() / QK, out.len())?;
     for (chunk, block) in x.chunks_exact(QK).zip(out.iter_mut()) {
@@ -139,7 +147,14 @@ pub enum WeightFormat {
 
 impl WeightFormat {
     /// Every supported format.
-    pub const ALL: [WeightFormat; 6] = [Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q8_0, Self::Q4_K, Self::Q6_K];
+    pub const ALL: [WeightFormat; 6] = [
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q8_0,
+        Self::Q4_K,
+        Self::Q6_K,
+    ];
 
     /// Elements per weight block (32, or 256 for the `_K` formats).
     pub const fn block_len(self) -> usize {
@@ -229,34 +244,64 @@ pub fn dot_to_act(acc: i128) -> i32 {
 
 /// A validated, borrowed, row-major matrix of quantized weights (`rows × cols`, each row a
 /// sequence of `cols / 32` blocks), as stored in a GGUF tensor.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QuantMatrix<'a> {
     format: WeightFormat,
     data: &'a [u8],
     rows: usize,
     cols: usize,
     row_bytes: usize,
+    /// Per row, the smallest and largest exponent of its non-zero f16 block scales (32-element
+    /// formats only): lets the AVX2 kernel accumulate a row in one 64-bit window.
+    row_exp: Vec<(i8, i8)>,
 }
 
 impl<'a> QuantMatrix<'a> {
     /// Wraps `data` after checking its size and that every block scale is finite (done once, at
     /// load time, so the per-token calls need no checks beyond slice lengths).
-    pub fn new(format: WeightFormat, data: &'a [u8], rows: usize, cols: usize) -> Result<Self, ExactError> {
+    pub fn new(
+        format: WeightFormat,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, ExactError> {
         let bl = format.block_len();
-        if cols == 0 || cols % bl != 0 {
-            return Err(ExactError::NotBlockAligned { what: "weight columns", len: cols, block: bl });
+        if cols == 0 || !cols.is_multiple_of(bl) {
+            return Err(ExactError::NotBlockAligned {
+                what: "weight columns",
+                len: cols,
+                block: bl,
+            });
         }
         let row_bytes = cols / bl * format.block_bytes();
         check_len("weight data (bytes)", rows * row_bytes, data.len())?;
+        let per_row = cols / bl;
+        let mut row_exp = vec![(i8::MAX, i8::MIN); if bl == QK { rows } else { 0 }];
         for (i, block) in data.chunks_exact(format.block_bytes()).enumerate() {
             for &off in format.scale_offsets() {
-                if f16_parts(u16::from_le_bytes([block[off], block[off + 1]])).is_none() {
-                    let per_row = cols / bl;
-                    return Err(ExactError::NonFiniteScale { row: i / per_row, block: i % per_row });
+                let Some((m, e)) = f16_parts(u16::from_le_bytes([block[off], block[off + 1]]))
+                else {
+                    return Err(ExactError::NonFiniteScale {
+                        row: i / per_row,
+                        block: i % per_row,
+                    });
+                };
+                if let Some(r) = row_exp.get_mut(i / per_row).filter(|_| m != 0) {
+                    *r = (r.0.min(e as i8), r.1.max(e as i8));
                 }
             }
         }
-        Ok(Self { format, data, rows, cols, row_bytes })
+        for r in row_exp.iter_mut().filter(|r| r.0 > r.1) {
+            *r = (0, 0); // a row of zero scales
+        }
+        Ok(Self {
+            format,
+            data,
+            rows,
+            cols,
+            row_bytes,
+            row_exp,
+        })
     }
 
     /// The weight format.
@@ -299,26 +344,50 @@ impl<'a> QuantMatrix<'a> {
     ) -> Result<i128, ExactError> {
         self.check_x(x)?;
         if row >= self.rows {
-            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+            return Err(ExactError::LengthMismatch {
+                what: "row index (must be < rows)",
+                expected: self.rows,
+                actual: row,
+            });
         }
         let nb = self.cols / self.format.block_len();
         if blocks.start > blocks.end || blocks.end > nb {
-            return Err(ExactError::LengthMismatch { what: "block range end", expected: nb, actual: blocks.end });
+            return Err(ExactError::LengthMismatch {
+                what: "block range end",
+                expected: nb,
+                actual: blocks.end,
+            });
         }
         let (bb, apb) = (self.format.block_bytes(), self.format.acts_per_block());
         let w = &self.row_data(row)[blocks.start * bb..blocks.end * bb];
-        Ok(dot_blocks(self.format, w, &x[blocks.start * apb..blocks.end * apb], kernel))
+        let x = &x[blocks.start * apb..blocks.end * apb];
+        Ok(dot_blocks(
+            self.format,
+            w,
+            x,
+            kernel,
+            self.row_exp.get(row).copied(),
+            shift_range(x),
+        ))
     }
 
     /// Dequantizes row `row` exactly into `out` (`out.len() == cols`), in Q39.24
     /// ([`DEQUANT_FRAC_BITS`]).
     pub fn dequantize_row(&self, row: usize, out: &mut [i64]) -> Result<(), ExactError> {
         if row >= self.rows {
-            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+            return Err(ExactError::LengthMismatch {
+                what: "row index (must be < rows)",
+                expected: self.rows,
+                actual: row,
+            });
         }
         check_len("dequantized row", self.cols, out.len())?;
         let bl = self.format.block_len();
-        for (w, o) in self.row_data(row).chunks_exact(self.format.block_bytes()).zip(out.chunks_exact_mut(bl)) {
+        for (w, o) in self
+            .row_data(row)
+            .chunks_exact(self.format.block_bytes())
+            .zip(out.chunks_exact_mut(bl))
+        {
             dequant::block(self.format, w, o);
         }
         Ok(())
@@ -327,17 +396,34 @@ impl<'a> QuantMatrix<'a> {
     /// Dequantizes row `row` into Q15.16 activations (rounded, ties away from zero, saturating):
     /// the embedding lookup of exact mode. `scratch` holds one weight block
     /// (`scratch.len() >= format.block_len()`), so nothing is allocated.
-    pub fn dequantize_row_act(&self, row: usize, scratch: &mut [i64], out: &mut [i32]) -> Result<(), ExactError> {
+    pub fn dequantize_row_act(
+        &self,
+        row: usize,
+        scratch: &mut [i64],
+        out: &mut [i32],
+    ) -> Result<(), ExactError> {
         if row >= self.rows {
-            return Err(ExactError::LengthMismatch { what: "row index (must be < rows)", expected: self.rows, actual: row });
+            return Err(ExactError::LengthMismatch {
+                what: "row index (must be < rows)",
+                expected: self.rows,
+                actual: row,
+            });
         }
         check_len("dequantized row", self.cols, out.len())?;
         let bl = self.format.block_len();
         if scratch.len() < bl {
-            return Err(ExactError::LengthMismatch { what: "dequantization scratch", expected: bl, actual: scratch.len() });
+            return Err(ExactError::LengthMismatch {
+                what: "dequantization scratch",
+                expected: bl,
+                actual: scratch.len(),
+            });
         }
         let scratch = &mut scratch[..bl];
-        for (w, o) in self.row_data(row).chunks_exact(self.format.block_bytes()).zip(out.chunks_exact_mut(bl)) {
+        for (w, o) in self
+            .row_data(row)
+            .chunks_exact(self.format.block_bytes())
+            .zip(out.chunks_exact_mut(bl))
+        {
             dequant::block(self.format, w, scratch);
             for (a, &v) in o.iter_mut().zip(scratch.iter()) {
                 *a = dequant::to_act(v);
@@ -362,22 +448,59 @@ impl<'a> QuantMatrix<'a> {
     ) -> Result<(), ExactError> {
         self.check_x(x)?;
         if rows.start > rows.end || rows.end > self.rows {
-            return Err(ExactError::LengthMismatch { what: "row range end", expected: self.rows, actual: rows.end });
+            return Err(ExactError::LengthMismatch {
+                what: "row range end",
+                expected: self.rows,
+                actual: rows.end,
+            });
         }
         check_len("matvec output", rows.len(), out.len())?;
+        let shifts = shift_range(x);
         for (o, r) in out.iter_mut().zip(rows) {
-            *o = dot_to_act(dot_blocks(self.format, self.row_data(r), x, kernel));
+            let exp = self.row_exp.get(r).copied();
+            *o = dot_to_act(dot_blocks(
+                self.format,
+                self.row_data(r),
+                x,
+                kernel,
+                exp,
+                shifts,
+            ));
         }
         Ok(())
     }
 }
 
-/// Dispatches one row segment to the chosen kernel (lengths already checked).
-fn dot_blocks(format: WeightFormat, w: &[u8], x: &[Q8Block], kernel: Kernel) -> i128 {
+/// The smallest and largest activation shift of `x` (`(0, 0)` when empty).
+fn shift_range(x: &[Q8Block]) -> (u8, u8) {
+    let lo = x.iter().map(|b| b.shift).min().unwrap_or(0);
+    let hi = x.iter().map(|b| b.shift).max().unwrap_or(0);
+    (lo, hi)
+}
+
+/// Dispatches one row segment to the chosen kernel (lengths already checked). `exp` and
+/// `shifts` are the ranges of the weight-scale exponents and activation shifts of the segment
+/// (a superset is fine); when every term then fits one 64-bit window the AVX2 kernel
+/// accumulates in it directly (the result is the same exact integer either way).
+fn dot_blocks(
+    format: WeightFormat,
+    w: &[u8],
+    x: &[Q8Block],
+    kernel: Kernel,
+    exp: Option<(i8, i8)>,
+    shifts: (u8, u8),
+) -> i128 {
     if kernel.uses_avx2() {
+        // Terms are below 2^(30 + spread); each of the 8 i64 lanes takes at most x.len()/2
+        // of them, so the window holds if spread + bits(x.len()) <= 32.
+        let window = exp.and_then(|(emin, emax)| {
+            let spread = (emax - emin) as u32 + (shifts.1 - shifts.0) as u32;
+            let bits = usize::BITS - x.len().leading_zeros();
+            (spread + bits <= 32).then(|| (emin as i32 + shifts.0 as i32 + 24) as u32)
+        });
         // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
         #[cfg(target_arch = "x86_64")]
-        return unsafe { avx2::dot(format, w, x) };
+        return unsafe { avx2::dot(format, w, x, window) };
     }
     scalar::dot(format, w, x)
 }

@@ -8,10 +8,10 @@ use proptest::prelude::*;
 /// A random f16 scale: mostly model-like magnitudes, sometimes subnormal, zero, negative or huge.
 fn random_scale(rng: &mut Rng) -> u16 {
     match rng.below(10) {
-        0 => rng.below(0x400) as u16,                 // subnormal or zero
-        1 => 0x7bff,                                  // 65504, the largest finite
+        0 => rng.below(0x400) as u16,                      // subnormal or zero
+        1 => 0x7bff,                                       // 65504, the largest finite
         2 => 0x8000 | (0x1c00 + rng.below(0x1000)) as u16, // negative
-        _ => (0x1400 + rng.below(0x1800)) as u16,     // about 2^-10 .. 2^-4
+        _ => (0x1400 + rng.below(0x1800)) as u16,          // about 2^-10 .. 2^-4
     }
 }
 
@@ -26,7 +26,11 @@ fn random_row(format: WeightFormat, nb: usize, rng: &mut Rng) -> Vec<u8> {
         if rng.below(8) == 0 {
             // extreme codes: all-ones nibbles / -128 bytes
             for b in block.iter_mut() {
-                *b = if format == WeightFormat::Q8_0 { 0x80 } else { 0xff };
+                *b = if format == WeightFormat::Q8_0 {
+                    0x80
+                } else {
+                    0xff
+                };
             }
         }
         for &off in format.scale_offsets() {
@@ -43,7 +47,10 @@ fn random_act(n: usize, rng: &mut Rng) -> Vec<i32> {
     for _ in 0..n / QK {
         let mag = 1i64 << rng.below(32);
         for _ in 0..QK {
-            x.push(rng.range_i64(-mag, mag).clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            x.push(
+                rng.range_i64(-mag, mag)
+                    .clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+            );
         }
     }
     x
@@ -55,14 +62,31 @@ fn decode(format: WeightFormat, block: &[u8]) -> (u16, u16, Vec<(i64, i64)>) {
     let h = |off: usize| u16::from_le_bytes([block[off], block[off + 1]]);
     let nib = |qs: &[u8], j: usize| if j < 16 { qs[j] & 15 } else { qs[j - 16] >> 4 } as i64;
     match format {
-        WeightFormat::Q4_0 => (h(0), 0, (0..QK).map(|j| (nib(&block[2..18], j) - 8, 0)).collect()),
-        WeightFormat::Q4_1 => (h(0), h(2), (0..QK).map(|j| (nib(&block[4..20], j), 1)).collect()),
+        WeightFormat::Q4_0 => (
+            h(0),
+            0,
+            (0..QK).map(|j| (nib(&block[2..18], j) - 8, 0)).collect(),
+        ),
+        WeightFormat::Q4_1 => (
+            h(0),
+            h(2),
+            (0..QK).map(|j| (nib(&block[4..20], j), 1)).collect(),
+        ),
         WeightFormat::Q5_0 => {
             let qh = u32::from_le_bytes(block[2..6].try_into().unwrap());
-            let els = (0..QK).map(|j| (nib(&block[6..22], j) + (((qh >> j) & 1) << 4) as i64 - 16, 0));
+            let els = (0..QK).map(|j| {
+                (
+                    nib(&block[6..22], j) + (((qh >> j) & 1) << 4) as i64 - 16,
+                    0,
+                )
+            });
             (h(0), 0, els.collect())
         }
-        WeightFormat::Q8_0 => (h(0), 0, (0..QK).map(|j| (block[2 + j] as i8 as i64, 0)).collect()),
+        WeightFormat::Q8_0 => (
+            h(0),
+            0,
+            (0..QK).map(|j| (block[2 + j] as i8 as i64, 0)).collect(),
+        ),
         WeightFormat::Q4_K => {
             // ggml dequantize_row_q4_K, element by element
             let sc = &block[4..16];
@@ -70,7 +94,10 @@ fn decode(format: WeightFormat, block: &[u8]) -> (u16, u16, Vec<(i64, i64)>) {
                 if j < 4 {
                     ((sc[j] & 63) as i64, (sc[j + 4] & 63) as i64)
                 } else {
-                    (((sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4)) as i64, ((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)) as i64)
+                    (
+                        ((sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4)) as i64,
+                        ((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4)) as i64,
+                    )
                 }
             };
             let mut els = Vec::new();
@@ -87,7 +114,11 @@ fn decode(format: WeightFormat, block: &[u8]) -> (u16, u16, Vec<(i64, i64)>) {
             // ggml dequantize_row_q6_K, element by element
             let mut els = vec![(0i64, 0i64); 256];
             for n in 0..2 {
-                let (ql, qh, sc) = (&block[64 * n..], &block[128 + 32 * n..], &block[192 + 8 * n..]);
+                let (ql, qh, sc) = (
+                    &block[64 * n..],
+                    &block[128 + 32 * n..],
+                    &block[192 + 8 * n..],
+                );
                 for l in 0..32 {
                     let is = l / 16;
                     let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i64 - 32;
@@ -110,7 +141,10 @@ fn decode(format: WeightFormat, block: &[u8]) -> (u16, u16, Vec<(i64, i64)>) {
 fn reference_dot(format: WeightFormat, row: &[u8], x: &[Q8Block]) -> i128 {
     let mut acc = 0i128;
     let apb = format.block_len() / QK;
-    for (block, a) in row.chunks_exact(format.block_bytes()).zip(x.chunks_exact(apb)) {
+    for (block, a) in row
+        .chunks_exact(format.block_bytes())
+        .zip(x.chunks_exact(apb))
+    {
         let (d, o, els) = decode(format, block);
         let (dm, de) = f16_parts(d).unwrap();
         let (om, oe) = f16_parts(o).unwrap();
@@ -142,9 +176,58 @@ fn kernels_equal_elementwise_reference_and_each_other() {
             quantize_act(&x, &mut xq).unwrap();
             let m = QuantMatrix::new(format, &row, 1, cols).unwrap();
             let want = reference_dot(format, &row, &xq);
-            assert_eq!(m.row_dot(0, &xq, Kernel::Scalar).unwrap(), want, "{format:?} scalar");
-            assert_eq!(m.row_dot(0, &xq, Kernel::Auto).unwrap(), want, "{format:?} {}", Kernel::Auto.name());
+            assert_eq!(
+                m.row_dot(0, &xq, Kernel::Scalar).unwrap(),
+                want,
+                "{format:?} scalar"
+            );
+            assert_eq!(
+                m.row_dot(0, &xq, Kernel::Auto).unwrap(),
+                want,
+                "{format:?} {}",
+                Kernel::Auto.name()
+            );
         }
+    }
+}
+
+/// A row long enough to cross the AVX2 kernel's 4096-block accumulation chunks, with the
+/// largest terms every format allows (extreme codes, the largest f16, the largest shift).
+#[test]
+fn long_extreme_rows_are_exact() {
+    let mut rng = Rng::new(5);
+    for format in [
+        WeightFormat::Q4_0,
+        WeightFormat::Q4_1,
+        WeightFormat::Q5_0,
+        WeightFormat::Q8_0,
+    ] {
+        let nb = 4096 + 8 + 3;
+        let mut row = random_row(format, nb, &mut rng);
+        for block in row.chunks_exact_mut(format.block_bytes()) {
+            for b in block.iter_mut() {
+                *b = if format == WeightFormat::Q8_0 {
+                    0x80
+                } else {
+                    0x00
+                };
+            }
+            for &off in format.scale_offsets() {
+                block[off..off + 2].copy_from_slice(&0x7bffu16.to_le_bytes());
+            }
+        }
+        // q = 127 with shift 12: with the largest f16 (e = 5) the bucket remainder is 20, the maximum
+        let x = vec![520_000; nb * QK];
+        let mut xq = vec![Q8Block::default(); nb];
+        quantize_act(&x, &mut xq).unwrap();
+        let m = QuantMatrix::new(format, &row, 1, nb * QK).unwrap();
+        let want = reference_dot(format, &row, &xq);
+        assert_eq!(
+            m.row_dot(0, &xq, Kernel::Scalar).unwrap(),
+            want,
+            "{format:?}"
+        );
+        assert_eq!(m.row_dot(0, &xq, Kernel::Auto).unwrap(), want, "{format:?}");
     }
 }
 
@@ -169,14 +252,24 @@ fn child_reports_kernel() {
 fn env_var_forces_scalar() {
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["--exact", "quant::tests::child_reports_kernel", "--test-threads=1"])
+        .args([
+            "--exact",
+            "quant::tests::child_reports_kernel",
+            "--test-threads=1",
+        ])
         .env(SCALAR_ENV, "1")
         .env("ENGRAM_EXACT_TEST_CHILD", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "with {SCALAR_ENV}=1 the Auto kernel must be scalar: {stdout}");
-    assert!(stdout.contains("1 passed"), "the child test did not run: {stdout}");
+    assert!(
+        status.status.success(),
+        "with {SCALAR_ENV}=1 the Auto kernel must be scalar: {stdout}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
+    );
 }
 
 #[test]
@@ -194,7 +287,9 @@ fn close_to_float_dot_of_unquantized_activations() {
                     block[off..off + 2].copy_from_slice(&s.to_le_bytes());
                 }
             }
-            let x: Vec<i32> = (0..cols).map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32).collect();
+            let x: Vec<i32> = (0..cols)
+                .map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32)
+                .collect();
             let mut xq = vec![Q8Block::default(); cols / QK];
             quantize_act(&x, &mut xq).unwrap();
             let m = QuantMatrix::new(format, &row, 1, cols).unwrap();
@@ -210,7 +305,10 @@ fn close_to_float_dot_of_unquantized_activations() {
                     bound += w.abs() * (xq[idx / QK].shift as f64 - 17.0).exp2();
                 }
             }
-            assert!((got - want).abs() <= bound * (1.0 + 1e-12) + 1e-12, "{format:?}: {got} vs {want} (bound {bound})");
+            assert!(
+                (got - want).abs() <= bound * (1.0 + 1e-12) + 1e-12,
+                "{format:?}: {got} vs {want} (bound {bound})"
+            );
         }
     }
 }
@@ -221,7 +319,9 @@ fn same_bits_for_any_chunking_and_thread_split() {
     for format in WeightFormat::ALL {
         let (rows, cols) = (61, 2304);
         let nb = cols / format.block_len();
-        let data: Vec<u8> = (0..rows).flat_map(|_| random_row(format, nb, &mut rng)).collect();
+        let data: Vec<u8> = (0..rows)
+            .flat_map(|_| random_row(format, nb, &mut rng))
+            .collect();
         let m = QuantMatrix::new(format, &data, rows, cols).unwrap();
         let x = random_act(cols, &mut rng);
         let mut xq = vec![Q8Block::default(); cols / QK];
@@ -229,9 +329,9 @@ fn same_bits_for_any_chunking_and_thread_split() {
         let mut base = vec![0; rows];
         m.matvec(&xq, &mut base, Kernel::Scalar).unwrap();
         // chunked rows: every split point of every row
-        for r in 0..rows {
+        for (r, &b) in base.iter().enumerate() {
             let full = m.row_dot(r, &xq, Kernel::Scalar).unwrap();
-            assert_eq!(dot_to_act(full), base[r]);
+            assert_eq!(dot_to_act(full), b);
             for split in 0..=nb {
                 let a = m.row_dot_blocks(r, 0..split, &xq, Kernel::Auto).unwrap();
                 let b = m.row_dot_blocks(r, split..nb, &xq, Kernel::Scalar).unwrap();
@@ -248,7 +348,8 @@ fn same_bits_for_any_chunking_and_thread_split() {
                     let xq = &xq;
                     s.spawn(move || {
                         let start = t * per;
-                        m.matvec_rows(start..start + chunk.len(), xq, chunk, Kernel::Auto).unwrap();
+                        m.matvec_rows(start..start + chunk.len(), xq, chunk, Kernel::Auto)
+                            .unwrap();
                     });
                 }
             });
@@ -277,7 +378,10 @@ fn quantizer_picks_the_smallest_shift_and_rounds() {
         for (qi, &xi) in q[0].qs.iter().zip(&x) {
             assert!((*qi as i64 * step - xi as i64).abs() * 2 <= step);
         }
-        assert_eq!(q[0].sum as i32, q[0].qs.iter().map(|&v| v as i32).sum::<i32>());
+        assert_eq!(
+            q[0].sum as i32,
+            q[0].qs.iter().map(|&v| v as i32).sum::<i32>()
+        );
     }
     let mut q = [Q8Block::default()];
     quantize_act(&[i32::MIN; QK], &mut q).unwrap();
