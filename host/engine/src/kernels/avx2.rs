@@ -9,6 +9,12 @@
 use crate::quant::*;
 use std::arch::x86_64::*;
 
+/// f16 bits → f32 with the F16C instruction (the `half` crate would call out of line).
+#[inline(always)]
+unsafe fn fp16(x: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x as i32)))
+}
+
 #[inline(always)]
 unsafe fn hsum_f32(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
@@ -67,11 +73,11 @@ unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_impl(w: &[BlockQ4_0], a: &[BlockQ8_0A]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(bw.d) * ba.d);
+        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = _mm256_sub_epi8(nibbles_32(bw.qs.as_ptr()), _mm256_set1_epi8(8));
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(x, y)), acc);
@@ -79,13 +85,13 @@ unsafe fn q4_0_impl(w: &[BlockQ4_0], a: &[BlockQ8_0A]) -> f32 {
     hsum_f32(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_impl(w: &[BlockQ4_1], a: &[BlockQ8_1A]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0f32;
     for (bw, ba) in w.iter().zip(a) {
-        mins += f16_to_f32(bw.m) * ba.s;
-        let d = _mm256_set1_ps(f16_to_f32(bw.d) * ba.d);
+        mins += fp16(bw.m) * ba.s;
+        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = nibbles_32(bw.qs.as_ptr());
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_us8(x, y)), acc);
@@ -93,11 +99,11 @@ unsafe fn q4_1_impl(w: &[BlockQ4_1], a: &[BlockQ8_1A]) -> f32 {
     hsum_f32(acc) + mins
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_impl(w: &[BlockQ5_0], a: &[BlockQ8_0A]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(bw.d) * ba.d);
+        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let lo = nibbles_32(bw.qs.as_ptr());
         let hi = _mm256_andnot_si256(
             bytes_from_bits_32(u32::from_le_bytes(bw.qh)),
@@ -110,11 +116,11 @@ unsafe fn q5_0_impl(w: &[BlockQ5_0], a: &[BlockQ8_0A]) -> f32 {
     hsum_f32(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_impl(w: &[BlockQ8_0], a: &[BlockQ8_0A]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(bw.d) * ba.d);
+        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = _mm256_loadu_si256(bw.qs.as_ptr() as *const __m256i);
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(x, y)), acc);
@@ -122,7 +128,7 @@ unsafe fn q8_0_impl(w: &[BlockQ8_0], a: &[BlockQ8_0A]) -> f32 {
     hsum_f32(acc)
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4k_impl(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let mut acc = 0f32;
     let m4 = _mm256_set1_epi8(0x0F);
@@ -144,12 +150,12 @@ unsafe fn q4k_impl(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             let b2 = ba.bsums[4 * j + 2] as i32 + ba.bsums[4 * j + 3] as i32;
             mins += m1 as i32 * b1 + m2 as i32 * b2;
         }
-        acc += f16_to_f32(bw.d) * ba.d * hsum_i32(sumi) as f32 - f16_to_f32(bw.dmin) * ba.d * mins as f32;
+        acc += fp16(bw.d) * ba.d * hsum_i32(sumi) as f32 - fp16(bw.dmin) * ba.d * mins as f32;
     }
     acc
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_impl(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut acc = 0f32;
     let m4 = _mm256_set1_epi8(0x0F);
@@ -185,12 +191,12 @@ unsafe fn q6k_impl(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
             }
         }
-        acc += f16_to_f32(bw.d) * ba.d * hsum_i32(sumi) as f32;
+        acc += fp16(bw.d) * ba.d * hsum_i32(sumi) as f32;
     }
     acc
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f32_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let mut acc0 = _mm256_setzero_ps();
@@ -229,7 +235,7 @@ unsafe fn f16_impl(w: &[u16], a: &[f32]) -> f32 {
     }
     let mut s = hsum_f32(acc);
     while i < n {
-        s += f16_to_f32(w[i]) * a[i];
+        s += fp16(w[i]) * a[i];
         i += 1;
     }
     s
