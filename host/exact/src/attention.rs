@@ -50,7 +50,14 @@ pub fn attend(
             supported: "t >= 1, stride >= d",
         });
     }
-    let need = (t - 1) * stride + d;
+    let need = (t - 1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(d))
+        .ok_or(ExactError::UnsupportedDimension {
+            what: "attention cache extent ((t−1)·stride + d overflows)",
+            len: stride,
+            supported: "extents that fit in memory",
+        })?;
     check_len(
         "attention keys (at least (t−1)·stride + d)",
         need,
@@ -61,26 +68,53 @@ pub fn attend(
         need,
         values.len().min(need),
     )?;
+    // With |q_i| < 2^25 every product is below 2^56 and d <= 128 of them below 2^63, so the
+    // dot product is exact in i64; otherwise it is accumulated in i128 (the same integer).
+    let qmax = q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let narrow = qmax < 1 << 25 && d <= 128;
     for (j, s) in scores.iter_mut().enumerate() {
         let k = &keys[j * stride..j * stride + d];
-        let dot: i128 = q
-            .iter()
-            .zip(k)
-            .map(|(&a, &b)| a as i64 as i128 * b as i128)
-            .sum();
+        let dot: i128 = if narrow {
+            q.iter()
+                .zip(k)
+                .map(|(&a, &b)| a as i64 * b as i64)
+                .sum::<i64>() as i128
+        } else {
+            q.iter()
+                .zip(k)
+                .map(|(&a, &b)| a as i64 as i128 * b as i128)
+                .sum()
+        };
         *s = saturate_i32(round_shift_i128(
             dot * scale_q30 as i128,
             16 + PROB_FRAC_BITS,
         ));
     }
     softmax(scores, probs)?;
-    for (i, o) in out.iter_mut().enumerate() {
-        let acc: i64 = probs
-            .iter()
-            .enumerate()
-            .map(|(j, &p)| p as i64 * values[j * stride + i] as i64)
-            .sum();
-        *o = round_shift_i64(acc, PROB_FRAC_BITS) as i32;
+    // Σ_t p_t·v_t,i with |Σ| <= 2^30·max|v| < 2^61: exact in i64. Positions outer, dimensions
+    // inner (contiguous reads) through a stack accumulator when d <= 256.
+    const MAX_D: usize = 256;
+    if d <= MAX_D {
+        let mut acc = [0i64; MAX_D];
+        let acc = &mut acc[..d];
+        for (j, &p) in probs.iter().enumerate() {
+            let v = &values[j * stride..j * stride + d];
+            for (a, &x) in acc.iter_mut().zip(v) {
+                *a += p as i64 * x as i64;
+            }
+        }
+        for (o, &a) in out.iter_mut().zip(acc.iter()) {
+            *o = round_shift_i64(a, PROB_FRAC_BITS) as i32;
+        }
+    } else {
+        for (i, o) in out.iter_mut().enumerate() {
+            let acc: i64 = probs
+                .iter()
+                .enumerate()
+                .map(|(j, &p)| p as i64 * values[j * stride + i] as i64)
+                .sum();
+            *o = round_shift_i64(acc, PROB_FRAC_BITS) as i32;
+        }
     }
     Ok(())
 }
@@ -148,6 +182,44 @@ mod tests {
         }
         eprintln!("measured: attend worst error {worst:.4} of the bound");
         assert!(worst <= 1.0, "attention error {worst} of the bound");
+    }
+
+    /// The i64 fast paths and the general paths give the same bits.
+    #[test]
+    fn wide_and_narrow_paths_agree() {
+        let mut rng = Rng::new(8);
+        for (d, mag) in [(64usize, 1i64 << 24), (64, 1 << 30), (320, 1 << 20)] {
+            let t = 37;
+            let q: Vec<i32> = (0..d).map(|_| rng.range_i64(-mag, mag) as i32).collect();
+            let k: Vec<i32> = (0..t * d)
+                .map(|_| rng.range_i64(-mag, mag) as i32)
+                .collect();
+            let v: Vec<i32> = (0..t * d).map(|_| rng.next_u64() as i32).collect();
+            let (mut s, mut p, mut out) = (vec![0; t], vec![0; t], vec![0; d]);
+            attend(
+                &q,
+                &k,
+                &v,
+                d,
+                attention_scale_q30(d),
+                &mut s,
+                &mut p,
+                &mut out,
+            )
+            .unwrap();
+            // reference with i128 sums throughout
+            let sc: Vec<i32> = (0..t)
+                .map(|j| {
+                    let dot: i128 = (0..d).map(|i| q[i] as i128 * k[j * d + i] as i128).sum();
+                    saturate_i32(round_shift_i128(dot * attention_scale_q30(d) as i128, 46))
+                })
+                .collect();
+            assert_eq!(s, sc);
+            for i in 0..d {
+                let acc: i128 = (0..t).map(|j| p[j] as i128 * v[j * d + i] as i128).sum();
+                assert_eq!(out[i] as i128, round_shift_i128(acc, 30));
+            }
+        }
     }
 
     #[test]

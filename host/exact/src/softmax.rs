@@ -5,7 +5,8 @@
 //! 1. `m = max s_i`; `e_i = exp(s_i − m)` in Q2.30 by [`crate::exp::exp_neg_act`]
 //!    (within one ulp; `e = 2^30` exactly at the maximum);
 //! 2. `S = Σ e_i` exactly (`u64`);
-//! 3. `p_i = round(e_i · 2^30 / S)` (exact integer division, ties up);
+//! 3. `p_i = round(e_i · 2^30 / S)` (exact integer division, ties up, computed with a
+//!    reciprocal and a correction step);
 //! 4. the residual `2^30 − Σ p_i` (at most `n/2 + 1` in magnitude) is added to the first
 //!    maximal entry, so `Σ p_i = 2^30` exactly, for every input.
 //!
@@ -48,11 +49,17 @@ pub fn softmax(scores: &[i32], out: &mut [u32]) -> Result<(), ExactError> {
         *o = e;
         sum += e as u64;
     }
+    // floor(num / sum) by a reciprocal and one exact correction step (no division per entry).
+    let recip = u64::MAX / sum;
     let mut total = 0u64;
     for o in out.iter_mut() {
-        let p = ((*o as u64) << PROB_FRAC_BITS) + sum / 2;
-        *o = (p / sum) as u32;
-        total += *o as u64;
+        let num = ((*o as u64) << PROB_FRAC_BITS) + sum / 2;
+        let mut quot = ((num as u128 * recip as u128) >> 64) as u64;
+        while num - quot * sum >= sum {
+            quot += 1;
+        }
+        *o = quot as u32;
+        total += quot;
     }
     let residual = (1i64 << PROB_FRAC_BITS) - total as i64;
     out[arg] = (out[arg] as i64 + residual) as u32;
@@ -100,6 +107,27 @@ mod tests {
             worst_max_rel <= 1.0,
             "max entry outside n/2+2 ulp: {worst_max_rel}"
         );
+    }
+
+    /// The reciprocal division equals exact integer division on every row shape.
+    #[test]
+    fn reciprocal_division_is_exact() {
+        let mut rng = Rng::new(12);
+        for _ in 0..2000 {
+            let n = 1 + rng.below(64) as usize;
+            let x: Vec<i32> = (0..n)
+                .map(|_| rng.range_i64(-(1 << 21), 1 << 21) as i32)
+                .collect();
+            let mut out = vec![0u32; n];
+            softmax(&x, &mut out).unwrap();
+            let m = *x.iter().max().unwrap();
+            let e: Vec<u64> = x.iter().map(|&v| exp_neg_act(v - m) as u64).collect();
+            let sum: u64 = e.iter().sum();
+            let mut want: Vec<u64> = e.iter().map(|&v| ((v << 30) + sum / 2) / sum).collect();
+            let arg = x.iter().position(|&v| v == m).unwrap();
+            want[arg] = (want[arg] as i64 + (1i64 << 30) - want.iter().sum::<u64>() as i64) as u64;
+            assert_eq!(out.iter().map(|&v| v as u64).collect::<Vec<_>>(), want);
+        }
     }
 
     #[test]

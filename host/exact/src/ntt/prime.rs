@@ -71,6 +71,8 @@ pub(crate) struct PrimeNtt {
     inv: Vec<(u32, u32)>,
     /// `n^−1 mod q` and its Shoup multiplier.
     n_inv: (u32, u32),
+    /// Barrett's constant `floor(2^60 / q)` for the pointwise products.
+    barrett: u64,
 }
 
 impl PrimeNtt {
@@ -103,6 +105,7 @@ impl PrimeNtt {
             fwd: table(psi),
             inv: table(psi_inv),
             n_inv: (ni, shoup(ni, q)),
+            barrett: (1u64 << 60) / q64,
         }
     }
 
@@ -159,11 +162,18 @@ impl PrimeNtt {
         }
     }
 
-    /// `a[i] · b[i] mod q` into `a`.
+    /// `a[i] · b[i] mod q` into `a` (Barrett reduction: the product is below `q² < 2^60`, the
+    /// quotient estimate is low by at most 2).
     pub(crate) fn pointwise(&self, a: &mut [u32], b: &[u32]) {
         let q = self.q as u64;
         for (x, &y) in a.iter_mut().zip(b) {
-            *x = (*x as u64 * y as u64 % q) as u32;
+            let p = *x as u64 * y as u64;
+            let qhat = ((p as u128 * self.barrett as u128) >> 60) as u64;
+            let mut r = p - qhat * q;
+            while r >= q {
+                r -= q;
+            }
+            *x = r as u32;
         }
     }
 }

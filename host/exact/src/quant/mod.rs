@@ -274,7 +274,14 @@ impl<'a> QuantMatrix<'a> {
             });
         }
         let row_bytes = cols / bl * format.block_bytes();
-        check_len("weight data (bytes)", rows * row_bytes, data.len())?;
+        let total = rows
+            .checked_mul(row_bytes)
+            .ok_or(ExactError::UnsupportedDimension {
+                what: "weight rows",
+                len: rows,
+                supported: "rows · row bytes must fit in memory",
+            })?;
+        check_len("weight data (bytes)", total, data.len())?;
         let per_row = cols / bl;
         let mut row_exp = vec![(i8::MAX, i8::MIN); if bl == QK { rows } else { 0 }];
         for (i, block) in data.chunks_exact(format.block_bytes()).enumerate() {
