@@ -89,6 +89,13 @@ impl CpuOps {
     }
 }
 
+thread_local! {
+    /// Per-thread attention buffers (scores over the context, one head's output).
+    static ATTN_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-thread RoPE cos/sin table.
+    static ROPE_SCRATCH: std::cell::RefCell<Vec<(f32, f32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Rows of weights processed together per token in prefill (keeps them in L1).
 const ROW_TILE: usize = 16;
 
@@ -123,7 +130,13 @@ impl Ops for CpuOps {
         let wb = w.bytes();
         let wrb = w.row_bytes();
         let o = SharedMut(out.as_mut_ptr());
-        self.pool.for_ranges(m, &|rows| {
+        // Chunks of rows small enough to balance across threads, large enough to amortise.
+        let chunk = if n == 1 {
+            (m / (8 * self.pool.n_threads())).clamp(16, 256)
+        } else {
+            64
+        };
+        self.pool.for_chunks(m, chunk, &|rows| {
             let o = o;
             let mut r0 = rows.start;
             while r0 < rows.end {
@@ -156,25 +169,28 @@ impl Ops for CpuOps {
         let half = head_dim / 2;
         let row = n_heads * head_dim;
         let theta_scale = base.powf(-2.0 / head_dim as f32);
-        let mut cs = vec![(0f32, 0f32); half];
-        for (t, xr) in x.chunks_exact_mut(row).enumerate() {
-            let mut theta = (pos0 + t) as f32;
-            for c in cs.iter_mut() {
-                *c = (theta.cos(), theta.sin());
-                theta *= theta_scale;
-            }
-            for h in xr.chunks_exact_mut(head_dim) {
-                for (i, &(c, s)) in cs.iter().enumerate() {
-                    let (a, b) = match layout {
-                        RopeLayout::Adjacent => (2 * i, 2 * i + 1),
-                        RopeLayout::Halves => (i, i + half),
-                    };
-                    let (x0, x1) = (h[a], h[b]);
-                    h[a] = x0 * c - x1 * s;
-                    h[b] = x0 * s + x1 * c;
+        ROPE_SCRATCH.with(|cell| {
+            let mut cs = cell.borrow_mut();
+            cs.resize(half, (0.0, 0.0));
+            for (t, xr) in x.chunks_exact_mut(row).enumerate() {
+                let mut theta = (pos0 + t) as f32;
+                for c in cs.iter_mut() {
+                    *c = (theta.cos(), theta.sin());
+                    theta *= theta_scale;
+                }
+                for h in xr.chunks_exact_mut(head_dim) {
+                    for (i, &(c, s)) in cs.iter().enumerate() {
+                        let (a, b) = match layout {
+                            RopeLayout::Adjacent => (2 * i, 2 * i + 1),
+                            RopeLayout::Halves => (i, i + half),
+                        };
+                        let (x0, x1) = (h[a], h[b]);
+                        h[a] = x0 * c - x1 * s;
+                        h[b] = x0 * s + x1 * c;
+                    }
                 }
             }
-        }
+        });
     }
 
     fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
@@ -192,39 +208,48 @@ impl Ops for CpuOps {
         let dot = self.kernels.dot_f32;
         let o = SharedMut(out.as_mut_ptr());
         let jobs = s.n_tokens * s.n_head;
-        self.pool.for_ranges(jobs, &|range| {
+        self.pool.for_chunks(jobs, 1, &|range| {
             let o = o;
-            let mut scores = vec![0f32; s.pos0 + s.n_tokens];
-            let mut acc = vec![0f32; hd];
-            for job in range {
-                let (t, h) = (job / s.n_head, job % s.n_head);
-                let kvh = h / group;
-                let n_ctx = s.pos0 + t + 1;
-                let qh = &q[t * q_row + h * hd..t * q_row + (h + 1) * hd];
-                let mut max = f32::NEG_INFINITY;
-                for (j, sc) in scores[..n_ctx].iter_mut().enumerate() {
-                    let kj = &k_cache[j * kv_row + kvh * hd..j * kv_row + (kvh + 1) * hd];
-                    *sc = dot(qh, kj) * scale;
-                    max = max.max(*sc);
+            ATTN_SCRATCH.with(|cell| {
+                let mut guard = cell.borrow_mut();
+                let (scores, acc) = &mut *guard;
+                if scores.len() < s.pos0 + s.n_tokens {
+                    scores.resize(s.pos0 + s.n_tokens, 0.0);
                 }
-                let mut sum = 0f32;
-                for sc in scores[..n_ctx].iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
+                if acc.len() < hd {
+                    acc.resize(hd, 0.0);
                 }
-                let inv = 1.0 / sum;
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                for (j, &p) in scores[..n_ctx].iter().enumerate() {
-                    let vj = &v_cache[j * kv_row + kvh * hd..j * kv_row + (kvh + 1) * hd];
-                    let p = p * inv;
-                    for (a, v) in acc.iter_mut().zip(vj) {
-                        *a += p * v;
+                let acc = &mut acc[..hd];
+                for job in range {
+                    let (t, h) = (job / s.n_head, job % s.n_head);
+                    let kvh = h / group;
+                    let n_ctx = s.pos0 + t + 1;
+                    let qh = &q[t * q_row + h * hd..t * q_row + (h + 1) * hd];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, sc) in scores[..n_ctx].iter_mut().enumerate() {
+                        let kj = &k_cache[j * kv_row + kvh * hd..j * kv_row + (kvh + 1) * hd];
+                        *sc = dot(qh, kj) * scale;
+                        max = max.max(*sc);
                     }
+                    let mut sum = 0f32;
+                    for sc in scores[..n_ctx].iter_mut() {
+                        *sc = (*sc - max).exp();
+                        sum += *sc;
+                    }
+                    let inv = 1.0 / sum;
+                    acc.iter_mut().for_each(|a| *a = 0.0);
+                    for (j, &p) in scores[..n_ctx].iter().enumerate() {
+                        let vj = &v_cache[j * kv_row + kvh * hd..j * kv_row + (kvh + 1) * hd];
+                        let p = p * inv;
+                        for (a, v) in acc.iter_mut().zip(vj) {
+                            *a += p * v;
+                        }
+                    }
+                    // SAFETY: each (t, h) slice of `out` is written by exactly one thread.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(o.0.add(t * q_row + h * hd), hd) };
+                    dst.copy_from_slice(acc);
                 }
-                // SAFETY: each (t, h) slice of `out` is written by exactly one thread.
-                let dst = unsafe { std::slice::from_raw_parts_mut(o.0.add(t * q_row + h * hd), hd) };
-                dst.copy_from_slice(&acc);
-            }
+            });
         });
     }
 

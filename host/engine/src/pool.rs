@@ -1,35 +1,67 @@
 //! A small persistent thread pool for the kernels.
 //!
-//! Workers live as long as the pool and spin briefly between jobs before sleeping, so a
-//! decode step's hundreds of small matrix-vector products don't pay a thread wake-up each.
-//! [`ThreadPool::run`] executes one closure on every thread (the caller is thread 0) and
-//! returns when all have finished.
+//! Work is handed out in chunks that threads take in turn (dynamic scheduling). The caller
+//! works too, and a job is over as soon as every chunk is done: a worker the OS has not
+//! scheduled yet simply misses the job instead of stalling it — important on a small, shared
+//! machine, where a decode step's hundreds of small matrix-vector products cannot afford a
+//! thread wake-up each. Workers spin briefly between jobs, then sleep.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-type Job = *const (dyn Fn(usize) + Sync);
+type Body = *const (dyn Fn(Range<usize>) + Sync);
+
+struct Task {
+    body: Option<Body>,
+    n: usize,
+    chunk: usize,
+    n_chunks: usize,
+}
 
 struct Shared {
-    job: UnsafeCell<Option<Job>>,
-    generation: AtomicUsize,
-    pending: AtomicUsize,
+    task: UnsafeCell<Task>,
+    /// `generation << 1 | open`; odd while a job accepts helpers.
+    state: AtomicU64,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    /// Workers currently inside (or about to enter) a job.
+    active: AtomicUsize,
     sleepers: AtomicUsize,
-    shutdown: AtomicBool,
+    shutdown: std::sync::atomic::AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
 }
 
-// SAFETY: `job` is written only by the submitter while no worker reads it (between
-// generations, guarded by `submit` and the generation counter), and read by workers only
-// after observing the new generation with Acquire ordering.
+// SAFETY: `task` is written only by the submitter while the state is closed and no worker is
+// active (see `submit`); workers read it only between a successful open-state check (with
+// `active` raised) and lowering `active`.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
-/// A fixed set of worker threads executing data-parallel closures.
+impl Shared {
+    /// Takes and runs chunks until none are left.
+    fn work(&self) {
+        // SAFETY: called only while the job is open and this thread is counted (see above).
+        let task = unsafe { &*self.task.get() };
+        let Some(body) = task.body else { return };
+        // SAFETY: the submitter keeps the closure alive until `active` is zero.
+        let f: &(dyn Fn(Range<usize>) + Sync) = unsafe { &*body };
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c >= task.n_chunks {
+                break;
+            }
+            f(c * task.chunk..((c + 1) * task.chunk).min(task.n));
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// A fixed set of worker threads executing data-parallel loops.
 pub struct ThreadPool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
@@ -43,7 +75,19 @@ impl std::fmt::Debug for ThreadPool {
     }
 }
 
-const SPIN: Duration = Duration::from_micros(300);
+const SPIN: Duration = Duration::from_micros(200);
+
+fn wait_until(cond: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !cond() {
+        spins += 1;
+        if spins < 4096 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 impl ThreadPool {
     /// A pool of `n_threads` threads in all (the calling thread counts as one); 0 means the
@@ -55,11 +99,13 @@ impl ThreadPool {
             n_threads
         };
         let shared = Arc::new(Shared {
-            job: UnsafeCell::new(None),
-            generation: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
+            task: UnsafeCell::new(Task { body: None, n: 0, chunk: 1, n_chunks: 0 }),
+            state: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
-            shutdown: AtomicBool::new(false),
+            shutdown: std::sync::atomic::AtomicBool::new(false),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         });
@@ -68,16 +114,11 @@ impl ThreadPool {
                 let s = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("engram-kernel-{idx}"))
-                    .spawn(move || worker(s, idx))
+                    .spawn(move || worker(s))
                     .expect("spawning a kernel thread")
             })
             .collect();
-        ThreadPool {
-            shared,
-            workers,
-            n_threads: n,
-            submit: Mutex::new(()),
-        }
+        ThreadPool { shared, workers, n_threads: n, submit: Mutex::new(()) }
     }
 
     /// Number of threads (including the caller).
@@ -85,88 +126,83 @@ impl ThreadPool {
         self.n_threads
     }
 
-    /// Runs `f(thread_index)` on every thread, `thread_index` in `0..n_threads()`, and waits.
-    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        if self.n_threads == 1 {
-            f(0);
+    /// Splits `0..n` into chunks of `chunk` items that the threads take in turn, running
+    /// `f(range)` for each, and returns when all are done. With one thread `f` gets the
+    /// whole range in one call.
+    pub fn for_chunks(&self, n: usize, chunk: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        let chunk = chunk.max(1);
+        let n_chunks = n.div_ceil(chunk);
+        if self.n_threads == 1 || n_chunks <= 1 {
+            if n > 0 {
+                f(0..n);
+            }
             return;
         }
         let _guard = self.submit.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
-        // SAFETY: erase the borrow's lifetime; we do not return before every worker has
-        // finished calling it (`pending` reaches 0), so the reference outlives all uses.
-        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
-        // SAFETY: no worker reads `job` until the generation bump below.
-        unsafe { *s.job.get() = Some(job) };
-        s.pending.store(self.n_threads - 1, Ordering::SeqCst);
-        s.generation.fetch_add(1, Ordering::SeqCst);
+        let closed = s.state.load(Ordering::SeqCst);
+        debug_assert_eq!(closed & 1, 0);
+        // SAFETY: the state is closed and `active` is zero (established at the end of the
+        // previous job), so no worker reads `task` now. The lifetime is erased because we
+        // do not return before every user of the closure has left (`active == 0`).
+        unsafe {
+            let body: Body = std::mem::transmute::<&(dyn Fn(Range<usize>) + Sync), Body>(f);
+            *s.task.get() = Task { body: Some(body), n, chunk, n_chunks };
+        }
+        s.next.store(0, Ordering::Relaxed);
+        s.done.store(0, Ordering::Relaxed);
+        let open = (closed + 2) | 1;
+        s.state.store(open, Ordering::SeqCst);
         if s.sleepers.load(Ordering::SeqCst) > 0 {
             let _l = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.cv.notify_all();
         }
-        f(0);
-        let mut spins = 0u32;
-        while s.pending.load(Ordering::Acquire) != 0 {
-            spins += 1;
-            if spins < 1 << 16 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        s.work();
+        wait_until(|| s.done.load(Ordering::Acquire) == n_chunks);
+        s.state.store(open + 1, Ordering::SeqCst); // close
+        wait_until(|| s.active.load(Ordering::SeqCst) == 0);
     }
 
     /// Splits `0..n` into one contiguous range per thread and runs `f(range)` in parallel.
-    pub fn for_ranges(&self, n: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-        let t = self.n_threads.min(n.max(1));
-        if t <= 1 {
-            f(0..n);
-            return;
-        }
-        self.run(&|i| {
-            if i < t {
-                let a = n * i / t;
-                let b = n * (i + 1) / t;
-                if a < b {
-                    f(a..b);
-                }
-            }
-        });
+    pub fn for_ranges(&self, n: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        self.for_chunks(n, n.div_ceil(self.n_threads), f);
     }
 }
 
-fn worker(s: Arc<Shared>, idx: usize) {
-    let mut seen = 0usize;
+fn worker(s: Arc<Shared>) {
+    let mut last_open = 0u64;
     loop {
-        // Spin for a short while, then sleep until the next job.
         let start = Instant::now();
         let mut i = 0u32;
-        loop {
+        let open = loop {
             if s.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            if s.generation.load(Ordering::Acquire) != seen {
-                break;
+            let st = s.state.load(Ordering::Acquire);
+            if st & 1 == 1 && st != last_open {
+                break st;
             }
             std::hint::spin_loop();
             i += 1;
-            if i % 256 == 0 && start.elapsed() > SPIN {
+            if i % 128 == 0 && start.elapsed() > SPIN {
                 let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleepers.fetch_add(1, Ordering::SeqCst);
-                while s.generation.load(Ordering::SeqCst) == seen && !s.shutdown.load(Ordering::SeqCst) {
+                loop {
+                    let st = s.state.load(Ordering::SeqCst);
+                    if (st & 1 == 1 && st != last_open) || s.shutdown.load(Ordering::SeqCst) {
+                        break;
+                    }
                     g = s.cv.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
                 s.sleepers.fetch_sub(1, Ordering::SeqCst);
-                drop(g);
             }
+        };
+        last_open = open;
+        s.active.fetch_add(1, Ordering::SeqCst);
+        if s.state.load(Ordering::SeqCst) == open {
+            s.work();
         }
-        seen = s.generation.load(Ordering::Acquire);
-        // SAFETY: the submitter wrote `job` before bumping the generation we just observed
-        // and keeps it alive until `pending` reaches zero.
-        let job = unsafe { (*s.job.get()).expect("job set before generation bump") };
-        let f: &(dyn Fn(usize) + Sync) = unsafe { &*job };
-        f(idx);
-        s.pending.fetch_sub(1, Ordering::Release);
+        s.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -188,14 +224,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_thread_runs_once_per_job() {
-        let pool = ThreadPool::new(3);
-        for _ in 0..1000 {
-            let hits = AtomicUsize::new(0);
-            pool.run(&|i| {
-                hits.fetch_add(1 << (8 * i), Ordering::Relaxed);
-            });
-            assert_eq!(hits.load(Ordering::Relaxed), 0x010101);
+    fn chunks_cover_everything_once() {
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            for (n, c) in [(0usize, 4usize), (1, 4), (7, 2), (1000, 64), (1000, 1)] {
+                for _ in 0..200 {
+                    let sum = AtomicUsize::new(0);
+                    pool.for_chunks(n, c, &|r| {
+                        assert!(threads == 1 || r.len() <= c);
+                        sum.fetch_add(r.map(|x| x + 1).sum::<usize>(), Ordering::Relaxed);
+                    });
+                    assert_eq!(sum.load(Ordering::Relaxed), n * (n + 1) / 2);
+                }
+            }
         }
     }
 
@@ -209,5 +250,16 @@ mod tests {
             });
             assert_eq!(sum.load(Ordering::Relaxed), n * (n + 1) / 2);
         }
+    }
+
+    #[test]
+    fn slow_chunks_are_all_waited_for() {
+        let pool = ThreadPool::new(2);
+        let sum = AtomicUsize::new(0);
+        pool.for_chunks(8, 1, &|r| {
+            std::thread::sleep(Duration::from_millis(2));
+            sum.fetch_add(r.len(), Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 8);
     }
 }
