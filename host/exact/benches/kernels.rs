@@ -57,6 +57,45 @@ fn time_ns(mut f: impl FnMut()) -> f64 {
     rounds[2]
 }
 
+/// Median per-call times of `a` and `b` and the median of their per-round ratio, over 11 rounds
+/// that alternate between the two (so a load change on a shared machine hits both alike).
+fn paired_ns(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
+    fn calibrate(f: &mut dyn FnMut()) -> u64 {
+        let mut iters = 1u64;
+        loop {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            if t.elapsed() > Duration::from_millis(50) {
+                return iters;
+            }
+            iters *= 2;
+        }
+    }
+    fn round(f: &mut dyn FnMut(), iters: u64) -> f64 {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        t.elapsed().as_nanos() as f64 / iters as f64
+    }
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|p, q| p.total_cmp(q));
+        v[v.len() / 2]
+    }
+    let (ia, ib) = (calibrate(&mut a), calibrate(&mut b));
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..11 {
+        let x = round(&mut a, ia);
+        let y = round(&mut b, ib);
+        ta.push(x);
+        tb.push(y);
+        ratio.push(x / y);
+    }
+    (median(ta), median(tb), median(ratio))
+}
+
 fn random_weights(format: WeightFormat, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
     let bb = format.block_bytes();
     let mut data: Vec<u8> = (0..rows * cols / format.block_len() * bb)
@@ -154,20 +193,22 @@ fn main() {
         m.matvec(&xq, &mut a, Kernel::Scalar).expect("shapes");
         m.matvec(&xq, &mut b, Kernel::Auto).expect("shapes");
         assert_eq!(a, b, "scalar and {kernel} disagree");
-        let s = time_ns(|| {
-            m.matvec(black_box(&xq), black_box(&mut a), Kernel::Scalar)
-                .unwrap()
-        });
-        let v = time_ns(|| {
-            m.matvec(black_box(&xq), black_box(&mut b), Kernel::Auto)
-                .unwrap()
-        });
+        let (s, v, ratio) = paired_ns(
+            || {
+                m.matvec(black_box(&xq), black_box(&mut a), Kernel::Scalar)
+                    .unwrap()
+            },
+            || {
+                m.matvec(black_box(&xq), black_box(&mut b), Kernel::Auto)
+                    .unwrap()
+            },
+        );
         let label = format!("{format:?} {rows}×{cols}");
         println!(
             "{label:<28} {:>10.1} {:>10.1} {:>8.2}x {:>11.2}   {what}",
             s / 1e3,
             v / 1e3,
-            s / v,
+            ratio,
             data.len() as f64 / v
         );
     }
@@ -207,17 +248,19 @@ fn main() {
                     "peer disagrees: {f} vs {e}"
                 );
             }
-            let fl = time_ns(|| float(black_box(&mut out_f)));
-            let ex = time_ns(|| {
-                m.matvec(black_box(&xq), black_box(&mut out_x), Kernel::Auto)
-                    .unwrap()
-            });
+            let (ex, fl, ratio) = paired_ns(
+                || {
+                    m.matvec(black_box(&xq), black_box(&mut out_x), Kernel::Auto)
+                        .unwrap()
+                },
+                || float(black_box(&mut out_f)),
+            );
             println!(
                 "{:<28} {:>10.1} {:>10.1} {:>11.2}x",
                 format!("{rows}×{cols}"),
                 ex / 1e3,
                 fl / 1e3,
-                ex / fl
+                ratio
             );
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! 1. `score_t = round(Σ_i q_i·k_t,i · c / 2^46)` in Q15.16, the sum exact in `i128`, with
 //!    `c = floor(2^30/√d)` ([`attention_scale_q30`]) or a scale of the caller's choosing;
-//! 2. `p = softmax(score)` by [`crate::softmax`] (Q2.30, summing to exactly `2^30`);
+//! 2. `p = softmax(score)` by [`crate::softmax()`] (Q2.30, summing to exactly `2^30`);
 //! 3. `out_i = round(Σ_t p_t·v_t,i / 2^30)`, the sum exact in `i64` (`|Σ p_t v| <= 2^30·max|v|`).
 //!
 //! Every sum is exact, so the result does not depend on the order positions are visited in.

@@ -1,5 +1,7 @@
-//! AVX2 kernels for the per-block integer sums; bit-identical to the scalar kernels because
-//! they compute the same exact integers and share [`super::scalar::block_term`].
+//! AVX2 kernels, bit-identical to the scalar kernels because both compute the same exact
+//! integer: the per-block integer sums are exact in `i32` whatever the lane order, and every
+//! scaled term `isum·mant·2^sh` (the integers `scalar::block_term` forms) is added without
+//! rounding (the super-block formats share `scalar::q4k_term` / `q6k_term` outright).
 
 #[cfg(target_arch = "x86_64")]
 pub(super) use imp::dot;
