@@ -1,9 +1,13 @@
 //! The `engram` binary: wires the host crates together behind one command line.
 
 mod bench;
+mod cmd_memory;
+mod cmd_generate;
+mod cmd_serve;
 mod info;
 mod locate;
 mod model_files;
+mod plugin_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,8 +32,21 @@ struct Cli {
 enum Command {
     /// Print which models, plugins and store are found, and where.
     Info,
+    /// Serve chat over HTTP: OpenAI-compatible and native endpoints, web console.
+    Serve(cmd_serve::ServeArgs),
     /// Run a benchmark suite side by side with its peer and report ratios.
     Bench(bench::BenchArgs),
+    /// The memory store: remember, get, history, forget, search, verify, seal, export, import.
+    Memory(cmd_memory::MemoryArgs),
+    /// Generate a completion for one prompt, streaming tokens and printing tokens/s.
+    Generate(cmd_generate::GenerateArgs),
+    /// Chat with the model in the terminal (keeps the KV cache between turns), or answer one
+    /// `--prompt`.
+    Chat(cmd_generate::ChatArgs),
+    /// Compare the engine with llama.cpp reference outputs; exits non-zero on failure.
+    CheckReference(cmd_generate::CheckReferenceArgs),
+    /// List, build, inspect and load plugin components.
+    Plugin(plugin_cmd::PluginArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +61,12 @@ fn main() -> anyhow::Result<()> {
     let places = locate::Places::resolve(cli.models, cli.data)?;
     match cli.command {
         Command::Info => info::run(&places),
+        Command::Serve(args) => cmd_serve::run(&places, args),
         Command::Bench(args) => bench::run(&places, &args),
+        Command::Memory(args) => cmd_memory::run(&places, &args),
+        Command::Generate(args) => cmd_generate::run_generate(&places, &args),
+        Command::Chat(args) => cmd_generate::run_chat(&places, &args),
+        Command::CheckReference(args) => cmd_generate::run_check_reference(&places, &args),
+        Command::Plugin(args) => plugin_cmd::run(&places, &args),
     }
 }

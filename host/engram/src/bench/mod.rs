@@ -4,7 +4,10 @@
 //! description, commit, and each figure's median and spread over repeated runs). Suites live in
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
+pub mod engine;
 pub mod machine;
+pub mod memory;
+pub mod plugins;
 pub mod report;
 
 use clap::{Args, ValueEnum};
@@ -36,6 +39,12 @@ pub enum Suite {
     All,
     /// The machine itself: CPU, cores and measured memory bandwidth (the bound for decode).
     Machine,
+    /// The inference engine: prefill and decode tokens/s next to llama.cpp (same file, threads).
+    Engine,
+    /// Memory store: durable write throughput, ANN and recall latency at 10k/100k/1M cells.
+    Memory,
+    /// Plugin runtime: judge call overhead, instantiation, cold compile vs cached load.
+    Plugins,
 }
 
 impl Suite {
@@ -86,6 +95,9 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         let result = match suite {
             Suite::All => unreachable!("`all` is expanded above"),
             Suite::Machine => machine::suite(&ctx),
+            Suite::Engine => engine::suite(&ctx),
+            Suite::Memory => memory::suite(&ctx),
+            Suite::Plugins => plugins::suite(&ctx),
         };
         match result {
             Ok(report) => {

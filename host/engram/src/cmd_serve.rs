@@ -1,0 +1,83 @@
+//! `engram serve`: load the model and serve chat over HTTP (loopback by default).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::cmd_generate::{load, ModelArgs};
+use crate::locate::Places;
+
+/// Arguments of `engram serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback requires an admin token.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Which model to serve and with how many threads.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Token required by administration routes.
+    #[arg(long, env = "ENGRAM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens_limit: u32,
+    /// Sessions whose KV cache stays in memory before the least recently used goes to disk.
+    #[arg(long, default_value_t = 16)]
+    pub max_sessions: usize,
+}
+
+/// Run the server until Ctrl-C or SIGTERM.
+pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("loading the model");
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let model = load(places, &args.model);
+    spinner.finish_and_clear();
+    let model = model?;
+    let model_name = model
+        .gguf()
+        .path()
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "engram".into());
+    let mut config = engram_server::ServerConfig::new(places.data.clone(), model_name);
+    config.listen = args.listen;
+    config.admin_token = args.admin_token;
+    config.max_body_bytes = args.max_body_bytes;
+    config.max_tokens_limit = args.max_tokens_limit;
+    config.max_sessions_in_memory = args.max_sessions;
+    config.check().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let metrics = Arc::new(engram_server::metrics::Metrics::new());
+    let engine = engram_server::worker::EngineHandle::start(
+        model,
+        engram_server::worker::WorkerConfig {
+            sessions_dir: config.data_dir.join("sessions"),
+            max_sessions_in_memory: config.max_sessions_in_memory,
+            max_queue: config.max_queue,
+        },
+        metrics.clone(),
+    )
+    .context("cannot start the engine worker")?;
+    let state = Arc::new(engram_server::AppState {
+        config,
+        engine,
+        metrics,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(engram_server::serve(state))
+        .context("the server stopped with an error")
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond the models: run by `scripts/setup.sh --ci`. Idempotent.
+#   - a Python venv at .venv with the test clients (openai, pytest)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+echo "== python test environment (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# Pinned so CI is repeatable; pip skips what is already installed.
+.venv/bin/pip install --quiet --disable-pip-version-check \
+  "openai==1.109.1" "pytest==8.4.2"
+
+# Plugin guest toolchains for the example judges (engram-plugins' language_judges test):
+# componentize-py (Python → component) and componentize-js (JavaScript → component).
+echo "== plugin guest toolchains (componentize-py, componentize-js)"
+.venv/bin/pip install --quiet --disable-pip-version-check "componentize-py==0.25.1"
+if [ ! -d examples/js-judge/node_modules/@bytecodealliance/componentize-js ]; then
+  (cd examples/js-judge && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The engine benchmark's peer (`engram bench engine` runs llama.cpp through it). Built from
+# source by pip (several minutes the first time); pip skips it when already installed.
+echo "== llama.cpp peer for the engine benchmark (llama-cpp-python)"
+.venv/bin/pip install --quiet --disable-pip-version-check "llama-cpp-python==0.3.36"

@@ -1,0 +1,116 @@
+"""The official `openai` Python client against Engram's OpenAI-compatible endpoint."""
+import json
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import Server
+
+
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+
+
+def test_models_lists_the_served_model(server):
+    models = client(server).models.list()
+    assert len(models.data) == 1
+    assert "SmolLM2" in models.data[0].id
+
+
+def test_non_streaming_completion_has_text_and_usage(server):
+    answer = client(server).chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Who wrote Romeo and Juliet?"}],
+        max_tokens=16,
+        temperature=0,
+    )
+    choice = answer.choices[0]
+    assert choice.message.role == "assistant"
+    assert "Shakespeare" in choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    assert answer.usage.prompt_tokens > 10
+    assert 0 < answer.usage.completion_tokens <= 16
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+
+
+def test_greedy_is_deterministic_and_max_tokens_gives_length(server):
+    c = client(server)
+    args = dict(model="default", messages=[{"role": "user", "content": "Count: one, two,"}],
+                max_tokens=5, temperature=0)
+    first = c.chat.completions.create(**args)
+    second = c.chat.completions.create(**args)
+    assert first.choices[0].message.content == second.choices[0].message.content
+    assert first.choices[0].finish_reason == "length"
+    assert first.usage.completion_tokens == 5
+
+
+def test_streaming_sends_role_first_then_text_then_finish_and_usage(server):
+    stream = client(server).chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes in (["stop"], ["length"])
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens > 0
+    # Streaming and non-streaming answers agree (greedy).
+    whole = client(server).chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12, temperature=0)
+    assert whole.choices[0].message.content == text
+
+
+def test_second_turn_reuses_the_kv_cache(server):
+    c = client(server)
+    messages = [{"role": "user", "content": "My name is Ada. Remember it."}]
+    first = c.chat.completions.create(model="default", messages=messages, max_tokens=10, temperature=0)
+    messages += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "What is my name?"}]
+    second = c.chat.completions.create(model="default", messages=messages, max_tokens=10, temperature=0)
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    # Everything up to the new user message was already in the session's KV cache.
+    assert cached >= first.usage.prompt_tokens, (cached, first.usage)
+    assert cached < second.usage.prompt_tokens
+
+
+def test_stop_strings_end_the_answer(server):
+    c = client(server)
+    free = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                     messages=[{"role": "user", "content": "List three colours."}])
+    text = free.choices[0].message.content
+    assert len(text) > 4
+    stop = text[3:5]
+    cut = c.chat.completions.create(model="default", max_tokens=24, temperature=0, stop=[stop],
+                                    messages=[{"role": "user", "content": "List three colours."}])
+    assert cut.choices[0].message.content == text[: text.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_bad_requests_raise_bad_request_errors_naming_the_field(server):
+    c = client(server)
+    with pytest.raises(openai.BadRequestError) as err:
+        c.chat.completions.create(model="default", messages=[], max_tokens=4)
+    assert err.value.body["param"] == "messages"
+    with pytest.raises(openai.BadRequestError) as err:
+        c.chat.completions.create(model="default", max_tokens=10**9,
+                                  messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["param"] == "max_tokens"
+
+
+def test_raw_malformed_json_gets_an_openai_error_body(server):
+    req = urllib.request.Request(server.url + "/v1/chat/completions", data=b"{not json",
+                                 headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req)
+    assert err.value.code == 400
+    body = json.loads(err.value.read())
+    assert body["error"]["type"] == "invalid_request_error"
