@@ -103,3 +103,19 @@ fn a_shape_mismatch_names_the_tensor() {
         "{err}"
     );
 }
+
+#[test]
+fn token_ids_beyond_the_embedding_table_are_rejected() {
+    let dir = broken_model(|d| {
+        let path = d.join("tokenizer.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["added_tokens"][4]["id"] = serde_json::json!(40_000);
+        std::fs::write(&path, json.to_string()).unwrap();
+    });
+    let err = load_error(dir.path());
+    assert!(
+        err.contains("tokenizer.json") && err.contains("vocab_size is 30522"),
+        "{err}"
+    );
+}

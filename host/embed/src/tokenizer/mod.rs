@@ -324,9 +324,17 @@ impl Tokenizer {
         }
     }
 
-    /// The vocabulary size (the largest id plus one).
+    /// The number of ids this tokenizer can produce: its largest id (vocabulary, added and
+    /// special tokens) plus one.
     pub fn vocab_size(&self) -> usize {
-        self.vocab.values().max().map_or(0, |&m| m as usize + 1)
+        let vocab = self.vocab.values();
+        let added = self.added.iter().map(|(_, id)| id);
+        let special = self.prefix_ids.iter().chain(&self.suffix_ids);
+        vocab
+            .chain(added)
+            .chain(special)
+            .max()
+            .map_or(0, |&m| m as usize + 1)
     }
 }
 
