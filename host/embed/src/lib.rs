@@ -16,6 +16,8 @@
 //! # Ok::<(), engram_embed::EmbedError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 mod kernels;

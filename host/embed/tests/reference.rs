@@ -318,3 +318,32 @@ fn debug_output_is_short() {
     let text = format!("{:?}", embedder());
     assert!(text.len() < 200 && text.contains("Embedder"), "{text}");
 }
+
+#[test]
+fn concurrent_callers_get_the_same_vectors() {
+    let (e, r) = (embedder(), reference());
+    let texts: Vec<&str> = r.cases.iter().map(|c| c.text.as_str()).collect();
+    let want = e.embed_batch(&texts);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let texts = &texts;
+                s.spawn(move || {
+                    texts
+                        .iter()
+                        .cycle()
+                        .skip(i * 7)
+                        .take(texts.len())
+                        .map(|t| (t.to_string(), e.embed(t)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (text, v) in h.join().unwrap() {
+                let i = texts.iter().position(|t| *t == text).unwrap();
+                assert_eq!(v, want[i], "{text:?}");
+            }
+        }
+    });
+}

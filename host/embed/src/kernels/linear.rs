@@ -24,7 +24,7 @@ const ROW_BLOCK: usize = 16 * MR;
 /// Below this many multiply-adds a layer runs on the calling thread only.
 const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
-/// Which micro-kernel a [`Linear`] uses.
+/// Which micro-kernel the dense layers use (see [`Embedder::kernel`](crate::Embedder::kernel)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Portable Rust, auto-vectorised by the compiler.
