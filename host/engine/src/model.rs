@@ -199,14 +199,19 @@ impl Model {
                 as f32,
             None => 10000.0,
         };
-        if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 || n_layer == 0 {
+        if n_head == 0
+            || n_head_kv == 0
+            || !n_embd.is_multiple_of(n_head)
+            || !n_head.is_multiple_of(n_head_kv)
+            || n_layer == 0
+        {
             return Err(f.meta_err(
                 &format!("{a}.attention.head_count"),
                 &format!("inconsistent shape: n_embd {n_embd}, heads {n_head}, kv heads {n_head_kv}, layers {n_layer}"),
             ));
         }
         let head_dim = n_embd / n_head;
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(f.meta_err(&format!("{a}.embedding_length"), "head dimension must be even for RoPE"));
         }
         let n_kv = n_head_kv * head_dim;
@@ -217,7 +222,7 @@ impl Model {
                 return Err(f.tensor_err(name, format!("shape {:?}, expected [{cols}, {rows}]", t.dims)));
             }
             let data = f.tensor_data(t);
-            if (data.as_ptr() as usize) % 4 != 0 {
+            if !(data.as_ptr() as usize).is_multiple_of(4) {
                 return Err(f.tensor_err(name, "data is not 4-byte aligned in memory"));
             }
             Ok(Weight {

@@ -67,6 +67,13 @@ struct SharedMut(*mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn ptr(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 impl CpuOps {
     /// Float operators with `n_threads` threads (0 = all cores) and the best kernels for this
     /// CPU (`ENGRAM_FORCE_SCALAR=1` forces the scalar ones).
@@ -137,7 +144,6 @@ impl Ops for CpuOps {
             64
         };
         self.pool.for_chunks(m, chunk, &|rows| {
-            let o = o;
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let r1 = (r0 + ROW_TILE).min(rows.end);
@@ -146,7 +152,7 @@ impl Ops for CpuOps {
                     for r in r0..r1 {
                         let v = dot(&wb[r * wrb..(r + 1) * wrb], a);
                         // SAFETY: (t, r) is written by exactly this thread; in bounds by the asserts.
-                        unsafe { *o.0.add(t * m + r) = v };
+                        unsafe { *o.ptr().add(t * m + r) = v };
                     }
                 }
                 r0 = r1;
@@ -209,7 +215,6 @@ impl Ops for CpuOps {
         let o = SharedMut(out.as_mut_ptr());
         let jobs = s.n_tokens * s.n_head;
         self.pool.for_chunks(jobs, 1, &|range| {
-            let o = o;
             ATTN_SCRATCH.with(|cell| {
                 let mut guard = cell.borrow_mut();
                 let (scores, acc) = &mut *guard;
@@ -246,7 +251,7 @@ impl Ops for CpuOps {
                         }
                     }
                     // SAFETY: each (t, h) slice of `out` is written by exactly one thread.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(o.0.add(t * q_row + h * hd), hd) };
+                    let dst = unsafe { std::slice::from_raw_parts_mut(o.ptr().add(t * q_row + h * hd), hd) };
                     dst.copy_from_slice(acc);
                 }
             });

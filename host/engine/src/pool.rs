@@ -99,7 +99,12 @@ impl ThreadPool {
             n_threads
         };
         let shared = Arc::new(Shared {
-            task: UnsafeCell::new(Task { body: None, n: 0, chunk: 1, n_chunks: 0 }),
+            task: UnsafeCell::new(Task {
+                body: None,
+                n: 0,
+                chunk: 1,
+                n_chunks: 0,
+            }),
             state: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -118,7 +123,12 @@ impl ThreadPool {
                     .expect("spawning a kernel thread")
             })
             .collect();
-        ThreadPool { shared, workers, n_threads: n, submit: Mutex::new(()) }
+        ThreadPool {
+            shared,
+            workers,
+            n_threads: n,
+            submit: Mutex::new(()),
+        }
     }
 
     /// Number of threads (including the caller).
@@ -147,7 +157,12 @@ impl ThreadPool {
         // do not return before every user of the closure has left (`active == 0`).
         unsafe {
             let body: Body = std::mem::transmute::<&(dyn Fn(Range<usize>) + Sync), Body>(f);
-            *s.task.get() = Task { body: Some(body), n, chunk, n_chunks };
+            *s.task.get() = Task {
+                body: Some(body),
+                n,
+                chunk,
+                n_chunks,
+            };
         }
         s.next.store(0, Ordering::Relaxed);
         s.done.store(0, Ordering::Relaxed);
@@ -184,7 +199,7 @@ fn worker(s: Arc<Shared>) {
             }
             std::hint::spin_loop();
             i += 1;
-            if i % 128 == 0 && start.elapsed() > SPIN {
+            if i.is_multiple_of(128) && start.elapsed() > SPIN {
                 let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleepers.fetch_add(1, Ordering::SeqCst);
                 loop {

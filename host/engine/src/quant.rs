@@ -4,6 +4,9 @@
 //!
 //! The scalar functions here are the reference every SIMD kernel is tested against.
 
+// Index loops mirror the GGML reference code block for block, which keeps them auditable.
+#![allow(clippy::needless_range_loop)]
+
 use half::f16;
 
 /// The tensor element types this engine reads.
@@ -229,7 +232,7 @@ pub fn f16_to_f32(bits: u16) -> f32 {
 /// whole number of blocks or the bytes are misaligned for `T`.
 pub fn cast_blocks<T: Copy>(bytes: &[u8]) -> Option<&[T]> {
     let sz = std::mem::size_of::<T>();
-    if bytes.len() % sz != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+    if !bytes.len().is_multiple_of(sz) || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return None;
     }
     // SAFETY: length and alignment checked; every `T` used here is plain old data (integer
@@ -240,7 +243,7 @@ pub fn cast_blocks<T: Copy>(bytes: &[u8]) -> Option<&[T]> {
 /// Mutable version of [`cast_blocks`].
 pub fn cast_blocks_mut<T: Copy>(bytes: &mut [u8]) -> Option<&mut [T]> {
     let sz = std::mem::size_of::<T>();
-    if bytes.len() % sz != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+    if !bytes.len().is_multiple_of(sz) || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return None;
     }
     // SAFETY: as in `cast_blocks`.

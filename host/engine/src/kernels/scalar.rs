@@ -4,6 +4,9 @@
 //! [`ActType`](crate::quant::ActType)) as bytes and returns their dot product. Integer
 //! sums inside a block are exact; blocks are combined in f32 in block order.
 
+// Index loops mirror the GGML reference code block for block, which keeps them auditable.
+#![allow(clippy::needless_range_loop)]
+
 use crate::quant::*;
 
 /// Q4_0 weights · Q8_0 activations.
