@@ -1023,6 +1023,18 @@ impl MemoryStore {
         cands
     }
 
+    /// Nearest current cells to `q` through the ANN index (cosine, best first).
+    pub fn nearest(&self, q: &[f32], k: usize) -> Vec<(CellId, f32)> {
+        self.maintain_index();
+        self.state.read().unwrap().ann.as_ref().map_or_else(Vec::new, |a| a.search(q, k))
+    }
+
+    /// Nearest current cells to `q` by exhaustive scan: the reference the ANN index is
+    /// measured against.
+    pub fn nearest_exact(&self, q: &[f32], k: usize) -> Vec<(CellId, f32)> {
+        self.state.read().unwrap().ann.as_ref().map_or_else(Vec::new, |a| a.search_exact(q, k))
+    }
+
     /// Rebuild the ANN index now if writes have outgrown it (recall also does this lazily).
     pub fn maintain_index(&self) {
         let needs = self.state.read().unwrap().ann.as_ref().is_some_and(AnnIndex::needs_rebuild);
