@@ -86,6 +86,9 @@ fn main() {
         "batch tok/s",
         "tok/cpu-second"
     );
+    // A note-sized text of 256 tokens (the truncation limit), where attention weighs most.
+    let long_text = texts_owned.join(" ");
+    let mut long_rows = Vec::new();
     let mut configs = vec![(true, 1), (true, cores), (false, 1), (false, cores)];
     configs.dedup();
     // `--only simd:1` (kernel `simd` or `portable`, thread count) measures one configuration.
@@ -112,6 +115,10 @@ fn main() {
         let batch = median(batch_runs, || {
             std::hint::black_box(e.embed_batch(&texts));
         });
+        let long = median(single_runs.min(11), || {
+            std::hint::black_box(e.embed(&long_text));
+        });
+        long_rows.push((e.kernel(), threads, long));
         let secs = batch.0.as_secs_f64();
         println!(
             "{:<10} {:>7} {:>12.2} {:>12.2} {:>15.1} {:>14.0} {:>16.0}",
@@ -122,6 +129,19 @@ fn main() {
             texts.len() as f64 / secs,
             tokens as f64 / secs,
             tokens as f64 / batch.1.as_secs_f64()
+        );
+    }
+    println!(
+        "\none {}-token text (truncated at MAX_TOKENS):",
+        engram_embed::MAX_TOKENS
+    );
+    for (kernel, threads, (wall, cpu)) in long_rows {
+        println!(
+            "{:<10} {:>7} {:>12.2} ms wall {:>12.2} ms cpu",
+            format!("{kernel:?}"),
+            threads,
+            wall.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e3
         );
     }
 }
