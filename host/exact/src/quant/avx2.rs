@@ -4,7 +4,7 @@
 //! rounding (the super-block formats share `scalar::q4k_term` / `q6k_term` outright).
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use imp::dot;
+pub(super) use imp::{dot, matvec32};
 
 /// Whether the CPU running this process supports AVX2.
 pub(super) fn available() -> bool {
@@ -319,7 +319,13 @@ mod imp {
     /// accumulated as `v · 2^(sh − base)` in plain `i64` lanes instead (shifts outside the window
     /// only occur for zero terms, which `sllv` turns into zero).
     #[target_feature(enable = "avx2")]
-    fn dot32(format: WeightFormat, w: &[u8], x: &[Q8Block], window: Option<u32>) -> i128 {
+    fn dot32(
+        format: WeightFormat,
+        w: &[u8],
+        x: &[Q8Block],
+        window: Option<u32>,
+        pre: &[(__m256i, __m256i)],
+    ) -> i128 {
         const CHUNK: usize = 4096;
         let bb = format.block_bytes();
         let base = _mm256_set1_epi32(24);
@@ -345,8 +351,13 @@ mod imp {
                     *l = block_isum_lanes(format, &wb[j * bb..(j + 1) * bb], a);
                 }
                 let isum = hsum8x8(&lanes);
-                let (sum, k) = act_sum_shift8(xb);
-                let kb = _mm256_add_epi32(k, base);
+                let (sum, kb) = match pre.get(i / 8) {
+                    Some(&p) => p,
+                    None => {
+                        let (sum, k) = act_sum_shift8(xb);
+                        (sum, _mm256_add_epi32(k, base))
+                    }
+                };
                 let scales = gather_u32(wb, bb);
                 let (m, e) = f16_parts8(_mm256_and_si256(scales, _mm256_set1_epi32(0xffff)));
                 let ints = match format {
@@ -410,6 +421,32 @@ mod imp {
         total
     }
 
+    /// Activation groups whose `(Σq, shift + 24)` vectors [`matvec32`] prepares once per call.
+    const PRE_GROUPS: usize = 64;
+
+    /// `out[i] = dot_to_act(row_dot(rows.start + i))` for a 32-element format, preparing the
+    /// activation-side vectors once for all rows; `window(row)` is the row's 64-bit window.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn matvec32<'a>(
+        format: WeightFormat,
+        rows: impl Iterator<Item = (&'a [u8], Option<u32>)>,
+        x: &[Q8Block],
+        out: &mut [i32],
+    ) {
+        let mut pre = [(_mm256_setzero_si256(), _mm256_setzero_si256()); PRE_GROUPS];
+        let n = (x.len() / 8).min(PRE_GROUPS);
+        for (g, p) in pre[..n].iter_mut().enumerate() {
+            let (sum, k) = act_sum_shift8(&x[g * 8..g * 8 + 8]);
+            *p = (sum, _mm256_add_epi32(k, _mm256_set1_epi32(24)));
+        }
+        for (o, (w, window)) in out.iter_mut().zip(rows) {
+            *o = super::super::dot_to_act(dot32(format, w, x, window, &pre[..n]));
+        }
+    }
+
     /// The exact dot product of a run of weight blocks with as many activation blocks.
     ///
     /// # Safety
@@ -434,7 +471,7 @@ mod imp {
                     acc += q6k_term(block, a, &q6k_isums(block, a));
                 }
             }
-            _ => acc = dot32(format, w, x, window),
+            _ => acc = dot32(format, w, x, window, &[]),
         }
         acc
     }

@@ -463,6 +463,16 @@ impl<'a> QuantMatrix<'a> {
         }
         check_len("matvec output", rows.len(), out.len())?;
         let shifts = shift_range(x);
+        #[cfg(target_arch = "x86_64")]
+        if kernel.uses_avx2() && self.format.block_len() == QK {
+            let rows = rows.map(|r| {
+                let window = window_base(self.row_exp.get(r).copied(), shifts, x.len());
+                (self.row_data(r), window)
+            });
+            // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
+            unsafe { avx2::matvec32(self.format, rows, x, out) };
+            return Ok(());
+        }
         for (o, r) in out.iter_mut().zip(rows) {
             let exp = self.row_exp.get(r).copied();
             *o = dot_to_act(dot_blocks(
@@ -485,6 +495,18 @@ fn shift_range(x: &[Q8Block]) -> (u8, u8) {
     (lo, hi)
 }
 
+/// The base shift of the 64-bit window the AVX2 kernel may accumulate a row segment of
+/// `blocks` blocks in, or `None` when the terms may not fit: terms are below `2^(30 + spread)`
+/// and each of the 8 `i64` lanes takes at most `blocks / 2` of them, so the window holds if
+/// `spread + bits(blocks) <= 32`.
+fn window_base(exp: Option<(i8, i8)>, shifts: (u8, u8), blocks: usize) -> Option<u32> {
+    exp.and_then(|(emin, emax)| {
+        let spread = (emax - emin) as u32 + (shifts.1 - shifts.0) as u32;
+        let bits = usize::BITS - blocks.leading_zeros();
+        (spread + bits <= 32).then(|| (emin as i32 + shifts.0 as i32 + 24) as u32)
+    })
+}
+
 /// Dispatches one row segment to the chosen kernel (lengths already checked). `exp` and
 /// `shifts` are the ranges of the weight-scale exponents and activation shifts of the segment
 /// (a superset is fine); when every term then fits one 64-bit window the AVX2 kernel
@@ -498,13 +520,7 @@ fn dot_blocks(
     shifts: (u8, u8),
 ) -> i128 {
     if kernel.uses_avx2() {
-        // Terms are below 2^(30 + spread); each of the 8 i64 lanes takes at most x.len()/2
-        // of them, so the window holds if spread + bits(x.len()) <= 32.
-        let window = exp.and_then(|(emin, emax)| {
-            let spread = (emax - emin) as u32 + (shifts.1 - shifts.0) as u32;
-            let bits = usize::BITS - x.len().leading_zeros();
-            (spread + bits <= 32).then(|| (emin as i32 + shifts.0 as i32 + 24) as u32)
-        });
+        let window = window_base(exp, shifts, x.len());
         // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
         #[cfg(target_arch = "x86_64")]
         return unsafe { avx2::dot(format, w, x, window) };

@@ -231,6 +231,45 @@ fn long_extreme_rows_are_exact() {
     }
 }
 
+/// The matvec entry point with model-like scales (the AVX2 64-bit window path), rows short and
+/// long enough to pass the prepared activation groups, against the scalar kernel.
+#[test]
+fn matvec_window_path_matches_scalar() {
+    let mut rng = Rng::new(21);
+    for format in [
+        WeightFormat::Q4_0,
+        WeightFormat::Q4_1,
+        WeightFormat::Q5_0,
+        WeightFormat::Q8_0,
+    ] {
+        for nb in [1, 7, 8, 18, 48, 64 * 8 + 13] {
+            let rows = 5;
+            let mut data: Vec<u8> = (0..rows)
+                .flat_map(|_| random_row(format, nb, &mut rng))
+                .collect();
+            for block in data.chunks_exact_mut(format.block_bytes()) {
+                for &off in format.scale_offsets() {
+                    let s = (0x1400 + rng.below(0x1000)) as u16;
+                    block[off..off + 2].copy_from_slice(&s.to_le_bytes());
+                }
+            }
+            let m = QuantMatrix::new(format, &data, rows, nb * QK).unwrap();
+            let x: Vec<i32> = (0..nb * QK)
+                .map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32)
+                .collect();
+            let mut xq = vec![Q8Block::default(); nb];
+            quantize_act(&x, &mut xq).unwrap();
+            let (mut a, mut b) = (vec![0; rows], vec![0; rows]);
+            m.matvec(&xq, &mut a, Kernel::Scalar).unwrap();
+            m.matvec(&xq, &mut b, Kernel::Auto).unwrap();
+            assert_eq!(a, b, "{format:?} nb={nb}");
+            for (r, &v) in a.iter().enumerate() {
+                assert_eq!(dot_to_act(reference_dot(format, m.row_data(r), &xq)), v);
+            }
+        }
+    }
+}
+
 #[test]
 fn avx2_is_exercised_when_available() {
     if std::arch::is_x86_feature_detected!("avx2") && std::env::var_os(SCALAR_ENV).is_none() {
