@@ -116,7 +116,7 @@ pub fn exp(x_in: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     let n_int = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let scale = f32::from_bits(((n_int + 127) as u32) << 23);
