@@ -79,6 +79,8 @@
 //! Row ranges of a matrix can be handed to threads ([`QuantMatrix::matvec_rows`]): the bits do
 //! not depend on the split.
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod attention;
 pub mod cordic;
