@@ -111,7 +111,9 @@ impl AnnIndex {
 
     /// Remove `id` (no-op when absent).
     pub fn remove(&mut self, id: u64) {
-        let Some(slot) = self.slot_of.remove(&id) else { return };
+        let Some(slot) = self.slot_of.remove(&id) else {
+            return;
+        };
         let slot = slot as usize;
         // Unlink from its list, fixing the entry that moves into its place.
         let (l, p) = self.loc[slot];
@@ -177,7 +179,10 @@ impl AnnIndex {
             for (i, &c) in assign.iter().enumerate() {
                 let s = sample[i];
                 counts[c] += 1;
-                for (acc, x) in sums[c * d..(c + 1) * d].iter_mut().zip(&self.vecs[s * d..(s + 1) * d]) {
+                for (acc, x) in sums[c * d..(c + 1) * d]
+                    .iter_mut()
+                    .zip(&self.vecs[s * d..(s + 1) * d])
+                {
                     *acc += x;
                 }
             }
@@ -219,7 +224,11 @@ impl AnnIndex {
             for s in 0..n {
                 top.push(dot(q, &self.vecs[s * d..(s + 1) * d]), s as u32);
             }
-            return top.into_sorted().into_iter().map(|(sc, s)| (self.ids[s as usize], sc)).collect();
+            return top
+                .into_sorted()
+                .into_iter()
+                .map(|(sc, s)| (self.ids[s as usize], sc))
+                .collect();
         }
         let mut ctop = TopK::new(self.effective_nprobe());
         for c in 0..self.nlist() {
@@ -245,7 +254,10 @@ impl AnnIndex {
             let s = s as usize;
             top.push(dot(q, &self.vecs[s * d..(s + 1) * d]), s as u32);
         }
-        top.into_sorted().into_iter().map(|(sc, s)| (self.ids[s as usize], sc)).collect()
+        top.into_sorted()
+            .into_iter()
+            .map(|(sc, s)| (self.ids[s as usize], sc))
+            .collect()
     }
 
     /// Exact top-`k` (used to measure the approximation's recall).
@@ -255,13 +267,18 @@ impl AnnIndex {
         for s in 0..self.len() {
             top.push(dot(q, &self.vecs[s * d..(s + 1) * d]), s as u32);
         }
-        top.into_sorted().into_iter().map(|(sc, s)| (self.ids[s as usize], sc)).collect()
+        top.into_sorted()
+            .into_iter()
+            .map(|(sc, s)| (self.ids[s as usize], sc))
+            .collect()
     }
 }
 
 /// Index of the nearest centroid for each of `rows`, on up to 4 threads.
 fn assign_parallel(cents: &[f32], d: usize, rows: &[usize], vecs: &[f32]) -> Vec<usize> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
     let chunk = rows.len().div_ceil(threads).max(1);
     let mut out = vec![0usize; rows.len()];
     std::thread::scope(|scope| {
@@ -326,7 +343,12 @@ fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
         return (vec![0; v.len()], 0.0);
     }
     let inv = 127.0 / m;
-    (v.iter().map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8).collect(), m / 127.0)
+    (
+        v.iter()
+            .map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8)
+            .collect(),
+        m / 127.0,
+    )
 }
 
 /// Scale `v` to unit length (no-op for the zero vector).
@@ -343,9 +365,20 @@ struct TopK {
     heap: std::collections::BinaryHeap<std::cmp::Reverse<(OrdF32, u32)>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+/// An `f32` ordered by `total_cmp` (scores are never NaN, but the heap needs `Ord`).
+#[derive(Debug, Clone, Copy)]
 struct OrdF32(f32);
+impl PartialEq for OrdF32 {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
 impl Eq for OrdF32 {}
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
 impl Ord for OrdF32 {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&o.0)

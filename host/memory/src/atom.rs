@@ -89,30 +89,55 @@ pub fn encode_file(body: &AtomBody) -> Vec<u8> {
 /// Parse the file format, checking size, magic, version and checksum.
 pub fn decode_file(path: &Path, bytes: &[u8]) -> Result<(AtomBody, Hash32)> {
     if bytes.len() < HEADER + 32 {
-        return Err(refuse(path, format!("truncated: {} bytes, shorter than the {}-byte header and checksum", bytes.len(), HEADER + 32)));
+        return Err(refuse(
+            path,
+            format!(
+                "truncated: {} bytes, shorter than the {}-byte header and checksum",
+                bytes.len(),
+                HEADER + 32
+            ),
+        ));
     }
     if &bytes[..12] != MAGIC {
         return Err(refuse(path, "not an .atom file (bad magic bytes)"));
     }
     let version = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
     if version != VERSION {
-        return Err(refuse(path, format!("format version {version}; this build reads version {VERSION}")));
+        return Err(refuse(
+            path,
+            format!("format version {version}; this build reads version {VERSION}"),
+        ));
     }
     let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
     let expected = (HEADER as u64).saturating_add(len).saturating_add(32);
     if (bytes.len() as u64) < expected {
-        return Err(refuse(path, format!("truncated: header announces {expected} bytes, file has {}", bytes.len())));
+        return Err(refuse(
+            path,
+            format!(
+                "truncated: header announces {expected} bytes, file has {}",
+                bytes.len()
+            ),
+        ));
     }
     if (bytes.len() as u64) > expected {
-        return Err(refuse(path, format!("{} unexpected bytes after the checksum", bytes.len() as u64 - expected)));
+        return Err(refuse(
+            path,
+            format!(
+                "{} unexpected bytes after the checksum",
+                bytes.len() as u64 - expected
+            ),
+        ));
     }
     let body_end = HEADER + len as usize;
     let sum: Hash32 = bytes[body_end..].try_into().unwrap();
     if hash_bytes(&bytes[..body_end]) != sum {
-        return Err(refuse(path, "checksum mismatch: the file was edited or corrupted"));
+        return Err(refuse(
+            path,
+            "checksum mismatch: the file was edited or corrupted",
+        ));
     }
-    let body: AtomBody =
-        postcard::from_bytes(&bytes[HEADER..body_end]).map_err(|e| refuse(path, format!("body does not decode: {e}")))?;
+    let body: AtomBody = postcard::from_bytes(&bytes[HEADER..body_end])
+        .map_err(|e| refuse(path, format!("body does not decode: {e}")))?;
     Ok((body, sum))
 }
 
@@ -129,7 +154,13 @@ pub fn validate(path: &Path, body: &AtomBody, seal_key: Option<&[u8]>) -> Result
             return Err(refuse(path, format!("line {i}: records seq {}", line.seq)));
         }
         if line.compute_anchor(&prev) != line.anchor {
-            return Err(refuse(path, format!("line {i}: anchor does not follow from line {} (edited history)", i as i64 - 1)));
+            return Err(refuse(
+                path,
+                format!(
+                    "line {i}: anchor does not follow from line {} (edited history)",
+                    i as i64 - 1
+                ),
+            ));
         }
         prev = line.anchor;
         let key = (line.kind as u8, line.key.clone());
@@ -146,7 +177,14 @@ pub fn validate(path: &Path, body: &AtomBody, seal_key: Option<&[u8]>) -> Result
     }
     let seal = &body.seal;
     if seal.count != lines.len() as u64 || seal.head != prev {
-        return Err(refuse(path, format!("seal covers {} lines ending in a different head than the {} lines in the file", seal.count, lines.len())));
+        return Err(refuse(
+            path,
+            format!(
+                "seal covers {} lines ending in a different head than the {} lines in the file",
+                seal.count,
+                lines.len()
+            ),
+        ));
     }
     if let (Some(key), Some(mac)) = (seal_key, seal.mac) {
         if mac != Seal::mac_for(key, seal.count, &seal.head, seal.time) {
@@ -155,17 +193,31 @@ pub fn validate(path: &Path, body: &AtomBody, seal_key: Option<&[u8]>) -> Result
     }
     for r in &body.records {
         let (kind, name) = match (r.key.first(), r.key.len()) {
-            (Some(b'C'), 9) => (Kind::Cell, u64::from_be_bytes(r.key[1..9].try_into().unwrap()).to_string()),
+            (Some(b'C'), 9) => (
+                Kind::Cell,
+                u64::from_be_bytes(r.key[1..9].try_into().unwrap()).to_string(),
+            ),
             (Some(b'V'), 33) => (Kind::Conversation, to_hex(&r.key[1..])),
             _ => return Err(refuse(path, "record with a malformed key")),
         };
-        let line = lines.get(r.seq as usize).ok_or_else(|| refuse(path, format!("record {name} names missing line {}", r.seq)))?;
+        let line = lines
+            .get(r.seq as usize)
+            .ok_or_else(|| refuse(path, format!("record {name} names missing line {}", r.seq)))?;
         if line.kind != kind || line.key != name || line.content_hash != hash_bytes(&r.content) {
-            return Err(refuse(path, format!("record {name}: content does not match its memory line {}", r.seq)));
+            return Err(refuse(
+                path,
+                format!(
+                    "record {name}: content does not match its memory line {}",
+                    r.seq
+                ),
+            ));
         }
         let k = (kind as u8, name.clone());
         if latest.get(&k) != Some(&r.seq) || (kind == Kind::Cell && forgotten.contains(&k)) {
-            return Err(refuse(path, format!("record {name}: not the latest content the log names")));
+            return Err(refuse(
+                path,
+                format!("record {name}: not the latest content the log names"),
+            ));
         }
     }
     Ok(lines)
@@ -183,12 +235,22 @@ impl MemoryStore {
             lines.push(kv?.1.to_vec());
         }
         let mut records = Vec::new();
-        for kv in self.tree.scan_prefix(b"C").chain(self.tree.scan_prefix(b"V")) {
+        for kv in self
+            .tree
+            .scan_prefix(b"C")
+            .chain(self.tree.scan_prefix(b"V"))
+        {
             let (k, v) = kv?;
-            let h = crate::store::record_header(&v).ok_or_else(|| MemoryError::Corrupt("record too short".into()))?;
+            let h = crate::store::record_header(&v)
+                .ok_or_else(|| MemoryError::Corrupt("record too short".into()))?;
             let content = crate::shred::key_from(&keys, h.slot)
                 .and_then(|key| crate::store::open_record(&key, &k, &v))
-                .ok_or_else(|| MemoryError::Corrupt(format!("record at seq {} does not authenticate; run verify", h.seq)))?;
+                .ok_or_else(|| {
+                    MemoryError::Corrupt(format!(
+                        "record at seq {} does not authenticate; run verify",
+                        h.seq
+                    ))
+                })?;
             records.push(AtomRecord {
                 key: k.to_vec(),
                 seq: h.seq,
@@ -201,7 +263,11 @@ impl MemoryStore {
             count: w.next_seq,
             head: w.head,
             time,
-            mac: self.cfg.seal_key.as_ref().map(|k| Seal::mac_for(k, w.next_seq, &w.head, time)),
+            mac: self
+                .cfg
+                .seal_key
+                .as_ref()
+                .map(|k| Seal::mac_for(k, w.next_seq, &w.head, time)),
         };
         let body = AtomBody {
             lines,
@@ -225,7 +291,13 @@ impl MemoryStore {
         let lines = validate(path, &body, self.cfg.seal_key.as_deref())?;
         let mut w = self.writer.lock().unwrap();
         if w.next_seq != 0 {
-            return Err(refuse(path, format!("this store already holds {} memory lines; import into an empty store", w.next_seq)));
+            return Err(refuse(
+                path,
+                format!(
+                    "this store already holds {} memory lines; import into an empty store",
+                    w.next_seq
+                ),
+            ));
         }
         let mut batch = sled::Batch::default();
         for (i, raw) in body.lines.iter().enumerate() {
@@ -236,7 +308,10 @@ impl MemoryStore {
         for r in &body.records {
             let key = KeyVault::fresh_key()?;
             self.vault.put(slot, &key)?;
-            batch.insert(r.key.clone(), encode_record(&key, &r.key, slot, r.seq, r.time, &r.content));
+            batch.insert(
+                r.key.clone(),
+                encode_record(&key, &r.key, slot, r.seq, r.time, &r.content),
+            );
             if r.key[0] == b'C' {
                 next_id = next_id.max(u64::from_be_bytes(r.key[1..9].try_into().unwrap()) + 1);
             }
@@ -251,14 +326,29 @@ impl MemoryStore {
             }
         }
         let seq = lines.len() as u64;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let head = lines.last().map_or_else(genesis_anchor, |l| l.anchor);
-        let line = MemoryLine::new(seq, Op::Import, Kind::Store, String::new(), checksum, format!("file={name}"), now_micros(), &head);
+        let line = MemoryLine::new(
+            seq,
+            Op::Import,
+            Kind::Store,
+            String::new(),
+            checksum,
+            format!("file={name}"),
+            now_micros(),
+            &head,
+        );
         batch.insert(&lkey(seq), line.encode());
         let mut counters = next_id.to_le_bytes().to_vec();
         counters.extend_from_slice(&slot.to_le_bytes());
         batch.insert(b"N", counters);
-        batch.insert(b"P", postcard::to_allocvec(&body.policy).expect("policy serialises"));
+        batch.insert(
+            b"P",
+            postcard::to_allocvec(&body.policy).expect("policy serialises"),
+        );
         self.vault.sync()?;
         self.tree.apply_batch(batch)?;
         self.db.flush()?;

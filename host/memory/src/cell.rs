@@ -49,7 +49,11 @@ pub struct Fact {
 
 impl Fact {
     /// A fact with just κ and value.
-    pub fn new(subject: impl Into<String>, facet: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(
+        subject: impl Into<String>,
+        facet: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         Self {
             subject: subject.into(),
             facet: facet.into(),
@@ -127,7 +131,10 @@ impl Cell {
 
 /// Normalised κ component (lower case, single spaces) used as the lookup key.
 pub fn norm_key(s: &str) -> String {
-    s.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ")
+    s.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a `remember` did.

@@ -17,7 +17,9 @@ pub enum MemoryError {
         source: std::io::Error,
     },
     /// A record in the store does not decode or does not authenticate.
-    #[error("memory store is corrupt: {0}; run `engram memory verify` to locate the first bad line")]
+    #[error(
+        "memory store is corrupt: {0}; run `engram memory verify` to locate the first bad line"
+    )]
     Corrupt(String),
     /// The caller supplied something the store cannot accept.
     #[error("invalid input: {0}")]

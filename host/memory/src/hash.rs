@@ -34,7 +34,8 @@ pub fn keyed_hash_parts(key: &[u8], parts: &[&[u8]]) -> Hash32 {
     } else {
         key
     };
-    let mut m = <Blake2bMac256 as KeyInit>::new_from_slice(key).expect("BLAKE2b accepts keys of 0..=64 bytes");
+    let mut m = <Blake2bMac256 as KeyInit>::new_from_slice(key)
+        .expect("BLAKE2b accepts keys of 0..=64 bytes");
     for p in parts {
         Mac::update(&mut m, &(p.len() as u64).to_le_bytes());
         Mac::update(&mut m, p);
@@ -79,7 +80,10 @@ mod tests {
 
     #[test]
     fn keyed_hash_depends_on_key() {
-        assert_ne!(keyed_hash_parts(b"k1", &[b"x"]), keyed_hash_parts(b"k2", &[b"x"]));
+        assert_ne!(
+            keyed_hash_parts(b"k1", &[b"x"]),
+            keyed_hash_parts(b"k2", &[b"x"])
+        );
         assert_ne!(keyed_hash_parts(b"k1", &[b"x"]), hash_parts(&[b"x"]));
     }
 

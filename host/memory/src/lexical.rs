@@ -7,10 +7,11 @@ use std::collections::{HashMap, HashSet};
 
 /// Words too common to carry meaning in an overlap score.
 const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "did", "for", "from", "has", "have", "how",
-    "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "s", "so", "that", "the", "their", "this",
-    "to", "was", "what", "when", "where", "which", "who", "whom", "why", "with", "you", "your", "tell", "can",
-    "could", "would", "should", "we", "us", "there", "these", "those", "about", "any", "please", "know",
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "did", "for", "from", "has",
+    "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "s", "so",
+    "that", "the", "their", "this", "to", "was", "what", "when", "where", "which", "who", "whom",
+    "why", "with", "you", "your", "tell", "can", "could", "would", "should", "we", "us", "there",
+    "these", "those", "about", "any", "please", "know",
 ];
 
 /// Split `text` into lower-case tokens, dropping stopwords.
@@ -116,8 +117,14 @@ mod tests {
 
     #[test]
     fn identifiers_stay_whole() {
-        assert_eq!(tokens("Server IP is 10.0.0.7."), vec!["server", "ip", "10.0.0.7"]);
-        assert_eq!(tokens("Mail ada@example.com, ticket INC-4521!"), vec!["mail", "ada@example.com", "ticket", "inc-4521"]);
+        assert_eq!(
+            tokens("Server IP is 10.0.0.7."),
+            vec!["server", "ip", "10.0.0.7"]
+        );
+        assert_eq!(
+            tokens("Mail ada@example.com, ticket INC-4521!"),
+            vec!["mail", "ada@example.com", "ticket", "inc-4521"]
+        );
         assert_eq!(tokens("What is Alice's phone?"), vec!["alice", "phone"]);
     }
 

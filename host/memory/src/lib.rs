@@ -37,7 +37,7 @@ pub use hash::{to_hex, Hash32};
 pub use line::{MemoryLine, Op};
 pub use recall::{Candidate, Concert, Features, RecallPolicy, Via};
 pub use store::{
-    now_micros, parse_addr, ForgetProof, ForgetReport, MemoryConfig, MemoryStore, Problem, Seal, Selector, Stats,
-    VerifyReport,
+    now_micros, parse_addr, ForgetProof, ForgetReport, MemoryConfig, MemoryStore, Problem, Seal,
+    Selector, Stats, VerifyReport,
 };
 pub use value::{Shape, TypedValue};

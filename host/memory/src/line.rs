@@ -118,10 +118,16 @@ impl MemoryLine {
 
     /// `BLAKE2b(prev ‖ op ‖ content-hash ‖ ctx)` for this line.
     pub fn compute_anchor(&self, prev: &Hash32) -> Hash32 {
-        hash_parts(&[prev, &[self.op as u8], &self.content_hash, &self.ctx_bytes()])
+        hash_parts(&[
+            prev,
+            &[self.op as u8],
+            &self.content_hash,
+            &self.ctx_bytes(),
+        ])
     }
 
     /// Build a line and compute its anchor from the previous one.
+    #[allow(clippy::too_many_arguments)] // one argument per field of the line
     pub fn new(
         seq: u64,
         op: Op,
@@ -170,10 +176,12 @@ impl MemoryLine {
         let kind = Kind::from_u8(r.take(1)?[0]).ok_or_else(|| corrupt("unknown kind"))?;
         let timestamp = i64::from_le_bytes(r.take(8)?.try_into().unwrap());
         let klen = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-        let key = String::from_utf8(r.take(klen)?.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
+        let key =
+            String::from_utf8(r.take(klen)?.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
         let content_hash: Hash32 = r.take(32)?.try_into().unwrap();
         let clen = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-        let ctx = String::from_utf8(r.take(clen)?.to_vec()).map_err(|_| corrupt("ctx is not UTF-8"))?;
+        let ctx =
+            String::from_utf8(r.take(clen)?.to_vec()).map_err(|_| corrupt("ctx is not UTF-8"))?;
         let anchor: Hash32 = r.take(32)?.try_into().unwrap();
         if r.at != bytes.len() {
             return Err(corrupt("trailing bytes"));
@@ -202,7 +210,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| corrupt("truncated"))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| corrupt("truncated"))?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -214,7 +226,16 @@ mod tests {
     use super::*;
 
     fn sample() -> MemoryLine {
-        MemoryLine::new(3, Op::Remember, Kind::Cell, "17".into(), [7; 32], "session=a".into(), 42, &genesis_anchor())
+        MemoryLine::new(
+            3,
+            Op::Remember,
+            Kind::Cell,
+            "17".into(),
+            [7; 32],
+            "session=a".into(),
+            42,
+            &genesis_anchor(),
+        )
     }
 
     #[test]
@@ -232,7 +253,11 @@ mod tests {
             bad[i] ^= 0x01;
             match MemoryLine::decode(&bad) {
                 Err(_) => {}
-                Ok(d) => assert_ne!(d.compute_anchor(&genesis_anchor()), d.anchor, "flip at byte {i} undetected"),
+                Ok(d) => assert_ne!(
+                    d.compute_anchor(&genesis_anchor()),
+                    d.anchor,
+                    "flip at byte {i} undetected"
+                ),
             }
         }
     }

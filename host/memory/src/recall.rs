@@ -92,7 +92,11 @@ impl Concert {
     /// plus the κ_fine similarity when the query names the cell's subject (the cascade:
     /// a routed subject's cells are ranked by how well their facet fits the question).
     pub fn score(&self, f: &Features) -> f32 {
-        let s = if f.kappa_match { f.similarity + f.fine_similarity } else { f.similarity };
+        let s = if f.kappa_match {
+            f.similarity + f.fine_similarity
+        } else {
+            f.similarity
+        };
         self.alpha * f.recency + self.beta * s + self.gamma * f.novelty
     }
 

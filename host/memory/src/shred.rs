@@ -54,7 +54,9 @@ impl KeyVault {
         let at = slot
             .checked_mul(SLOT_BYTES)
             .ok_or_else(|| MemoryError::Invalid(format!("key slot {slot} out of range")))?;
-        self.file.write_all_at(key, at).map_err(|e| MemoryError::io(&self.path, e))
+        self.file
+            .write_all_at(key, at)
+            .map_err(|e| MemoryError::io(&self.path, e))
     }
 
     /// Overwrite `slot` with zeros, destroying its key (not yet durable: call `sync`).
@@ -65,7 +67,9 @@ impl KeyVault {
     /// Read the key in `slot`; `None` when the slot was destroyed or never written.
     pub fn get(&self, slot: u64) -> Result<Option<[u8; 32]>> {
         let mut k = [0u8; 32];
-        let Some(at) = slot.checked_mul(SLOT_BYTES) else { return Ok(None) };
+        let Some(at) = slot.checked_mul(SLOT_BYTES) else {
+            return Ok(None);
+        };
         match self.file.read_exact_at(&mut k, at) {
             Ok(()) => Ok((k != [0u8; 32]).then_some(k)),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
@@ -80,7 +84,9 @@ impl KeyVault {
 
     /// Make all slot writes durable.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| MemoryError::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| MemoryError::io(&self.path, e))
     }
 }
 
@@ -103,7 +109,8 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Vec<u8> {
 /// Decrypt and authenticate a record sealed by [`seal`]; `None` when it was altered.
 pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let c = ChaCha20Poly1305::new(Key::from_slice(key));
-    c.decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: sealed, aad }).ok()
+    c.decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: sealed, aad })
+        .ok()
 }
 
 #[cfg(test)]
@@ -117,7 +124,10 @@ mod tests {
         let k = KeyVault::fresh_key().unwrap();
         v.put(5, &k).unwrap();
         let ct = seal(&k, b"c1", b"secret value");
-        assert_eq!(open(&v.get(5).unwrap().unwrap(), b"c1", &ct).unwrap(), b"secret value");
+        assert_eq!(
+            open(&v.get(5).unwrap().unwrap(), b"c1", &ct).unwrap(),
+            b"secret value"
+        );
         assert!(open(&k, b"c2", &ct).is_none(), "aad binds the record key");
         v.destroy(5).unwrap();
         assert_eq!(v.get(5).unwrap(), None);

@@ -122,7 +122,15 @@ pub struct Seal {
 
 impl Seal {
     pub(crate) fn mac_for(key: &[u8], count: u64, head: &Hash32, time: i64) -> Hash32 {
-        keyed_hash_parts(key, &[b"engram-seal", &count.to_le_bytes(), head, &time.to_le_bytes()])
+        keyed_hash_parts(
+            key,
+            &[
+                b"engram-seal",
+                &count.to_le_bytes(),
+                head,
+                &time.to_le_bytes(),
+            ],
+        )
     }
 }
 
@@ -212,6 +220,9 @@ struct CellEntry {
     tokens: Vec<String>,
 }
 
+/// (normalised key, text to embed) pairs.
+type LabelTexts<'a> = Vec<(String, &'a str)>;
+
 /// Embeddings of newly seen subject names and facet labels.
 #[derive(Default)]
 struct Labels {
@@ -268,13 +279,17 @@ pub struct MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("MemoryStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 pub(crate) fn lkey(seq: u64) -> [u8; 9] {
@@ -303,7 +318,14 @@ fn skey(count: u64) -> [u8; 9] {
 
 /// An encrypted record: header `slot ‖ seq ‖ time` then ciphertext (header and sled key
 /// are authenticated as associated data).
-pub(crate) fn encode_record(key: &[u8; 32], sled_key: &[u8], slot: u64, seq: u64, time: i64, plain: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_record(
+    key: &[u8; 32],
+    sled_key: &[u8],
+    slot: u64,
+    seq: u64,
+    time: i64,
+    plain: &[u8],
+) -> Vec<u8> {
     let mut header = Vec::with_capacity(24);
     header.extend_from_slice(&slot.to_le_bytes());
     header.extend_from_slice(&seq.to_le_bytes());
@@ -369,7 +391,11 @@ impl MemoryStore {
                 u64::from_le_bytes(b[..8].try_into().unwrap()),
                 u64::from_le_bytes(b[8..].try_into().unwrap()),
             ),
-            Some(_) => return Err(MemoryError::Corrupt("counter record N has the wrong length".into())),
+            Some(_) => {
+                return Err(MemoryError::Corrupt(
+                    "counter record N has the wrong length".into(),
+                ))
+            }
             None => (0, 0),
         };
         let store = Self {
@@ -414,19 +440,26 @@ impl MemoryStore {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| MemoryError::Corrupt("malformed cell key".into()))?;
-            let h = record_header(&v).ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: record too short")))?;
-            let key = shred::key_from(&keys, h.slot)
-                .ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: its key slot {} is empty", h.slot)))?;
-            let plain = open_record(&key, &k, &v)
-                .ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: record does not authenticate")))?;
-            let content: CellContent = postcard::from_bytes(&plain)
-                .map_err(|e| MemoryError::Corrupt(format!("cell {id}: content does not decode: {e}")))?;
+            let h = record_header(&v)
+                .ok_or_else(|| MemoryError::Corrupt(format!("cell {id}: record too short")))?;
+            let key = shred::key_from(&keys, h.slot).ok_or_else(|| {
+                MemoryError::Corrupt(format!("cell {id}: its key slot {} is empty", h.slot))
+            })?;
+            let plain = open_record(&key, &k, &v).ok_or_else(|| {
+                MemoryError::Corrupt(format!("cell {id}: record does not authenticate"))
+            })?;
+            let content: CellContent = postcard::from_bytes(&plain).map_err(|e| {
+                MemoryError::Corrupt(format!("cell {id}: content does not decode: {e}"))
+            })?;
             referenced.insert(h.slot);
             max_id = max_id.max(id + 1);
             max_slot = max_slot.max(h.slot + 1);
             let content_hash = hash_bytes(&plain);
             versions.push(CellEntry {
-                tokens: token_vec(&format!("{} {} {} {}", content.subject, content.facet, content.value.raw, content.text)),
+                tokens: token_vec(&format!(
+                    "{} {} {} {}",
+                    content.subject, content.facet, content.value.raw, content.text
+                )),
                 cell: Cell {
                     id,
                     content,
@@ -444,12 +477,20 @@ impl MemoryStore {
         }
         for kv in self.tree.scan_prefix(b"V") {
             let (k, v) = kv?;
-            let addr: Hash32 = k[1..].try_into().map_err(|_| MemoryError::Corrupt("conversation key".into()))?;
-            let h = record_header(&v).ok_or_else(|| MemoryError::Corrupt("conversation record too short".into()))?;
-            let key = shred::key_from(&keys, h.slot)
-                .ok_or_else(|| MemoryError::Corrupt(format!("conversation {}: key slot empty", to_hex(&addr))))?;
-            let plain = open_record(&key, &k, &v)
-                .ok_or_else(|| MemoryError::Corrupt(format!("conversation {}: does not authenticate", to_hex(&addr))))?;
+            let addr: Hash32 = k[1..]
+                .try_into()
+                .map_err(|_| MemoryError::Corrupt("conversation key".into()))?;
+            let h = record_header(&v)
+                .ok_or_else(|| MemoryError::Corrupt("conversation record too short".into()))?;
+            let key = shred::key_from(&keys, h.slot).ok_or_else(|| {
+                MemoryError::Corrupt(format!("conversation {}: key slot empty", to_hex(&addr)))
+            })?;
+            let plain = open_record(&key, &k, &v).ok_or_else(|| {
+                MemoryError::Corrupt(format!(
+                    "conversation {}: does not authenticate",
+                    to_hex(&addr)
+                ))
+            })?;
             let content: ConversationContent = postcard::from_bytes(&plain)
                 .map_err(|e| MemoryError::Corrupt(format!("conversation: {e}")))?;
             referenced.insert(h.slot);
@@ -479,7 +520,10 @@ impl MemoryStore {
         }
         if shredded > 0 {
             self.vault.sync()?;
-            tracing::info!(shredded, "destroyed keys no record references (interrupted forget or write)");
+            tracing::info!(
+                shredded,
+                "destroyed keys no record references (interrupted forget or write)"
+            );
         }
         Ok((max_id, max_slot))
     }
@@ -488,13 +532,19 @@ impl MemoryStore {
     fn backfill_embeddings(&self) -> Result<()> {
         // Cells written without an embedder keep an empty embedding in their (immutable,
         // hashed) content; they are embedded in memory only, so their hash never changes.
-        let Some(emb) = self.cfg.embedder.clone() else { return Ok(()) };
+        let Some(emb) = self.cfg.embedder.clone() else {
+            return Ok(());
+        };
         let kappas: Vec<(String, String)> = {
             let st = self.state.read().unwrap();
-            st.kappa.values().filter_map(|v| v.last()).map(|id| {
-                let c = &st.cells[id].cell.content;
-                (c.subject.clone(), c.facet.clone())
-            }).collect()
+            st.kappa
+                .values()
+                .filter_map(|v| v.last())
+                .map(|id| {
+                    let c = &st.cells[id].cell.content;
+                    (c.subject.clone(), c.facet.clone())
+                })
+                .collect()
         };
         let labels = self.embed_new_labels(kappas.iter().map(|(s, f)| (s.as_str(), f.as_str())))?;
         self.state.write().unwrap().add_labels(labels);
@@ -521,11 +571,14 @@ impl MemoryStore {
 
     /// Embed the subject names and facet labels not seen before (κ_fine scoring needs
     /// them). Returns (subjects, facets) as (normalised key, vector) pairs.
-    fn embed_new_labels<'a>(&self, kappas: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Labels> {
+    fn embed_new_labels<'a>(
+        &self,
+        kappas: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Labels> {
         if self.cfg.embedder.is_none() {
             return Ok(Labels::default());
         }
-        let (mut subjects, mut facets): (Vec<(String, &str)>, Vec<(String, &str)>) = (Vec::new(), Vec::new());
+        let (mut subjects, mut facets): (LabelTexts, LabelTexts) = (Vec::new(), Vec::new());
         {
             let st = self.state.read().unwrap();
             let (mut seen_s, mut seen_f) = (HashSet::new(), HashSet::new());
@@ -539,14 +592,24 @@ impl MemoryStore {
                 }
             }
         }
-        let texts: Vec<&str> = subjects.iter().chain(facets.iter()).map(|(_, t)| *t).collect();
+        let texts: Vec<&str> = subjects
+            .iter()
+            .chain(facets.iter())
+            .map(|(_, t)| *t)
+            .collect();
         if texts.is_empty() {
             return Ok(Labels::default());
         }
         let mut vecs = self.embed_texts(&texts)?.into_iter();
         Ok(Labels {
-            subjects: subjects.into_iter().map(|(k, _)| (k, vecs.next().unwrap_or_default())).collect(),
-            facets: facets.into_iter().map(|(k, _)| (k, vecs.next().unwrap_or_default())).collect(),
+            subjects: subjects
+                .into_iter()
+                .map(|(k, _)| (k, vecs.next().unwrap_or_default()))
+                .collect(),
+            facets: facets
+                .into_iter()
+                .map(|(k, _)| (k, vecs.next().unwrap_or_default()))
+                .collect(),
         })
     }
 
@@ -577,10 +640,16 @@ impl MemoryStore {
     }
 
     fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let Some(emb) = &self.cfg.embedder else { return Ok(vec![Vec::new(); texts.len()]) };
+        let Some(emb) = &self.cfg.embedder else {
+            return Ok(vec![Vec::new(); texts.len()]);
+        };
         let out = emb.embed_batch(texts);
         if out.len() != texts.len() {
-            return Err(MemoryError::Embedding(format!("{} vectors for {} texts", out.len(), texts.len())));
+            return Err(MemoryError::Embedding(format!(
+                "{} vectors for {} texts",
+                out.len(),
+                texts.len()
+            )));
         }
         Ok(out)
     }
@@ -595,7 +664,9 @@ impl MemoryStore {
     pub fn remember_batch(&self, mut facts: Vec<Fact>) -> Result<Vec<Remembered>> {
         for f in &facts {
             if norm_key(&f.subject).is_empty() || norm_key(&f.facet).is_empty() {
-                return Err(MemoryError::Invalid("a fact needs a non-empty subject and facet".into()));
+                return Err(MemoryError::Invalid(
+                    "a fact needs a non-empty subject and facet".into(),
+                ));
             }
             if f.value.trim().is_empty() {
                 return Err(MemoryError::Invalid(format!(
@@ -603,30 +674,46 @@ impl MemoryStore {
                     f.subject, f.facet
                 )));
             }
-            if f.subject.len() + f.facet.len() + f.value.len() + f.text.as_ref().map_or(0, String::len) > 60_000 {
+            if f.subject.len()
+                + f.facet.len()
+                + f.value.len()
+                + f.text.as_ref().map_or(0, String::len)
+                > 60_000
+            {
                 return Err(MemoryError::Invalid("fact larger than 60,000 bytes".into()));
             }
         }
         for f in facts.iter_mut() {
             if f.text.as_ref().is_none_or(|t| t.trim().is_empty()) {
-                f.text = Some(default_text(f.subject.trim(), f.facet.trim(), f.value.trim()));
+                f.text = Some(default_text(
+                    f.subject.trim(),
+                    f.facet.trim(),
+                    f.value.trim(),
+                ));
             }
         }
-        let need: Vec<usize> = (0..facts.len()).filter(|&i| facts[i].embedding.is_none()).collect();
+        let need: Vec<usize> = (0..facts.len())
+            .filter(|&i| facts[i].embedding.is_none())
+            .collect();
         if !need.is_empty() {
-            let texts: Vec<&str> = need.iter().map(|&i| facts[i].text.as_deref().unwrap()).collect();
+            let texts: Vec<&str> = need
+                .iter()
+                .map(|&i| facts[i].text.as_deref().unwrap())
+                .collect();
             let vecs = self.embed_texts(&texts)?;
             for (i, v) in need.into_iter().zip(vecs) {
                 facts[i].embedding = Some(v);
             }
         }
-        let labels = self.embed_new_labels(facts.iter().map(|f| (f.subject.as_str(), f.facet.as_str())))?;
+        let labels =
+            self.embed_new_labels(facts.iter().map(|f| (f.subject.as_str(), f.facet.as_str())))?;
         let now = now_micros();
         let mut w = self.writer.lock().unwrap();
         let mut outcomes = Vec::with_capacity(facts.len());
         let mut batch = sled::Batch::default();
         let mut new_entries: Vec<CellEntry> = Vec::new();
-        let (mut seq, mut head, mut next_id, mut next_slot) = (w.next_seq, w.head, w.next_id, w.next_slot);
+        let (mut seq, mut head, mut next_id, mut next_slot) =
+            (w.next_seq, w.head, w.next_id, w.next_slot);
         {
             let st = self.state.read().unwrap();
             // κ → (current normalised value, id) for facts earlier in this batch.
@@ -635,9 +722,10 @@ impl MemoryStore {
                 let kappa = (norm_key(&f.subject), norm_key(&f.facet));
                 let value = TypedValue::parse(&f.value);
                 let current = pending.get(&kappa).cloned().or_else(|| {
-                    st.kappa.get(&kappa).and_then(|v| v.last()).map(|id| {
-                        (st.cells[id].cell.content.value.normalized.clone(), *id)
-                    })
+                    st.kappa
+                        .get(&kappa)
+                        .and_then(|v| v.last())
+                        .map(|id| (st.cells[id].cell.content.value.normalized.clone(), *id))
                 });
                 if let Some((norm, id)) = &current {
                     if *norm == value.normalized {
@@ -673,8 +761,21 @@ impl MemoryStore {
                 next_slot += 1;
                 let plain = content.canonical_bytes();
                 let content_hash = hash_bytes(&plain);
-                let op = if current.is_some() { Op::Supersede } else { Op::Remember };
-                let line = MemoryLine::new(seq, op, Kind::Cell, id.to_string(), content_hash, f.source.ctx(), now, &head);
+                let op = if current.is_some() {
+                    Op::Supersede
+                } else {
+                    Op::Remember
+                };
+                let line = MemoryLine::new(
+                    seq,
+                    op,
+                    Kind::Cell,
+                    id.to_string(),
+                    content_hash,
+                    f.source.ctx(),
+                    now,
+                    &head,
+                );
                 head = line.anchor;
                 batch.insert(&lkey(seq), line.encode());
                 let key = KeyVault::fresh_key()?;
@@ -687,7 +788,10 @@ impl MemoryStore {
                 });
                 pending.insert(kappa, (content.value.normalized.clone(), id));
                 new_entries.push(CellEntry {
-                    tokens: token_vec(&format!("{} {} {} {}", content.subject, content.facet, content.value.raw, content.text)),
+                    tokens: token_vec(&format!(
+                        "{} {} {} {}",
+                        content.subject, content.facet, content.value.raw, content.text
+                    )),
                     cell: Cell {
                         id,
                         content,
@@ -732,7 +836,11 @@ impl MemoryStore {
         let versions = st.kappa.get(&(norm_key(subject), norm_key(facet)))?;
         match as_of {
             None => versions.last().map(|id| st.cell_with_valid_to(*id)),
-            Some(t) => versions.iter().rev().map(|id| st.cell_with_valid_to(*id)).find(|c| c.holds_at(t)),
+            Some(t) => versions
+                .iter()
+                .rev()
+                .map(|id| st.cell_with_valid_to(*id))
+                .find(|c| c.holds_at(t)),
         }
     }
 
@@ -748,7 +856,9 @@ impl MemoryStore {
     /// The version with id `id` (current or history).
     pub fn cell(&self, id: CellId) -> Option<Cell> {
         let st = self.state.read().unwrap();
-        st.cells.contains_key(&id).then(|| st.cell_with_valid_to(id))
+        st.cells
+            .contains_key(&id)
+            .then(|| st.cell_with_valid_to(id))
     }
 
     /// Current cells (one per κ), ordered by subject then facet.
@@ -756,7 +866,10 @@ impl MemoryStore {
         let st = self.state.read().unwrap();
         let mut keys: Vec<&(String, String)> = st.kappa.keys().collect();
         keys.sort();
-        keys.into_iter().filter_map(|k| st.kappa[k].last()).map(|id| st.cell_with_valid_to(*id)).collect()
+        keys.into_iter()
+            .filter_map(|k| st.kappa[k].last())
+            .map(|id| st.cell_with_valid_to(*id))
+            .collect()
     }
 
     /// Counts of what the store holds.
@@ -785,7 +898,12 @@ impl MemoryStore {
             for k in &kappas {
                 for id in &st.kappa[k] {
                     let e = &st.cells[id];
-                    victims.push((*id, e.slot, e.content_hash, e.cell.content.value.raw.clone()));
+                    victims.push((
+                        *id,
+                        e.slot,
+                        e.content_hash,
+                        e.cell.content.value.raw.clone(),
+                    ));
                 }
             }
             let ids: HashSet<CellId> = victims.iter().map(|v| v.0).collect();
@@ -799,18 +917,32 @@ impl MemoryStore {
             (victims, updates)
         };
         if victims.is_empty() {
-            return Err(MemoryError::NotFound(format!("no cell matches {selector:?}")));
+            return Err(MemoryError::NotFound(format!(
+                "no cell matches {selector:?}"
+            )));
         }
         let mut conv_updates = conv_updates;
         // Re-embed redacted summaries: the old embedding was computed from the erased text.
         for (_, _, c) in conv_updates.iter_mut() {
-            c.summary_embedding = self.embed_texts(&[c.summary.as_str()])?.pop().unwrap_or_default();
+            c.summary_embedding = self
+                .embed_texts(&[c.summary.as_str()])?
+                .pop()
+                .unwrap_or_default();
         }
         let mut batch = sled::Batch::default();
         let (mut seq, mut head, mut next_slot) = (w.next_seq, w.head, w.next_slot);
         let mut report = ForgetReport::default();
         for (id, slot, hash, _) in &victims {
-            let line = MemoryLine::new(seq, Op::Forget, Kind::Cell, id.to_string(), *hash, format!("slot={slot}"), now, &head);
+            let line = MemoryLine::new(
+                seq,
+                Op::Forget,
+                Kind::Cell,
+                id.to_string(),
+                *hash,
+                format!("slot={slot}"),
+                now,
+                &head,
+            );
             head = line.anchor;
             batch.insert(&lkey(seq), line.encode());
             batch.remove(&ckey(*id));
@@ -823,14 +955,31 @@ impl MemoryStore {
             let hash = hash_bytes(&plain);
             let slot = next_slot;
             next_slot += 1;
-            let line = MemoryLine::new(seq, Op::Redact, Kind::Conversation, to_hex(&addr), hash, format!("slot={old_slot}"), now, &head);
+            let line = MemoryLine::new(
+                seq,
+                Op::Redact,
+                Kind::Conversation,
+                to_hex(&addr),
+                hash,
+                format!("slot={old_slot}"),
+                now,
+                &head,
+            );
             head = line.anchor;
             batch.insert(&lkey(seq), line.encode());
             let key = KeyVault::fresh_key()?;
             self.vault.put(slot, &key)?;
             let vk = vkey(&addr);
             batch.insert(&vk[..], encode_record(&key, &vk, slot, seq, now, &plain));
-            new_convs.push((addr, old_slot, ConvEntry { content, slot, content_hash: hash }));
+            new_convs.push((
+                addr,
+                old_slot,
+                ConvEntry {
+                    content,
+                    slot,
+                    content_hash: hash,
+                },
+            ));
             report.redacted_conversations.push(addr);
             seq += 1;
         }
@@ -883,10 +1032,12 @@ impl MemoryStore {
                 break;
             }
         }
-        let line = found.ok_or_else(|| MemoryError::NotFound(format!("no forget line for content hash {}", to_hex(hash))))?;
+        let line = found.ok_or_else(|| {
+            MemoryError::NotFound(format!("no forget line for content hash {}", to_hex(hash)))
+        })?;
         let st = self.state.read().unwrap();
-        let no_live_content =
-            st.cells.values().all(|e| e.content_hash != *hash) && st.convs.values().all(|c| c.content_hash != *hash);
+        let no_live_content = st.cells.values().all(|e| e.content_hash != *hash)
+            && st.convs.values().all(|c| c.content_hash != *hash);
         let slot: Option<u64> = line.ctx.strip_prefix("slot=").and_then(|s| s.parse().ok());
         let key_destroyed = match slot {
             Some(s) => self.vault.get(s)?.is_none(),
@@ -934,7 +1085,16 @@ impl MemoryStore {
             return Ok(addr);
         }
         let seq = w.next_seq;
-        let line = MemoryLine::new(seq, Op::Conversation, Kind::Conversation, to_hex(&addr), hash, source.ctx(), now, &w.head);
+        let line = MemoryLine::new(
+            seq,
+            Op::Conversation,
+            Kind::Conversation,
+            to_hex(&addr),
+            hash,
+            source.ctx(),
+            now,
+            &w.head,
+        );
         let slot = w.next_slot;
         let key = KeyVault::fresh_key()?;
         self.vault.put(slot, &key)?;
@@ -966,7 +1126,12 @@ impl MemoryStore {
 
     /// Gists of the `k` stored conversations most relevant to the query (cosine of the
     /// summary embedding when both exist, plus token overlap with the summary).
-    pub fn recall_conversations(&self, query: &str, query_embedding: Option<&[f32]>, k: usize) -> Vec<Gist> {
+    pub fn recall_conversations(
+        &self,
+        query: &str,
+        query_embedding: Option<&[f32]>,
+        k: usize,
+    ) -> Vec<Gist> {
         let q_tokens = token_vec(query);
         let st = self.state.read().unwrap();
         let mut gists: Vec<Gist> = st
@@ -975,7 +1140,9 @@ impl MemoryStore {
             .map(|(addr, c)| {
                 let lex = jaccard_sorted(&q_tokens, &token_vec(&c.content.summary));
                 let cos = match query_embedding {
-                    Some(q) if q.len() == c.content.summary_embedding.len() => dot(q, &c.content.summary_embedding),
+                    Some(q) if q.len() == c.content.summary_embedding.len() => {
+                        dot(q, &c.content.summary_embedding)
+                    }
                     _ => 0.0,
                 };
                 Gist {
@@ -994,7 +1161,12 @@ impl MemoryStore {
 
     /// The full stored conversation at `addr`.
     pub fn read_conversation(&self, addr: &Hash32) -> Option<ConversationContent> {
-        self.state.read().unwrap().convs.get(addr).map(|c| c.content.clone())
+        self.state
+            .read()
+            .unwrap()
+            .convs
+            .get(addr)
+            .map(|c| c.content.clone())
     }
 
     /// Embed a query with the configured embedder (`None` without one).
@@ -1010,7 +1182,12 @@ impl MemoryStore {
     /// `policy.window` cells), the ANN index over all current cells, and the exact lexical
     /// anchor. Each candidate carries its [`Features`]; the list is ranked by the concert
     /// score (see [`crate::recall::Concert`]) and cut to `k`.
-    pub fn recall(&self, query_text: &str, query_embedding: Option<&[f32]>, k: usize) -> Vec<Candidate> {
+    pub fn recall(
+        &self,
+        query_text: &str,
+        query_embedding: Option<&[f32]>,
+        k: usize,
+    ) -> Vec<Candidate> {
         let policy = self.policy();
         let mut cands = self.candidates(query_text, query_embedding, &policy);
         cands.truncate(k);
@@ -1026,18 +1203,34 @@ impl MemoryStore {
     /// Nearest current cells to `q` through the ANN index (cosine, best first).
     pub fn nearest(&self, q: &[f32], k: usize) -> Vec<(CellId, f32)> {
         self.maintain_index();
-        self.state.read().unwrap().ann.as_ref().map_or_else(Vec::new, |a| a.search(q, k))
+        self.state
+            .read()
+            .unwrap()
+            .ann
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.search(q, k))
     }
 
     /// Nearest current cells to `q` by exhaustive scan: the reference the ANN index is
     /// measured against.
     pub fn nearest_exact(&self, q: &[f32], k: usize) -> Vec<(CellId, f32)> {
-        self.state.read().unwrap().ann.as_ref().map_or_else(Vec::new, |a| a.search_exact(q, k))
+        self.state
+            .read()
+            .unwrap()
+            .ann
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.search_exact(q, k))
     }
 
     /// Rebuild the ANN index now if writes have outgrown it (recall also does this lazily).
     pub fn maintain_index(&self) {
-        let needs = self.state.read().unwrap().ann.as_ref().is_some_and(AnnIndex::needs_rebuild);
+        let needs = self
+            .state
+            .read()
+            .unwrap()
+            .ann
+            .as_ref()
+            .is_some_and(AnnIndex::needs_rebuild);
         if needs {
             if let Some(a) = self.state.write().unwrap().ann.as_mut() {
                 a.rebuild();
@@ -1045,7 +1238,12 @@ impl MemoryStore {
         }
     }
 
-    fn candidates(&self, query_text: &str, q: Option<&[f32]>, policy: &RecallPolicy) -> Vec<Candidate> {
+    fn candidates(
+        &self,
+        query_text: &str,
+        q: Option<&[f32]>,
+        policy: &RecallPolicy,
+    ) -> Vec<Candidate> {
         self.maintain_index();
         let now = now_micros();
         let q_tokens = token_vec(query_text);
@@ -1066,7 +1264,9 @@ impl MemoryStore {
         let mut named: Vec<String> = Vec::new();
         let mut seen_subjects = HashSet::new();
         for t in &q_tokens {
-            let Some(subs) = st.subject_tokens.get(t) else { continue };
+            let Some(subs) = st.subject_tokens.get(t) else {
+                continue;
+            };
             if subs.len() > 64 {
                 continue;
             }
@@ -1098,7 +1298,9 @@ impl MemoryStore {
                 .filter_map(|f| st.kappa.get(&(s.clone(), f.clone())).and_then(|v| v.last()))
                 .map(|id| {
                     let sim = match (q, st.ann.as_ref().and_then(|a| a.vector(*id))) {
-                        (Some(q), Some(v)) if named_set.contains(s) => dot(q, v) + st.fine_similarity(q, *id, v),
+                        (Some(q), Some(v)) if named_set.contains(s) => {
+                            dot(q, v) + st.fine_similarity(q, *id, v)
+                        }
                         (Some(q), Some(v)) => dot(q, v),
                         _ => jaccard_sorted(&q_tokens, &st.cells[id].tokens),
                     };
@@ -1121,7 +1323,10 @@ impl MemoryStore {
         }
         // Features.
         let ids: Vec<CellId> = via.keys().copied().collect();
-        let vecs: Vec<Option<&[f32]>> = ids.iter().map(|id| st.ann.as_ref().and_then(|a| a.vector(*id))).collect();
+        let vecs: Vec<Option<&[f32]>> = ids
+            .iter()
+            .map(|id| st.ann.as_ref().and_then(|a| a.vector(*id)))
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
             let e = &st.cells[id];
@@ -1191,7 +1396,10 @@ impl MemoryStore {
         for (i, kv) in self.tree.scan_prefix(b"L").enumerate() {
             let (k, v) = kv?;
             let i = i as u64;
-            let bad = |reason: String| Problem { line: Some(i), reason };
+            let bad = |reason: String| Problem {
+                line: Some(i),
+                reason,
+            };
             if k.len() != 9 || u64::from_be_bytes(k[1..9].try_into().unwrap()) != i {
                 rep.problem = Some(bad("line missing or out of order".into()));
                 return Ok(rep);
@@ -1208,7 +1416,9 @@ impl MemoryStore {
                 return Ok(rep);
             }
             if line.compute_anchor(&rep.head) != line.anchor {
-                rep.problem = Some(bad("anchor does not follow from the previous line (line edited)".into()));
+                rep.problem = Some(bad(
+                    "anchor does not follow from the previous line (line edited)".into(),
+                ));
                 return Ok(rep);
             }
             rep.head = line.anchor;
@@ -1229,26 +1439,50 @@ impl MemoryStore {
         let keys = self.vault.read_all()?;
         // Records present must authenticate and match the line that wrote them.
         let mut present: HashSet<(u8, String)> = HashSet::new();
-        for kv in self.tree.scan_prefix(b"C").chain(self.tree.scan_prefix(b"V")) {
+        for kv in self
+            .tree
+            .scan_prefix(b"C")
+            .chain(self.tree.scan_prefix(b"V"))
+        {
             let (k, v) = kv?;
             let (kind, name) = if k[0] == b'C' && k.len() == 9 {
-                (Kind::Cell, u64::from_be_bytes(k[1..9].try_into().unwrap()).to_string())
+                (
+                    Kind::Cell,
+                    u64::from_be_bytes(k[1..9].try_into().unwrap()).to_string(),
+                )
             } else if k[0] == b'V' && k.len() == 33 {
                 (Kind::Conversation, to_hex(&k[1..]))
             } else {
-                rep.problem = Some(Problem { line: None, reason: "malformed record key".into() });
+                rep.problem = Some(Problem {
+                    line: None,
+                    reason: "malformed record key".into(),
+                });
                 return Ok(rep);
             };
-            let what = format!("{} {name}", if kind == Kind::Cell { "cell" } else { "conversation" });
+            let what = format!(
+                "{} {name}",
+                if kind == Kind::Cell {
+                    "cell"
+                } else {
+                    "conversation"
+                }
+            );
             let Some(h) = record_header(&v) else {
-                rep.problem = Some(Problem { line: None, reason: format!("{what}: record truncated") });
+                rep.problem = Some(Problem {
+                    line: None,
+                    reason: format!("{what}: record truncated"),
+                });
                 return Ok(rep);
             };
             let pin = lines.get(h.seq as usize).map(|l| l.seq);
-            let Some(plain) = shred::key_from(&keys, h.slot).and_then(|key| open_record(&key, &k, &v)) else {
+            let Some(plain) =
+                shred::key_from(&keys, h.slot).and_then(|key| open_record(&key, &k, &v))
+            else {
                 rep.problem = Some(Problem {
                     line: pin,
-                    reason: format!("{what}: stored content does not authenticate (edited record or key)"),
+                    reason: format!(
+                        "{what}: stored content does not authenticate (edited record or key)"
+                    ),
                 });
                 return Ok(rep);
             };
@@ -1259,12 +1493,16 @@ impl MemoryStore {
                 _ => {
                     rep.problem = Some(Problem {
                         line: pin,
-                        reason: format!("{what}: content hash does not match the line that wrote it"),
+                        reason: format!(
+                            "{what}: content hash does not match the line that wrote it"
+                        ),
                     });
                     return Ok(rep);
                 }
             }
-            if latest.get(&mkey).map(|x| x.1) != Some(h.seq) || (kind == Kind::Cell && forgotten.contains(&mkey)) {
+            if latest.get(&mkey).map(|x| x.1) != Some(h.seq)
+                || (kind == Kind::Cell && forgotten.contains(&mkey))
+            {
                 rep.problem = Some(Problem {
                     line: pin,
                     reason: format!("{what}: record is not the latest one the log names"),
@@ -1292,7 +1530,10 @@ impl MemoryStore {
             let seal: Seal = match postcard::from_bytes(&v) {
                 Ok(s) => s,
                 Err(e) => {
-                    rep.problem = Some(Problem { line: None, reason: format!("stored seal does not decode: {e}") });
+                    rep.problem = Some(Problem {
+                        line: None,
+                        reason: format!("stored seal does not decode: {e}"),
+                    });
                     return Ok(rep);
                 }
             };
@@ -1306,15 +1547,24 @@ impl MemoryStore {
     }
 
     pub(crate) fn check_seal(&self, seal: &Seal, anchors: &[Hash32]) -> Option<Problem> {
-        let expect = if seal.count == 0 { Some(genesis_anchor()) } else { anchors.get(seal.count as usize - 1).copied() };
+        let expect = if seal.count == 0 {
+            Some(genesis_anchor())
+        } else {
+            anchors.get(seal.count as usize - 1).copied()
+        };
         if expect != Some(seal.head) {
             return Some(Problem {
                 line: seal.count.checked_sub(1),
-                reason: format!("seal of {} lines does not match the chain's anchor there (history rewritten)", seal.count),
+                reason: format!(
+                    "seal of {} lines does not match the chain's anchor there (history rewritten)",
+                    seal.count
+                ),
             });
         }
         if let Some(key) = &self.cfg.seal_key {
-            let good = seal.mac.is_some_and(|m| m == Seal::mac_for(key, seal.count, &seal.head, seal.time));
+            let good = seal
+                .mac
+                .is_some_and(|m| m == Seal::mac_for(key, seal.count, &seal.head, seal.time));
             if !good {
                 return Some(Problem {
                     line: seal.count.checked_sub(1),
@@ -1341,21 +1591,31 @@ impl MemoryStore {
     pub fn seal(&self) -> Result<Seal> {
         let w = self.writer.lock().unwrap();
         let time = now_micros();
-        let mac = self.cfg.seal_key.as_ref().map(|k| Seal::mac_for(k, w.next_seq, &w.head, time));
+        let mac = self
+            .cfg
+            .seal_key
+            .as_ref()
+            .map(|k| Seal::mac_for(k, w.next_seq, &w.head, time));
         let seal = Seal {
             count: w.next_seq,
             head: w.head,
             time,
             mac,
         };
-        self.tree.insert(skey(seal.count), postcard::to_allocvec(&seal).expect("seal serialises"))?;
+        self.tree.insert(
+            skey(seal.count),
+            postcard::to_allocvec(&seal).expect("seal serialises"),
+        )?;
         self.db.flush()?;
         Ok(seal)
     }
 
     /// Every memory line, in order.
     pub fn lines(&self) -> Result<Vec<MemoryLine>> {
-        self.tree.scan_prefix(b"L").map(|kv| MemoryLine::decode(&kv?.1)).collect()
+        self.tree
+            .scan_prefix(b"L")
+            .map(|kv| MemoryLine::decode(&kv?.1))
+            .collect()
     }
 
     /// Flush everything to disk.
@@ -1375,15 +1635,33 @@ impl MemoryStore {
 
 /// A conversation with the forgotten cells' facts and values removed, or `None` when it
 /// holds no trace of them.
-fn redact(c: &ConversationContent, ids: &HashSet<CellId>, values: &[String]) -> Option<ConversationContent> {
-    let mentions = |t: &str| values.iter().any(|v| !v.is_empty() && t.contains(v.as_str()));
-    let hit = c.facts.iter().any(|f| f.cell.is_some_and(|id| ids.contains(&id)) || mentions(&f.text))
+fn redact(
+    c: &ConversationContent,
+    ids: &HashSet<CellId>,
+    values: &[String],
+) -> Option<ConversationContent> {
+    let mentions = |t: &str| {
+        values
+            .iter()
+            .any(|v| !v.is_empty() && t.contains(v.as_str()))
+    };
+    let hit = c
+        .facts
+        .iter()
+        .any(|f| f.cell.is_some_and(|id| ids.contains(&id)) || mentions(&f.text))
         || mentions(&c.transcript)
         || mentions(&c.summary);
     if !hit {
         return None;
     }
-    let scrub = |t: &str| values.iter().filter(|v| !v.is_empty()).fold(t.to_string(), |acc, v| acc.replace(v.as_str(), "[forgotten]"));
+    let scrub = |t: &str| {
+        values
+            .iter()
+            .filter(|v| !v.is_empty())
+            .fold(t.to_string(), |acc, v| {
+                acc.replace(v.as_str(), "[forgotten]")
+            })
+    };
     Some(ConversationContent {
         transcript: scrub(&c.transcript),
         summary: scrub(&c.summary),
@@ -1420,9 +1698,10 @@ impl State {
     /// κ_fine similarity of a cell of a subject the query names (see [`Features`]).
     fn fine_similarity(&self, q: &[f32], id: CellId, c: &[f32]) -> f32 {
         let content = &self.cells[&id].cell.content;
-        let (Some(s), Some((f, _))) =
-            (self.subject_vecs.get(&norm_key(&content.subject)), self.facet_vecs.get(&norm_key(&content.facet)))
-        else {
+        let (Some(s), Some((f, _))) = (
+            self.subject_vecs.get(&norm_key(&content.subject)),
+            self.facet_vecs.get(&norm_key(&content.facet)),
+        ) else {
             return 0.0;
         };
         if s.len() != q.len() || f.len() != q.len() {
@@ -1441,10 +1720,15 @@ impl State {
         let e = &self.cells[&id];
         let mut cell = e.cell.clone();
         cell.content.embedding.clear();
-        let k = (norm_key(&cell.content.subject), norm_key(&cell.content.facet));
+        let k = (
+            norm_key(&cell.content.subject),
+            norm_key(&cell.content.facet),
+        );
         if let Some(v) = self.kappa.get(&k) {
             if let Some(pos) = v.iter().position(|x| *x == id) {
-                cell.valid_to = v.get(pos + 1).map(|n| self.cells[n].cell.content.valid_from);
+                cell.valid_to = v
+                    .get(pos + 1)
+                    .map(|n| self.cells[n].cell.content.valid_from);
             }
         }
         cell
@@ -1453,7 +1737,11 @@ impl State {
     fn ann_insert(&mut self, id: CellId, v: &[f32], cfg: AnnConfig) -> Result<()> {
         let ann = self.ann.get_or_insert_with(|| AnnIndex::new(v.len(), cfg));
         if ann.dim() != v.len() {
-            return Err(MemoryError::Embedding(format!("embedding width {} in a store of width {}", v.len(), ann.dim())));
+            return Err(MemoryError::Embedding(format!(
+                "embedding width {} in a store of width {}",
+                v.len(),
+                ann.dim()
+            )));
         }
         ann.insert(id, v);
         Ok(())
@@ -1489,7 +1777,10 @@ impl State {
         if sub.tokens.is_empty() {
             sub.tokens = token_vec(&subject);
             for t in sub.tokens.clone() {
-                self.subject_tokens.entry(t).or_default().push(subject.clone());
+                self.subject_tokens
+                    .entry(t)
+                    .or_default()
+                    .push(subject.clone());
             }
         }
         let sub = self.subjects.get_mut(&subject).unwrap();
@@ -1501,7 +1792,9 @@ impl State {
 
     /// Remove one version (forget); removes the κ entirely when no version is left.
     fn remove_version(&mut self, id: CellId) {
-        let Some(e) = self.cells.remove(&id) else { return };
+        let Some(e) = self.cells.remove(&id) else {
+            return;
+        };
         self.reads.remove(&id);
         self.lexical.remove(id, &e.tokens);
         if let Some(a) = self.ann.as_mut() {
@@ -1546,7 +1839,12 @@ impl State {
             Selector::Id(id) => self
                 .cells
                 .get(id)
-                .map(|e| vec![(norm_key(&e.cell.content.subject), norm_key(&e.cell.content.facet))])
+                .map(|e| {
+                    vec![(
+                        norm_key(&e.cell.content.subject),
+                        norm_key(&e.cell.content.facet),
+                    )]
+                })
                 .unwrap_or_default(),
             Selector::Kappa { subject, facet } => {
                 let k = (norm_key(subject), norm_key(facet));
@@ -1587,5 +1885,7 @@ impl State {
 
 /// Parse a conversation address given as 64 hex digits.
 pub fn parse_addr(s: &str) -> Result<Hash32> {
-    from_hex32(s).ok_or_else(|| MemoryError::Invalid(format!("{s:?} is not a 64-hex-digit conversation address")))
+    from_hex32(s).ok_or_else(|| {
+        MemoryError::Invalid(format!("{s:?} is not a 64-hex-digit conversation address"))
+    })
 }

@@ -97,11 +97,16 @@ fn classify(s: &str) -> (Shape, String) {
 
 fn email(s: &str) -> Option<String> {
     let (local, domain) = s.split_once('@')?;
-    let ok_local = !local.is_empty() && local.chars().all(|c| c.is_alphanumeric() || "._%+-".contains(c));
+    let ok_local = !local.is_empty()
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._%+-".contains(c));
     let ok_domain = domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && domain.chars().all(|c| c.is_alphanumeric() || ".-".contains(c));
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || ".-".contains(c));
     (ok_local && ok_domain).then(|| format!("{}@{}", local, domain.to_lowercase()))
 }
 
@@ -122,7 +127,12 @@ fn url(s: &str) -> Option<String> {
         None => (&s[rest_at..], ""),
     };
     let path = if path == "/" { "" } else { path };
-    Some(format!("{}{}{}", &lower[..rest_at], host.to_ascii_lowercase(), path))
+    Some(format!(
+        "{}{}{}",
+        &lower[..rest_at],
+        host.to_ascii_lowercase(),
+        path
+    ))
 }
 
 fn date(s: &str) -> Option<String> {
@@ -144,22 +154,37 @@ fn date(s: &str) -> Option<String> {
 
 fn phone(s: &str) -> Option<String> {
     let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let allowed = s.chars().all(|c| c.is_ascii_digit() || "+-(). ".contains(c));
+    let allowed = s
+        .chars()
+        .all(|c| c.is_ascii_digit() || "+-(). ".contains(c));
     let has_sep = s.chars().any(|c| "-() +".contains(c));
-    (allowed && has_sep && digits.len() >= 7 && digits.len() <= 15)
-        .then(|| if s.trim_start().starts_with('+') { format!("+{digits}") } else { digits })
+    (allowed && has_sep && digits.len() >= 7 && digits.len() <= 15).then(|| {
+        if s.trim_start().starts_with('+') {
+            format!("+{digits}")
+        } else {
+            digits
+        }
+    })
 }
 
 fn number(s: &str) -> Option<String> {
     let cleaned: String = s.chars().filter(|&c| c != ',' && c != '_').collect();
-    if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) {
+    if cleaned.is_empty()
+        || !cleaned
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+    {
         return None;
     }
     let v: f64 = cleaned.parse().ok()?;
     if !v.is_finite() {
         return None;
     }
-    Some(if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") })
+    Some(if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    })
 }
 
 #[cfg(test)]

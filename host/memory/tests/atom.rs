@@ -1,7 +1,9 @@
 //! `.atom` round trip and refusal of truncated or edited files.
 
 use engram_memory::atom::{decode_file, encode_file};
-use engram_memory::{ExtractedFact, Fact, MemoryConfig, MemoryError, MemoryStore, RecallPolicy, Selector, Source};
+use engram_memory::{
+    ExtractedFact, Fact, MemoryConfig, MemoryError, MemoryStore, RecallPolicy, Selector, Source,
+};
 use std::path::Path;
 
 fn unit(seed: u32, dim: usize) -> Vec<f32> {
@@ -21,10 +23,18 @@ fn unit(seed: u32, dim: usize) -> Vec<f32> {
 
 fn source_store(dir: &Path) -> MemoryStore {
     let s = MemoryStore::open(dir, MemoryConfig::durable()).unwrap();
-    s.set_policy(RecallPolicy { window: 5, ..RecallPolicy::default() }).unwrap();
+    s.set_policy(RecallPolicy {
+        window: 5,
+        ..RecallPolicy::default()
+    })
+    .unwrap();
     let mut facts = Vec::new();
     for i in 0..300u32 {
-        let mut f = Fact::new(format!("host{}", i % 60), format!("facet{}", i / 60), format!("value-{i}"));
+        let mut f = Fact::new(
+            format!("host{}", i % 60),
+            format!("facet{}", i / 60),
+            format!("value-{i}"),
+        );
         f.embedding = Some(unit(i, 16));
         facts.push(f);
     }
@@ -32,9 +42,21 @@ fn source_store(dir: &Path) -> MemoryStore {
     let mut f = Fact::new("host1", "facet0", "value-changed");
     f.embedding = Some(unit(9999, 16));
     s.remember(f).unwrap();
-    s.forget(Selector::Kappa { subject: "host2".into(), facet: "facet1".into() }).unwrap();
-    s.store_conversation("user: hello there\nassistant: hi", "a greeting", vec![ExtractedFact { text: "hello".into(), cell: None }], &Source::default())
-        .unwrap();
+    s.forget(Selector::Kappa {
+        subject: "host2".into(),
+        facet: "facet1".into(),
+    })
+    .unwrap();
+    s.store_conversation(
+        "user: hello there\nassistant: hi",
+        "a greeting",
+        vec![ExtractedFact {
+            text: "hello".into(),
+            cell: None,
+        }],
+        &Source::default(),
+    )
+    .unwrap();
     s
 }
 
@@ -43,7 +65,11 @@ fn answers(s: &MemoryStore) -> Vec<Vec<(u64, String)>> {
     for i in 0..40u32 {
         let q = unit(i * 7, 16);
         let r = s.recall(&format!("host{} value-{}", i % 60, i * 7), Some(&q), 5);
-        out.push(r.into_iter().map(|c| (c.cell.id, c.cell.content.value.raw)).collect());
+        out.push(
+            r.into_iter()
+                .map(|c| (c.cell.id, c.cell.content.value.raw))
+                .collect(),
+        );
     }
     for i in 0..60 {
         for f in 0..5 {
@@ -71,9 +97,16 @@ fn export_import_gives_identical_answers() {
     assert_eq!(rep.lines, seal.count);
     assert_eq!(answers(&src), answers(&dst));
     assert_eq!(dst.policy().window, 5, "policy travels with the file");
-    assert!(dst.get("host2", "facet1", None).is_none(), "forgotten stays forgotten");
+    assert!(
+        dst.get("host2", "facet1", None).is_none(),
+        "forgotten stays forgotten"
+    );
     let gist = &dst.recall_conversations("greeting", None, 1)[0];
-    assert!(dst.read_conversation(&gist.addr).unwrap().transcript.contains("hello there"));
+    assert!(dst
+        .read_conversation(&gist.addr)
+        .unwrap()
+        .transcript
+        .contains("hello there"));
     let v = dst.verify().unwrap();
     assert!(v.ok(), "{:?}", v.problem);
     assert_eq!(v.lines, seal.count + 1, "plus the import line");
@@ -82,9 +115,15 @@ fn export_import_gives_identical_answers() {
     drop(dst);
     let dst = MemoryStore::open(b.path(), MemoryConfig::durable()).unwrap();
     assert!(dst.verify().unwrap().ok());
-    assert_eq!(dst.get("host1", "facet0", None).unwrap().content.value.raw, "value-changed");
+    assert_eq!(
+        dst.get("host1", "facet0", None).unwrap().content.value.raw,
+        "value-changed"
+    );
     // Importing into a store that is not empty is refused.
-    assert!(matches!(dst.import_atom(&file), Err(MemoryError::AtomRefused { .. })));
+    assert!(matches!(
+        dst.import_atom(&file),
+        Err(MemoryError::AtomRefused { .. })
+    ));
 }
 
 fn refused(bytes: &[u8]) -> String {
@@ -105,7 +144,9 @@ fn refused(bytes: &[u8]) -> String {
 fn truncated_or_edited_files_are_refused_with_the_reason() {
     let a = tempfile::tempdir().unwrap();
     let file = a.path().join("m.atom");
-    source_store(&a.path().join("store")).export_atom(&file).unwrap();
+    source_store(&a.path().join("store"))
+        .export_atom(&file)
+        .unwrap();
     let good = std::fs::read(&file).unwrap();
 
     assert!(refused(&good[..good.len() / 2]).contains("truncated"));
@@ -130,7 +171,11 @@ fn truncated_or_edited_files_are_refused_with_the_reason() {
     let path = Path::new("m.atom");
     let (body, _) = decode_file(path, &good).unwrap();
     let mut edited = body.clone();
-    let rec = edited.records.iter_mut().find(|r| r.key[0] == b'C').unwrap();
+    let rec = edited
+        .records
+        .iter_mut()
+        .find(|r| r.key[0] == b'C')
+        .unwrap();
     let at = rec.content.windows(6).position(|w| w == b"value-").unwrap();
     rec.content[at] = b'V';
     assert!(refused(&encode_file(&edited)).contains("does not match its memory line"));
@@ -149,15 +194,27 @@ fn truncated_or_edited_files_are_refused_with_the_reason() {
 fn keyed_seal_is_checked_on_import() {
     let a = tempfile::tempdir().unwrap();
     let file = a.path().join("k.atom");
-    let s = MemoryStore::open(a.path().join("s"), MemoryConfig::durable().with_seal_key(b"k1".to_vec())).unwrap();
+    let s = MemoryStore::open(
+        a.path().join("s"),
+        MemoryConfig::durable().with_seal_key(b"k1".to_vec()),
+    )
+    .unwrap();
     s.remember(Fact::new("a", "b", "c")).unwrap();
     s.export_atom(&file).unwrap();
     let other = tempfile::tempdir().unwrap();
-    let wrong = MemoryStore::open(other.path(), MemoryConfig::durable().with_seal_key(b"k2".to_vec())).unwrap();
+    let wrong = MemoryStore::open(
+        other.path(),
+        MemoryConfig::durable().with_seal_key(b"k2".to_vec()),
+    )
+    .unwrap();
     let e = wrong.import_atom(&file).unwrap_err().to_string();
     assert!(e.contains("seal key"), "{e}");
     let right_dir = tempfile::tempdir().unwrap();
-    let right = MemoryStore::open(right_dir.path(), MemoryConfig::durable().with_seal_key(b"k1".to_vec())).unwrap();
+    let right = MemoryStore::open(
+        right_dir.path(),
+        MemoryConfig::durable().with_seal_key(b"k1".to_vec()),
+    )
+    .unwrap();
     right.import_atom(&file).unwrap();
     assert!(right.verify().unwrap().ok());
 }

@@ -26,7 +26,12 @@ impl Rng {
 /// acknowledged that many batches plus a random extra delay. Returns the highest ack.
 fn run_child(dir: &std::path::Path, from: u64, kill_after: Option<(u64, u64)>) -> Option<u64> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_engram-memory-stress"))
-        .args([dir.to_str().unwrap(), &from.to_string(), &WRITES.to_string(), &BATCH.to_string()])
+        .args([
+            dir.to_str().unwrap(),
+            &from.to_string(),
+            &WRITES.to_string(),
+            &BATCH.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -60,7 +65,11 @@ fn check(dir: &std::path::Path, acked: Option<u64>) -> u64 {
     if let Some(last) = acked {
         for i in 0..=last {
             let c = store.get(&format!("s{i}"), "f", None);
-            assert_eq!(c.map(|c| c.content.value.raw), Some(format!("v{i}")), "acknowledged write {i} lost");
+            assert_eq!(
+                c.map(|c| c.content.value.raw),
+                Some(format!("v{i}")),
+                "acknowledged write {i} lost"
+            );
         }
     }
     store.stats().current_cells as u64
@@ -68,7 +77,11 @@ fn check(dir: &std::path::Path, acked: Option<u64>) -> u64 {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     eprintln!("durability seed {seed}");
     let mut rng = Rng(seed);
     for rep in 0..REPS {
@@ -81,7 +94,11 @@ fn acknowledged_writes_survive_sigkill() {
         assert!(present > acked.unwrap(), "rep {rep}");
         // Restart and finish the 10,000 (facts already present are idempotent no-ops).
         let done = run_child(dir.path(), present, None);
-        assert_eq!(done, Some(WRITES - 1), "rep {rep}: restarted child did not finish");
+        assert_eq!(
+            done,
+            Some(WRITES - 1),
+            "rep {rep}: restarted child did not finish"
+        );
         assert_eq!(check(dir.path(), done), WRITES, "rep {rep}");
     }
 }

@@ -24,7 +24,12 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn occurs(dir: &Path, needle: &[u8]) -> Vec<String> {
     files(dir)
         .into_iter()
-        .filter(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle))
+        .filter(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+        })
         .map(|p| p.display().to_string())
         .collect()
 }
@@ -46,19 +51,34 @@ fn keys_of(dir: &Path, s: &MemoryStore) -> Vec<[u8; 32]> {
 fn setup(dir: &Path) -> MemoryStore {
     let s = MemoryStore::open(dir, MemoryConfig::durable()).unwrap();
     for i in 0..200 {
-        s.remember(Fact::new(format!("user{i}"), "token", format!("tok-{i:05}"))).unwrap();
+        s.remember(Fact::new(
+            format!("user{i}"),
+            "token",
+            format!("tok-{i:05}"),
+        ))
+        .unwrap();
     }
-    s.remember(Fact::new("vault", "passphrase", OLD_SECRET)).unwrap();
+    s.remember(Fact::new("vault", "passphrase", OLD_SECRET))
+        .unwrap();
     let id = s
-        .remember(Fact::new("vault", "passphrase", SECRET).with_text(format!("The vault passphrase is {SECRET}")))
+        .remember(
+            Fact::new("vault", "passphrase", SECRET)
+                .with_text(format!("The vault passphrase is {SECRET}")),
+        )
         .unwrap()
         .id();
     s.store_conversation(
         &format!("user: the vault passphrase is now {SECRET}\nassistant: noted"),
         &format!("User set the vault passphrase to {SECRET}"),
         vec![
-            ExtractedFact { text: format!("The vault passphrase is {SECRET}"), cell: Some(id) },
-            ExtractedFact { text: "The user likes tea".into(), cell: None },
+            ExtractedFact {
+                text: format!("The vault passphrase is {SECRET}"),
+                cell: Some(id),
+            },
+            ExtractedFact {
+                text: "The user likes tea".into(),
+                cell: None,
+            },
         ],
         &Source::default(),
     )
@@ -79,24 +99,50 @@ fn check_forgotten(dir: &Path, sel: impl FnOnce(&MemoryStore) -> Selector) {
     let s = MemoryStore::open(dir, MemoryConfig::durable()).unwrap();
     s.flush().unwrap();
     for needle in [SECRET, OLD_SECRET, "kumquat"] {
-        assert_eq!(occurs(dir, needle.as_bytes()), Vec::<String>::new(), "{needle} still on disk");
+        assert_eq!(
+            occurs(dir, needle.as_bytes()),
+            Vec::<String>::new(),
+            "{needle} still on disk"
+        );
     }
     // Keys that decrypted the forgotten records (and the old conversation) are gone too,
     // so no old ciphertext left in sled's segments can be opened.
     let after_keys = keys_of(dir, &s);
-    let dead: Vec<_> = before_keys.iter().filter(|k| !after_keys.contains(k)).collect();
-    assert_eq!(dead.len(), 3, "two cell versions and the conversation's old record");
+    let dead: Vec<_> = before_keys
+        .iter()
+        .filter(|k| !after_keys.contains(k))
+        .collect();
+    assert_eq!(
+        dead.len(),
+        3,
+        "two cell versions and the conversation's old record"
+    );
     for k in dead {
-        assert_eq!(occurs(dir, k), Vec::<String>::new(), "a destroyed key survives on disk");
+        assert_eq!(
+            occurs(dir, k),
+            Vec::<String>::new(),
+            "a destroyed key survives on disk"
+        );
     }
     assert!(s.get("vault", "passphrase", None).is_none());
     assert!(s.history("vault", "passphrase").is_empty());
     for q in ["vault passphrase", SECRET, "kumquat", "passphrase"] {
-        assert!(s.recall(q, None, 50).iter().all(|c| !c.cell.content.value.raw.contains("SECRET")), "recall({q}) returned it");
+        assert!(
+            s.recall(q, None, 50)
+                .iter()
+                .all(|c| !c.cell.content.value.raw.contains("SECRET")),
+            "recall({q}) returned it"
+        );
     }
-    let conv = s.read_conversation(&s.recall_conversations("vault passphrase", None, 1)[0].addr).unwrap();
+    let conv = s
+        .read_conversation(&s.recall_conversations("vault passphrase", None, 1)[0].addr)
+        .unwrap();
     assert!(!conv.transcript.contains(SECRET) && !conv.summary.contains(SECRET));
-    assert_eq!(conv.facts.len(), 1, "the extracted fact was removed, the other kept");
+    assert_eq!(
+        conv.facts.len(),
+        1,
+        "the extracted fact was removed, the other kept"
+    );
     assert_eq!(conv.redactions, 1);
     let v = s.verify().unwrap();
     assert!(v.ok(), "{:?}", v.problem);
@@ -105,25 +151,35 @@ fn check_forgotten(dir: &Path, sel: impl FnOnce(&MemoryStore) -> Selector) {
         assert!(proof.holds(), "{proof:?}");
     }
     // Other cells are untouched.
-    assert_eq!(s.get("user7", "token", None).unwrap().content.value.raw, "tok-00007");
+    assert_eq!(
+        s.get("user7", "token", None).unwrap().content.value.raw,
+        "tok-00007"
+    );
 }
 
 #[test]
 fn forget_by_kappa_leaves_no_trace() {
     let dir = tempfile::tempdir().unwrap();
-    check_forgotten(dir.path(), |_| Selector::Kappa { subject: "Vault".into(), facet: "passphrase".into() });
+    check_forgotten(dir.path(), |_| Selector::Kappa {
+        subject: "Vault".into(),
+        facet: "passphrase".into(),
+    });
 }
 
 #[test]
 fn forget_by_id_of_any_version_erases_the_cell() {
     let dir = tempfile::tempdir().unwrap();
-    check_forgotten(dir.path(), |s| Selector::Id(s.history("vault", "passphrase")[0].id));
+    check_forgotten(dir.path(), |s| {
+        Selector::Id(s.history("vault", "passphrase")[0].id)
+    });
 }
 
 #[test]
 fn forget_by_query_uses_token_overlap() {
     let dir = tempfile::tempdir().unwrap();
-    check_forgotten(dir.path(), |_| Selector::Query("please forget the vault passphrase".into()));
+    check_forgotten(dir.path(), |_| {
+        Selector::Query("please forget the vault passphrase".into())
+    });
 }
 
 #[test]
@@ -131,7 +187,9 @@ fn forget_of_nothing_is_an_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = MemoryStore::open(dir.path(), MemoryConfig::durable()).unwrap();
     s.remember(Fact::new("a", "b", "c")).unwrap();
-    assert!(s.forget(Selector::Query("unrelated words entirely".into())).is_err());
+    assert!(s
+        .forget(Selector::Query("unrelated words entirely".into()))
+        .is_err());
     assert!(s.forget(Selector::Id(999)).is_err());
     assert_eq!(s.lines().unwrap().len(), 1);
     assert!(s.prove_forgotten(&[0; 32]).is_err());

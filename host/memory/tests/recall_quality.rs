@@ -9,14 +9,27 @@ use std::sync::Arc;
 #[test]
 fn recall_at_5_on_1000_paraphrased_facts() {
     let dir = engram_embed::default_model_dir();
-    let embedder = engram_embed::Embedder::load(&dir)
-        .unwrap_or_else(|e| panic!("all-MiniLM-L6-v2 not loadable from {} ({e}); run scripts/setup.sh", dir.display()));
+    let embedder = engram_embed::Embedder::load(&dir).unwrap_or_else(|e| {
+        panic!(
+            "all-MiniLM-L6-v2 not loadable from {} ({e}); run scripts/setup.sh",
+            dir.display()
+        )
+    });
     let embedder: Arc<dyn TextEmbedder> = Arc::new(embedder);
     let store_dir = tempfile::tempdir().unwrap();
-    let store = MemoryStore::open(store_dir.path(), MemoryConfig::durable().with_embedder(embedder.clone())).unwrap();
+    let store = MemoryStore::open(
+        store_dir.path(),
+        MemoryConfig::durable().with_embedder(embedder.clone()),
+    )
+    .unwrap();
     let facts = bank(1000);
     let ids: Vec<u64> = store
-        .remember_batch(facts.iter().map(|f| Fact::new(&f.subject, &f.facet, &f.value).with_text(&f.text)).collect())
+        .remember_batch(
+            facts
+                .iter()
+                .map(|f| Fact::new(&f.subject, &f.facet, &f.value).with_text(&f.text))
+                .collect(),
+        )
         .unwrap()
         .into_iter()
         .map(|r| r.id())
@@ -34,7 +47,9 @@ fn recall_at_5_on_1000_paraphrased_facts() {
                 "{:?} -> want {:?}, got {:?}",
                 f.query,
                 f.text,
-                r.iter().map(|c| c.cell.content.text.as_str()).collect::<Vec<_>>()
+                r.iter()
+                    .map(|c| c.cell.content.text.as_str())
+                    .collect::<Vec<_>>()
             ));
         }
     }

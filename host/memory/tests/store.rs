@@ -1,6 +1,8 @@
 //! Cells, history, as-of, idempotence, conversations, persistence (no embedder needed).
 
-use engram_memory::{ExtractedFact, Fact, MemoryConfig, MemoryStore, Op, Remembered, Shape, Source};
+use engram_memory::{
+    ExtractedFact, Fact, MemoryConfig, MemoryStore, Op, Remembered, Shape, Source,
+};
 
 const HOUR: i64 = 3_600_000_000;
 
@@ -13,22 +15,54 @@ fn supersede_keeps_history_and_as_of_answers_each_point() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let t0 = 1_700_000_000_000_000;
-    let a = s.remember(Fact::new("build server", "ip", "10.0.0.5").valid_from(t0)).unwrap();
-    let b = s.remember(Fact::new("Build  Server", "IP", "10.0.0.6").valid_from(t0 + HOUR)).unwrap();
-    let c = s.remember(Fact::new("build server", "ip", "10.0.0.7").valid_from(t0 + 2 * HOUR)).unwrap();
-    let d = s.remember(Fact::new("build server", "ip", "10.0.0.8").valid_from(t0 + 3 * HOUR)).unwrap();
+    let a = s
+        .remember(Fact::new("build server", "ip", "10.0.0.5").valid_from(t0))
+        .unwrap();
+    let b = s
+        .remember(Fact::new("Build  Server", "IP", "10.0.0.6").valid_from(t0 + HOUR))
+        .unwrap();
+    let c = s
+        .remember(Fact::new("build server", "ip", "10.0.0.7").valid_from(t0 + 2 * HOUR))
+        .unwrap();
+    let d = s
+        .remember(Fact::new("build server", "ip", "10.0.0.8").valid_from(t0 + 3 * HOUR))
+        .unwrap();
     assert!(matches!(a, Remembered::Created(_)));
-    assert_eq!(b, Remembered::Superseded { id: b.id(), previous: a.id() });
-    assert_eq!(c, Remembered::Superseded { id: c.id(), previous: b.id() });
-    assert_eq!(d, Remembered::Superseded { id: d.id(), previous: c.id() });
-    let at = |t: i64| s.get("build server", "ip", Some(t)).map(|c| c.content.value.normalized);
+    assert_eq!(
+        b,
+        Remembered::Superseded {
+            id: b.id(),
+            previous: a.id()
+        }
+    );
+    assert_eq!(
+        c,
+        Remembered::Superseded {
+            id: c.id(),
+            previous: b.id()
+        }
+    );
+    assert_eq!(
+        d,
+        Remembered::Superseded {
+            id: d.id(),
+            previous: c.id()
+        }
+    );
+    let at = |t: i64| {
+        s.get("build server", "ip", Some(t))
+            .map(|c| c.content.value.normalized)
+    };
     assert_eq!(at(t0 - 1), None, "nothing held before the first value");
     assert_eq!(at(t0).as_deref(), Some("ip:10.0.0.5"));
     assert_eq!(at(t0 + HOUR - 1).as_deref(), Some("ip:10.0.0.5"));
     assert_eq!(at(t0 + HOUR).as_deref(), Some("ip:10.0.0.6"));
     assert_eq!(at(t0 + 2 * HOUR + 5).as_deref(), Some("ip:10.0.0.7"));
     assert_eq!(at(t0 + 30 * HOUR).as_deref(), Some("ip:10.0.0.8"));
-    assert_eq!(s.get("build server", "ip", None).unwrap().content.value.raw, "10.0.0.8");
+    assert_eq!(
+        s.get("build server", "ip", None).unwrap().content.value.raw,
+        "10.0.0.8"
+    );
     let h = s.history("build server", "ip");
     assert_eq!(h.len(), 4);
     assert_eq!(h[0].valid_to, Some(t0 + HOUR));
@@ -39,7 +73,10 @@ fn supersede_keeps_history_and_as_of_answers_each_point() {
     assert_eq!(ids, vec![d.id()]);
     assert!(r[0].features.kappa_match);
     let lines = s.lines().unwrap();
-    assert_eq!(lines.iter().map(|l| l.op).collect::<Vec<_>>(), vec![Op::Remember, Op::Supersede, Op::Supersede, Op::Supersede]);
+    assert_eq!(
+        lines.iter().map(|l| l.op).collect::<Vec<_>>(),
+        vec![Op::Remember, Op::Supersede, Op::Supersede, Op::Supersede]
+    );
     assert!(s.verify().unwrap().ok());
 }
 
@@ -47,8 +84,12 @@ fn supersede_keeps_history_and_as_of_answers_each_point() {
 fn same_value_is_idempotent_by_normalised_shape() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let a = s.remember(Fact::new("Ada", "email", "Ada@Example.com")).unwrap();
-    let b = s.remember(Fact::new("ada", "Email", "Ada@EXAMPLE.COM ")).unwrap();
+    let a = s
+        .remember(Fact::new("Ada", "email", "Ada@Example.com"))
+        .unwrap();
+    let b = s
+        .remember(Fact::new("ada", "Email", "Ada@EXAMPLE.COM "))
+        .unwrap();
     assert_eq!(b, Remembered::Unchanged(a.id()));
     assert_eq!(s.lines().unwrap().len(), 1, "no duplicate line");
     let cell = s.get("ADA", "email", None).unwrap();
@@ -56,11 +97,21 @@ fn same_value_is_idempotent_by_normalised_shape() {
     assert_eq!(cell.content.value.normalized, "email:Ada@example.com");
     // Within one batch too.
     let out = s
-        .remember_batch(vec![Fact::new("x", "n", "1,000"), Fact::new("x", "n", "1000"), Fact::new("x", "n", "1001")])
+        .remember_batch(vec![
+            Fact::new("x", "n", "1,000"),
+            Fact::new("x", "n", "1000"),
+            Fact::new("x", "n", "1001"),
+        ])
         .unwrap();
     assert!(matches!(out[0], Remembered::Created(_)));
     assert_eq!(out[1], Remembered::Unchanged(out[0].id()));
-    assert_eq!(out[2], Remembered::Superseded { id: out[2].id(), previous: out[0].id() });
+    assert_eq!(
+        out[2],
+        Remembered::Superseded {
+            id: out[2].id(),
+            previous: out[0].id()
+        }
+    );
 }
 
 #[test]
@@ -75,9 +126,14 @@ fn bad_input_is_refused_without_writing() {
     s.remember(f).unwrap();
     let mut g = Fact::new("s", "g", "v");
     g.embedding = Some(vec![1.0; 5]);
-    assert!(s.remember(g).is_err(), "embedding width mismatch is refused");
+    assert!(
+        s.remember(g).is_err(),
+        "embedding width mismatch is refused"
+    );
     assert_eq!(s.lines().unwrap().len(), 1);
-    assert!(s.store_conversation("  ", "x", vec![], &Source::default()).is_err());
+    assert!(s
+        .store_conversation("  ", "x", vec![], &Source::default())
+        .is_err());
 }
 
 #[test]
@@ -87,22 +143,44 @@ fn everything_survives_reopen() {
     let id;
     {
         let s = open(dir.path());
-        id = s.remember(Fact::new("alice", "phone", "+1 555 010 2030").with_text("Alice's phone is +1 555 010 2030")).unwrap().id();
+        id = s
+            .remember(
+                Fact::new("alice", "phone", "+1 555 010 2030")
+                    .with_text("Alice's phone is +1 555 010 2030"),
+            )
+            .unwrap()
+            .id();
         s.remember(Fact::new("alice", "city", "Lyon")).unwrap();
         s.remember(Fact::new("alice", "city", "Paris")).unwrap();
         addr = s
             .store_conversation(
                 "user: my phone is +1 555 010 2030\nassistant: noted",
                 "Alice gave her phone number",
-                vec![ExtractedFact { text: "Alice's phone is +1 555 010 2030".into(), cell: Some(id) }],
-                &Source { session: Some("s1".into()), turn: Some(3) },
+                vec![ExtractedFact {
+                    text: "Alice's phone is +1 555 010 2030".into(),
+                    cell: Some(id),
+                }],
+                &Source {
+                    session: Some("s1".into()),
+                    turn: Some(3),
+                },
             )
             .unwrap();
     }
     let s = open(dir.path());
-    assert_eq!(s.get("alice", "phone", None).unwrap().content.value.normalized, "phone:+15550102030");
+    assert_eq!(
+        s.get("alice", "phone", None)
+            .unwrap()
+            .content
+            .value
+            .normalized,
+        "phone:+15550102030"
+    );
     assert_eq!(s.history("alice", "city").len(), 2);
-    assert_eq!(s.get("alice", "city", None).unwrap().content.value.raw, "Paris");
+    assert_eq!(
+        s.get("alice", "city", None).unwrap().content.value.raw,
+        "Paris"
+    );
     let conv = s.read_conversation(&addr).unwrap();
     assert!(conv.transcript.contains("assistant: noted"));
     assert_eq!(conv.facts[0].cell, Some(id));
@@ -111,14 +189,32 @@ fn everything_survives_reopen() {
     assert_eq!(gists[0].addr, addr);
     assert_eq!(gists[0].fact_count, 1);
     let st = s.stats();
-    assert_eq!((st.current_cells, st.versions, st.subjects, st.conversations, st.lines), (2, 3, 1, 1, 4));
+    assert_eq!(
+        (
+            st.current_cells,
+            st.versions,
+            st.subjects,
+            st.conversations,
+            st.lines
+        ),
+        (2, 3, 1, 1, 4)
+    );
     let v = s.verify().unwrap();
     assert!(v.ok(), "{:?}", v.problem);
     assert_eq!((v.lines, v.cells, v.conversations), (4, 3, 1));
     // New ids continue after reopen; the same transcript is idempotent.
     let next = s.remember(Fact::new("bob", "role", "admin")).unwrap().id();
     assert!(next > id);
-    assert_eq!(s.store_conversation("user: my phone is +1 555 010 2030\nassistant: noted", "x", vec![], &Source::default()).unwrap(), addr);
+    assert_eq!(
+        s.store_conversation(
+            "user: my phone is +1 555 010 2030\nassistant: noted",
+            "x",
+            vec![],
+            &Source::default()
+        )
+        .unwrap(),
+        addr
+    );
     assert_eq!(s.stats().lines, 5);
 }
 
@@ -126,13 +222,19 @@ fn everything_survives_reopen() {
 fn lexical_anchor_finds_ids_without_embeddings() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.remember(Fact::new("ticket", "number", "INC-4521").with_text("The open ticket is INC-4521")).unwrap();
-    s.remember(Fact::new("router", "ip", "192.168.1.1")).unwrap();
+    s.remember(Fact::new("ticket", "number", "INC-4521").with_text("The open ticket is INC-4521"))
+        .unwrap();
+    s.remember(Fact::new("router", "ip", "192.168.1.1"))
+        .unwrap();
     let r = s.recall("what about inc-4521?", None, 5);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].cell.content.value.raw, "INC-4521");
     assert!(r[0].features.via.has(engram_memory::Via::ANCHOR));
     assert!(r[0].features.lexical > 0.0);
     assert!(r[0].features.recency > 0.99);
-    assert_eq!(s.recall("INC-4521", None, 5)[0].features.read_count, 1, "read count increments");
+    assert_eq!(
+        s.recall("INC-4521", None, 5)[0].features.read_count,
+        1,
+        "read count increments"
+    );
 }

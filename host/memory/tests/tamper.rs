@@ -10,9 +10,21 @@ fn filled(dir: &std::path::Path, cfg: MemoryConfig) -> MemoryStore {
     s.remember(Fact::new("alice", "phone", "555-0102")).unwrap();
     s.remember(Fact::new("alice", "city", "Lyon")).unwrap();
     s.remember(Fact::new("alice", "city", "Paris")).unwrap();
-    s.store_conversation("user: I moved to Paris", "Alice moved", vec![ExtractedFact { text: "moved".into(), cell: None }], &Source::default())
-        .unwrap();
-    s.forget(engram_memory::Selector::Kappa { subject: "alice".into(), facet: "phone".into() }).unwrap();
+    s.store_conversation(
+        "user: I moved to Paris",
+        "Alice moved",
+        vec![ExtractedFact {
+            text: "moved".into(),
+            cell: None,
+        }],
+        &Source::default(),
+    )
+    .unwrap();
+    s.forget(engram_memory::Selector::Kappa {
+        subject: "alice".into(),
+        facet: "phone".into(),
+    })
+    .unwrap();
     assert!(s.verify().unwrap().ok());
     s
 }
@@ -35,7 +47,11 @@ fn every_single_byte_flip_of_every_record_is_detected() {
             bad[i] ^= 0x20;
             tree.insert(&k, bad).unwrap();
             let r = s.verify().unwrap();
-            assert!(!r.ok(), "flip of byte {i} of record {:?} went undetected", String::from_utf8_lossy(&k[..1]));
+            assert!(
+                !r.ok(),
+                "flip of byte {i} of record {:?} went undetected",
+                String::from_utf8_lossy(&k[..1])
+            );
             checked += 1;
         }
         tree.insert(&k, v).unwrap();
@@ -81,7 +97,10 @@ fn deleted_records_and_keys_are_detected() {
     let at = kb.iter().position(|b| *b != 0).unwrap();
     kb[at] ^= 1;
     std::fs::write(&keys, kb).unwrap();
-    assert!(MemoryStore::open(dir.path(), MemoryConfig::durable()).is_err(), "a record that no longer decrypts refuses to load");
+    assert!(
+        MemoryStore::open(dir.path(), MemoryConfig::durable()).is_err(),
+        "a record that no longer decrypts refuses to load"
+    );
 }
 
 /// Rewrite line 1 (an attacker with write access to the files) and recompute every
@@ -92,7 +111,16 @@ fn rewrite_history(s: &MemoryStore) {
     lines[1].ctx = "session=forged".into();
     let mut prev = genesis_anchor();
     for l in lines.iter_mut() {
-        *l = MemoryLine::new(l.seq, l.op, l.kind, l.key.clone(), l.content_hash, l.ctx.clone(), l.timestamp, &prev);
+        *l = MemoryLine::new(
+            l.seq,
+            l.op,
+            l.kind,
+            l.key.clone(),
+            l.content_hash,
+            l.ctx.clone(),
+            l.timestamp,
+            &prev,
+        );
         prev = l.anchor;
         let mut k = vec![b'L'];
         k.extend_from_slice(&l.seq.to_be_bytes());
@@ -105,27 +133,50 @@ fn forge_seal(s: &MemoryStore, key: Option<&[u8]>) {
     let head = lines.last().unwrap().anchor;
     let count = lines.len() as u64;
     let time: i64 = 1;
-    let mac = key.map(|k| engram_memory::hash::keyed_hash_parts(k, &[b"engram-seal", &count.to_le_bytes(), &head, &time.to_le_bytes()]));
-    let seal = Seal { count, head, time, mac };
+    let mac = key.map(|k| {
+        engram_memory::hash::keyed_hash_parts(
+            k,
+            &[
+                b"engram-seal",
+                &count.to_le_bytes(),
+                &head,
+                &time.to_le_bytes(),
+            ],
+        )
+    });
+    let seal = Seal {
+        count,
+        head,
+        time,
+        mac,
+    };
     let tree = s.raw_tree();
     for kv in tree.scan_prefix(b"S") {
         tree.remove(kv.unwrap().0).unwrap();
     }
     let mut k = vec![b'S'];
     k.extend_from_slice(&count.to_be_bytes());
-    tree.insert(k, postcard::to_allocvec(&seal).unwrap()).unwrap();
+    tree.insert(k, postcard::to_allocvec(&seal).unwrap())
+        .unwrap();
 }
 
 #[test]
 fn resealed_forgery_is_rejected_with_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let s = filled(dir.path(), MemoryConfig::durable().with_seal_key(b"operator secret".to_vec()));
+    let s = filled(
+        dir.path(),
+        MemoryConfig::durable().with_seal_key(b"operator secret".to_vec()),
+    );
     let genuine = s.seal().unwrap();
     assert!(genuine.mac.is_some());
     assert!(s.verify().unwrap().ok());
     rewrite_history(&s);
     // The chain alone now verifies, but the genuine seal no longer matches it.
-    let p = s.verify().unwrap().problem.expect("rewritten history against the genuine seal");
+    let p = s
+        .verify()
+        .unwrap()
+        .problem
+        .expect("rewritten history against the genuine seal");
     assert!(p.reason.contains("history rewritten"), "{p}");
     assert!(s.verify_seal(&genuine).unwrap().is_some());
     // The forger reseals without the key, or with a guessed key: rejected.
@@ -133,7 +184,13 @@ fn resealed_forgery_is_rejected_with_a_key() {
     let p = s.verify().unwrap().problem.expect("unkeyed reseal");
     assert!(p.reason.contains("forged seal"), "{p}");
     forge_seal(&s, Some(b"guess"));
-    assert!(s.verify().unwrap().problem.unwrap().reason.contains("forged seal"));
+    assert!(s
+        .verify()
+        .unwrap()
+        .problem
+        .unwrap()
+        .reason
+        .contains("forged seal"));
 }
 
 #[test]

@@ -29,7 +29,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut i = from;
     while i < to {
         let end = (i + batch).min(to);
-        let facts = (i..end).map(|j| Fact::new(format!("s{j}"), "f", format!("v{j}"))).collect();
+        let facts = (i..end)
+            .map(|j| Fact::new(format!("s{j}"), "f", format!("v{j}")))
+            .collect();
         store.remember_batch(facts)?;
         writeln!(out, "ack {}", end - 1)?;
         out.flush()?;
