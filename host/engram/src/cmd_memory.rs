@@ -118,8 +118,10 @@ enum MemoryCommand {
 }
 
 fn parse_time(s: &str) -> anyhow::Result<i64> {
-    let t = humantime::parse_rfc3339_weak(s).with_context(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-23T10:00:00Z)"))?;
-    Ok(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64))
+    let t = humantime::parse_rfc3339_weak(s)
+        .with_context(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-23T10:00:00Z)"))?;
+    Ok(t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64))
 }
 
 fn fmt_time(micros: i64) -> String {
@@ -138,20 +140,34 @@ fn open(places: &Places, embed: bool) -> anyhow::Result<MemoryStore> {
         let dir = places.models.join(engram_embed::MODEL_DIR_NAME);
         match engram_embed::Embedder::load(&dir) {
             Ok(e) => cfg = cfg.with_embedder(Arc::new(e) as Arc<dyn TextEmbedder>),
-            Err(e) => tracing::warn!("no embeddings ({e}); recall uses κ routing and lexical anchors only"),
+            Err(e) => tracing::warn!(
+                "no embeddings ({e}); recall uses κ routing and lexical anchors only"
+            ),
         }
     }
     let dir = places.data.join("memory");
-    MemoryStore::open(&dir, cfg).with_context(|| format!("opening the memory store in {}", dir.display()))
+    MemoryStore::open(&dir, cfg)
+        .with_context(|| format!("opening the memory store in {}", dir.display()))
 }
 
 /// Run `engram memory`.
 pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
     let embed = !args.no_embed;
     match &args.command {
-        MemoryCommand::Remember { subject, facet, value, text, valid_from, session, turn } => {
+        MemoryCommand::Remember {
+            subject,
+            facet,
+            value,
+            text,
+            valid_from,
+            session,
+            turn,
+        } => {
             let store = open(places, embed)?;
-            let mut fact = Fact::new(subject, facet, value).source(Source { session: session.clone(), turn: *turn });
+            let mut fact = Fact::new(subject, facet, value).source(Source {
+                session: session.clone(),
+                turn: *turn,
+            });
             fact.text = text.clone();
             if let Some(t) = valid_from {
                 fact = fact.valid_from(parse_time(t)?);
@@ -159,13 +175,20 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
             let r = store.remember(fact)?;
             println!("{}", r.id());
         }
-        MemoryCommand::Get { subject, facet, as_of } => {
+        MemoryCommand::Get {
+            subject,
+            facet,
+            as_of,
+        } => {
             let store = open(places, false)?;
             let as_of = as_of.as_deref().map(parse_time).transpose()?;
             match store.get(subject, facet, as_of) {
                 Some(c) => println!("{}", c.content.value.raw),
                 None => {
-                    eprintln!("no value for ({subject}, {facet}){}", if as_of.is_some() { " at that time" } else { "" });
+                    eprintln!(
+                        "no value for ({subject}, {facet}){}",
+                        if as_of.is_some() { " at that time" } else { "" }
+                    );
                     std::process::exit(1);
                 }
             }
@@ -179,19 +202,37 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
             }
             for c in h {
                 let to = c.valid_to.map_or("now".to_string(), fmt_time);
-                println!("{}\t{}\t{} .. {}\trecorded {}", c.id, c.content.value.normalized, fmt_time(c.content.valid_from), to, fmt_time(c.recorded_at));
+                println!(
+                    "{}\t{}\t{} .. {}\trecorded {}",
+                    c.id,
+                    c.content.value.normalized,
+                    fmt_time(c.content.valid_from),
+                    to,
+                    fmt_time(c.recorded_at)
+                );
             }
         }
         MemoryCommand::List => {
             let store = open(places, false)?;
             for c in store.list() {
-                println!("{}\t{}\t{}\t{}", c.id, c.content.subject, c.content.facet, c.content.value.raw);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.id, c.content.subject, c.content.facet, c.content.value.raw
+                );
             }
         }
-        MemoryCommand::Forget { id, subject, facet, query } => {
+        MemoryCommand::Forget {
+            id,
+            subject,
+            facet,
+            query,
+        } => {
             let sel = match (id, subject, facet, query) {
                 (Some(id), ..) => Selector::Id(*id),
-                (_, Some(s), Some(f), _) => Selector::Kappa { subject: s.clone(), facet: f.clone() },
+                (_, Some(s), Some(f), _) => Selector::Kappa {
+                    subject: s.clone(),
+                    facet: f.clone(),
+                },
                 (_, _, _, Some(q)) => Selector::Query(q.clone()),
                 _ => bail!("say what to forget: --id ID, --subject S --facet F, or --query TEXT"),
             };
@@ -206,9 +247,15 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
         }
         MemoryCommand::ProveForgotten { hash } => {
             let store = open(places, false)?;
-            let h = engram_memory::hash::from_hex32(hash).context("the hash must be 64 hex digits")?;
+            let h =
+                engram_memory::hash::from_hex32(hash).context("the hash must be 64 hex digits")?;
             let p = store.prove_forgotten(&h)?;
-            println!("forget line {} at {} anchor {}", p.line.seq, fmt_time(p.line.timestamp), engram_memory::to_hex(&p.line.anchor));
+            println!(
+                "forget line {} at {} anchor {}",
+                p.line.seq,
+                fmt_time(p.line.timestamp),
+                engram_memory::to_hex(&p.line.anchor)
+            );
             println!("chain verifies up to it: {}", p.chain_ok);
             println!("no live record holds the content: {}", p.no_live_content);
             println!("its key is destroyed: {}", p.key_destroyed);
@@ -234,12 +281,23 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
                     });
                     println!("{v}");
                 } else {
-                    println!("{:.3}\t{}\t{}\t{}\t{}", c.score, c.cell.id, c.cell.content.subject, c.cell.content.facet, c.cell.content.value.raw);
+                    println!(
+                        "{:.3}\t{}\t{}\t{}\t{}",
+                        c.score,
+                        c.cell.id,
+                        c.cell.content.subject,
+                        c.cell.content.facet,
+                        c.cell.content.value.raw
+                    );
                 }
             }
         }
-        MemoryCommand::StoreConversation { transcript, summary } => {
-            let text = std::fs::read_to_string(transcript).with_context(|| format!("reading {}", transcript.display()))?;
+        MemoryCommand::StoreConversation {
+            transcript,
+            summary,
+        } => {
+            let text = std::fs::read_to_string(transcript)
+                .with_context(|| format!("reading {}", transcript.display()))?;
             let store = open(places, embed)?;
             let addr = store.store_conversation(&text, summary, Vec::new(), &Source::default())?;
             println!("{}", engram_memory::to_hex(&addr));
@@ -248,12 +306,19 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
             let store = open(places, embed)?;
             let q = store.embed_query(text);
             for g in store.recall_conversations(text, q.as_deref(), *k) {
-                println!("{:.3}\t{}\t{}", g.score, engram_memory::to_hex(&g.addr), g.summary);
+                println!(
+                    "{:.3}\t{}\t{}",
+                    g.score,
+                    engram_memory::to_hex(&g.addr),
+                    g.summary
+                );
             }
         }
         MemoryCommand::ReadConversation { addr } => {
             let store = open(places, false)?;
-            let c = store.read_conversation(&engram_memory::parse_addr(addr)?).context("no conversation at that address")?;
+            let c = store
+                .read_conversation(&engram_memory::parse_addr(addr)?)
+                .context("no conversation at that address")?;
             print!("{}", c.transcript);
         }
         MemoryCommand::Verify => {
@@ -282,18 +347,31 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
                 s.count,
                 engram_memory::to_hex(&s.head),
                 fmt_time(s.time),
-                s.mac.map_or("null".to_string(), |m| format!("\"{}\"", engram_memory::to_hex(&m)))
+                s.mac.map_or("null".to_string(), |m| format!(
+                    "\"{}\"",
+                    engram_memory::to_hex(&m)
+                ))
             );
         }
         MemoryCommand::Export { file } => {
             let store = open(places, false)?;
             let s = store.export_atom(file)?;
-            println!("exported {} lines to {} (head {})", s.count, file.display(), engram_memory::to_hex(&s.head));
+            println!(
+                "exported {} lines to {} (head {})",
+                s.count,
+                file.display(),
+                engram_memory::to_hex(&s.head)
+            );
         }
         MemoryCommand::Import { file } => {
             let store = open(places, false)?;
             let r = store.import_atom(file)?;
-            println!("imported {} lines and {} records from {}", r.lines, r.records, file.display());
+            println!(
+                "imported {} lines and {} records from {}",
+                r.lines,
+                r.records,
+                file.display()
+            );
         }
         MemoryCommand::Stats => {
             let store = open(places, false)?;

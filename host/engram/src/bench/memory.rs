@@ -46,7 +46,11 @@ fn derived(pool: &[Vec<f32>], i: usize, rng: &mut Rng) -> Vec<f32> {
     let a = &pool[(rng.next() as usize) % pool.len()];
     let b = &pool[(i * 7919 + 13) % pool.len()];
     let noise_scale = 0.3 / (a.len() as f32 * 0.333).sqrt();
-    let mut v: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + 0.35 * y + noise_scale * rng.unit()).collect();
+    let mut v: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x + 0.35 * y + noise_scale * rng.unit())
+        .collect();
     normalise(&mut v);
     v
 }
@@ -59,8 +63,12 @@ fn summary(samples: &[f64]) -> anyhow::Result<Summary> {
 pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
     let mut report = Report::new("memory", ctx.quick, ctx.machine);
     let model_dir = ctx.places.models.join(engram_embed::MODEL_DIR_NAME);
-    let embedder = engram_embed::Embedder::load(&model_dir)
-        .with_context(|| format!("loading all-MiniLM-L6-v2 from {} (run scripts/setup.sh)", model_dir.display()))?;
+    let embedder = engram_embed::Embedder::load(&model_dir).with_context(|| {
+        format!(
+            "loading all-MiniLM-L6-v2 from {} (run scripts/setup.sh)",
+            model_dir.display()
+        )
+    })?;
     let facts = bank(1000);
     let t = Instant::now();
     let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
@@ -75,7 +83,12 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
         qtimes.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let qs = summary(&qtimes)?;
-    report.figures.push(Figure::alone("query embedding (MiniLM, one query)", "ms", Better::Lower, qs.clone()));
+    report.figures.push(Figure::alone(
+        "query embedding (MiniLM, one query)",
+        "ms",
+        Better::Lower,
+        qs.clone(),
+    ));
     report.notes.push(format!(
         "bank facts embedded in a batch: {:.0} texts/s; one query: p50 {:.2} ms, p99 {:.2} ms",
         facts.len() as f64 / pool_secs,
@@ -83,7 +96,11 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
         qs.p99
     ));
 
-    let sizes: &[usize] = if ctx.quick { &[2_000, 10_000] } else { &[10_000, 100_000, 1_000_000] };
+    let sizes: &[usize] = if ctx.quick {
+        &[2_000, 10_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
     for &n in sizes {
         bank_figures(ctx, &mut report, n, &facts, &pool, &qvecs)?;
     }
@@ -103,7 +120,11 @@ fn bank_figures(
     pool: &[Vec<f32>],
     qvecs: &[Vec<f32>],
 ) -> anyhow::Result<()> {
-    let label = if n >= 1_000_000 { format!("{}M", n / 1_000_000) } else { format!("{}k", n / 1000) };
+    let label = if n >= 1_000_000 {
+        format!("{}M", n / 1_000_000)
+    } else {
+        format!("{}k", n / 1000)
+    };
     let dir = tempfile::tempdir_in(ctx.places.artifacts()).or_else(|_| tempfile::tempdir())?;
     let store = MemoryStore::open(dir.path(), MemoryConfig::durable())?;
     // Real facts first (their ids are 0..1000).
@@ -116,7 +137,11 @@ fn bank_figures(
             fact
         })
         .collect();
-    let real_ids: Vec<u64> = store.remember_batch(real)?.into_iter().map(|r| r.id()).collect();
+    let real_ids: Vec<u64> = store
+        .remember_batch(real)?
+        .into_iter()
+        .map(|r| r.id())
+        .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
     const BATCH: usize = 1000;
     let mut batch_rates = Vec::new();
@@ -126,8 +151,16 @@ fn bank_figures(
         let end = (i + BATCH).min(n);
         let batch: Vec<Fact> = (i..end)
             .map(|j| {
-                let mut f = Fact::new(format!("entity {}", j / 8), format!("attribute {}", j % 8), format!("value-{j}"))
-                    .with_text(format!("entity {} attribute {} is value-{j}", j / 8, j % 8));
+                let mut f = Fact::new(
+                    format!("entity {}", j / 8),
+                    format!("attribute {}", j % 8),
+                    format!("value-{j}"),
+                )
+                .with_text(format!(
+                    "entity {} attribute {} is value-{j}",
+                    j / 8,
+                    j % 8
+                ));
                 f.embedding = Some(derived(pool, j, &mut rng));
                 f
             })
@@ -202,7 +235,12 @@ fn bank_figures(
         1_000_000 => Some("p99 ≤ 20 ms"),
         _ => None,
     };
-    let mut fig = Figure::alone(&format!("{label} cells: recall (candidates + features + ranking)"), "ms", Better::Lower, ls.clone());
+    let mut fig = Figure::alone(
+        &format!("{label} cells: recall (candidates + features + ranking)"),
+        "ms",
+        Better::Lower,
+        ls.clone(),
+    );
     if let Some(t) = target {
         fig = fig.with_target(t);
     }
