@@ -13,6 +13,17 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check \
   "openai==1.109.1" "pytest==8.4.2"
 
+# The web console test drives Debian's Chromium through Playwright (the Python package only:
+# never `playwright install`; the test launches /usr/bin/chromium itself).
+echo "== headless browser for the console test (chromium, playwright)"
+.venv/bin/pip install --quiet --disable-pip-version-check "playwright==1.65.2"
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo_if_needed=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_if_needed="sudo"; fi
+  $sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq chromium
+fi
+
 # Plugin guest toolchains for the example judges (engram-plugins' language_judges test):
 # componentize-py (Python → component) and componentize-js (JavaScript → component).
 echo "== plugin guest toolchains (componentize-py, componentize-js)"
