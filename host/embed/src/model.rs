@@ -120,6 +120,7 @@ impl Bert {
             }
         }
         layer_norm(
+            kernel,
             &mut x,
             &self.embed_norm.gamma,
             &self.embed_norm.beta,
@@ -134,6 +135,7 @@ impl Bert {
         for layer in &self.layers {
             layer.qkv.forward(&x, &mut qkv, kernel, parallel);
             attention(
+                kernel,
                 &qkv,
                 &lens,
                 heads,
@@ -144,16 +146,18 @@ impl Bert {
             layer.attn_out.forward(&ctx, &mut h, kernel, parallel);
             add_in_place(&mut h, &x);
             layer_norm(
+                kernel,
                 &mut h,
                 &layer.attn_norm.gamma,
                 &layer.attn_norm.beta,
                 self.eps,
             );
             layer.ffn_in.forward(&h, &mut ff, kernel, parallel);
-            gelu(&mut ff);
+            gelu(kernel, &mut ff);
             layer.ffn_out.forward(&ff, &mut x, kernel, parallel);
             add_in_place(&mut x, &h);
             layer_norm(
+                kernel,
                 &mut x,
                 &layer.ffn_norm.gamma,
                 &layer.ffn_norm.beta,

@@ -1,5 +1,6 @@
 //! Bidirectional multi-head self-attention over the sequences of a batch.
 
+use super::linear::Kernel;
 use super::ops::softmax;
 use rayon::prelude::*;
 
@@ -10,6 +11,7 @@ use rayon::prelude::*;
 /// `lens` gives each sequence's length. Writes one `d`-wide row per token to `ctx`. Tokens
 /// attend to every token of their own sequence only, so no mask or padding is needed.
 pub fn attention(
+    kernel: Kernel,
     qkv: &[f32],
     lens: &[usize],
     heads: usize,
@@ -32,6 +34,7 @@ pub fn attention(
     let run = |&(start, len, h): &(usize, usize, usize)| {
         let mut out = vec![0.0f32; len * head_dim];
         one_head(
+            kernel,
             &qkv[start * 3 * d..(start + len) * 3 * d],
             len,
             d,
@@ -54,11 +57,23 @@ pub fn attention(
     }
 }
 
-/// Attention of head `h` within one sequence of `len` tokens; `out` is `len × head_dim`.
-///
-/// Keys are gathered transposed (`head_dim × len`) and values contiguously, so both products
-/// are multiply-adds along contiguous rows that the compiler vectorises.
-fn one_head(qkv: &[f32], len: usize, d: usize, h: usize, head_dim: usize, out: &mut [f32]) {
+simd_dispatch! {
+    /// Attention of head `h` within one sequence of `len` tokens; `out` is `len × head_dim`.
+    ///
+    /// Keys are gathered transposed (`head_dim × len`) and values contiguously, so both
+    /// products are multiply-adds along contiguous rows that the compiler vectorises.
+    pub fn one_head(
+        qkv: &[f32],
+        len: usize,
+        d: usize,
+        h: usize,
+        head_dim: usize,
+        out: &mut [f32],
+    ) => one_head_impl
+}
+
+#[inline(always)]
+fn one_head_impl(qkv: &[f32], len: usize, d: usize, h: usize, head_dim: usize, out: &mut [f32]) {
     let scale = 1.0 / (head_dim as f32).sqrt();
     let col = |t: usize, part: usize| &qkv[t * 3 * d + part * d + h * head_dim..][..head_dim];
     let mut keys_t = vec![0.0f32; head_dim * len];
@@ -99,7 +114,7 @@ mod tests {
         let (heads, hd) = (2, 3);
         let qkv: Vec<f32> = (0..18).map(|i| i as f32).collect();
         let mut ctx = vec![0.0; 6];
-        attention(&qkv, &[1], heads, hd, &mut ctx, false);
+        attention(Kernel::Portable, &qkv, &[1], heads, hd, &mut ctx, false);
         assert_eq!(ctx, &qkv[12..18]);
     }
 
@@ -111,7 +126,7 @@ mod tests {
         let mut both = seq.to_vec();
         both.extend_from_slice(&[5.0, 5.0, 5.0, 5.0, 9.0, 9.0]);
         let mut ctx = vec![0.0; 6];
-        attention(&both, &[2, 1], heads, hd, &mut ctx, false);
+        attention(Kernel::Portable, &both, &[2, 1], heads, hd, &mut ctx, false);
         assert_eq!(ctx, [4.0, 6.0, 4.0, 6.0, 9.0, 9.0]);
     }
 }

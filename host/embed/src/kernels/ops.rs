@@ -1,9 +1,20 @@
 //! Element-wise and per-row operations: LayerNorm, GELU, softmax and their vectorisable
 //! `erf`, `exp` and sums.
 
-/// Normalises every `gamma.len()`-wide row of `x` in place:
-/// `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance, as PyTorch).
-pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+simd_dispatch! {
+    /// Normalises every `gamma.len()`-wide row of `x` in place:
+    /// `(x - mean) / sqrt(var + eps) * gamma + beta` (biased variance, as PyTorch).
+    pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_impl
+}
+
+simd_dispatch! {
+    /// The erf-based ("exact") GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, in place; see
+    /// [`erf`].
+    pub fn gelu(x: &mut [f32]) => gelu_impl
+}
+
+#[inline(always)]
+fn layer_norm_impl(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let d = gamma.len();
     for row in x.chunks_exact_mut(d) {
         let mean = sum(row) / d as f32;
@@ -15,11 +26,11 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     }
 }
 
-/// The erf-based ("exact") GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, in place.
-///
-/// erf is evaluated by [`erf`], a rational approximation accurate to 5e-7 absolute that the
-/// compiler vectorises (a libm call per element would cost about a tenth of the forward pass).
-pub fn gelu(x: &mut [f32]) {
+/// GELU body. erf is evaluated by [`erf`], a rational approximation accurate to 5e-7 absolute
+/// that the compiler vectorises (a libm call per element would cost about a tenth of the
+/// forward pass).
+#[inline(always)]
+fn gelu_impl(x: &mut [f32]) {
     for v in x {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -60,6 +71,7 @@ pub fn erf(x: f32) -> f32 {
 }
 
 /// Sum of a slice, accumulated in eight lanes.
+#[inline(always)]
 pub fn sum(a: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let chunks = a.chunks_exact(8);
@@ -74,6 +86,7 @@ pub fn sum(a: &[f32]) -> f32 {
 
 /// Softmax of `x` in place (max-subtracted for stability), vectorisable: [`exp`] and
 /// eight-lane sums instead of libm calls and a serial sum.
+#[inline(always)]
 pub fn softmax(x: &mut [f32]) {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = x.chunks_exact(8);
@@ -130,11 +143,18 @@ pub fn exp(x_in: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::linear::Kernel;
 
     #[test]
     fn layer_norm_matches_definition() {
         let mut x = vec![1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, -1.0];
-        layer_norm(&mut x, &[1.0, 1.0, 2.0, 1.0], &[0.0, 0.0, 0.0, 0.5], 1e-12);
+        layer_norm(
+            Kernel::Portable,
+            &mut x,
+            &[1.0, 1.0, 2.0, 1.0],
+            &[0.0, 0.0, 0.0, 0.5],
+            1e-12,
+        );
         let s = (1.25f32).sqrt();
         let want = [-1.5 / s, -0.5 / s, 2.0 * 0.5 / s, 1.5 / s + 0.5];
         for (g, w) in x[..4].iter().zip(want) {
@@ -146,7 +166,7 @@ mod tests {
     #[test]
     fn gelu_matches_known_values() {
         let mut x = vec![0.0, 1.0, -1.0, 3.0, -10.0];
-        gelu(&mut x);
+        gelu(Kernel::Portable, &mut x);
         let want = [0.0, 0.841_344_7, -0.158_655_26, 2.995_950_5, 0.0];
         for (g, w) in x.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{g} vs {w}");
