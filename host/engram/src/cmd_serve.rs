@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Largest `max_tokens` a request may ask for.
     #[arg(long, default_value_t = 4096)]
     pub max_tokens_limit: u32,
+    /// Serve without the memory store and plugins: every turn is the plain engine.
+    #[arg(long)]
+    pub no_memory: bool,
     /// Sessions whose KV cache stays in memory before the least recently used goes to disk.
     #[arg(long, default_value_t = 16)]
     pub max_sessions: usize,
@@ -56,6 +59,15 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     config.check().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let memory = if args.no_memory {
+        None
+    } else {
+        let settings =
+            engram_server::memory::default_settings(&config.data_dir, &places.models, &places.plugins);
+        let services = engram_server::memory::MemoryServices::open(&settings)
+            .context("cannot start the memory services")?;
+        Some(Arc::new(services))
+    };
     let metrics = Arc::new(engram_server::metrics::Metrics::new());
     let engine = engram_server::worker::EngineHandle::start(
         model,
@@ -63,6 +75,7 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
             sessions_dir: config.data_dir.join("sessions"),
             max_sessions_in_memory: config.max_sessions_in_memory,
             max_queue: config.max_queue,
+            memory: memory.clone(),
         },
         metrics.clone(),
     )
@@ -71,6 +84,7 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
         config,
         engine,
         metrics,
+        memory,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

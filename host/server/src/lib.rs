@@ -12,8 +12,10 @@
 //! caches ([`worker`]); HTTP handlers talk to it through channels, so a slow client never
 //! blocks the engine and a dropped connection stops its generation.
 
+pub mod admin;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod openai;
 mod routes;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub engine: worker::EngineHandle,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// The memory services (store and behaviour plugins); `None` with `--no-memory`.
+    pub memory: Option<Arc<memory::MemoryServices>>,
 }
 
 /// Serve until Ctrl-C / SIGTERM: bind, print the address, answer requests, then let the

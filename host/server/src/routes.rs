@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::metrics::RouteLabels;
-use crate::openai::{ChatRequest, FinishReason, RequestLimits, Usage};
+use crate::openai::{ChatRequest, FinishReason, MemoryKnobs, RequestLimits, Usage};
 use crate::worker::{GenerationEvent, GenerationRequest, MemoryReport};
 use crate::AppState;
 
@@ -38,8 +38,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat", post(native_chat))
         .route("/v1/abort/{id}", post(abort))
         .route("/v1/metrics", get(metrics))
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .merge(crate::admin::routes())
+        .fallback(not_found)
         .with_state(state)
 }
 
@@ -159,10 +160,17 @@ async fn start_chat(
         max_tokens: state.config.max_tokens_limit,
         max_messages: 4096,
     })?;
-    if flavour == Flavour::OpenAi && request.memory.is_some_and(|m| m.recall || m.capture) {
-        // Allowed: the OpenAI endpoint uses memory when the request enables it.
-        tracing::debug!("memory enabled on the OpenAI endpoint");
-    }
+    // The native endpoint recalls and captures unless told otherwise; the OpenAI endpoint
+    // uses memory only when the request enables it.
+    let memory = match (request.memory, flavour) {
+        (Some(knobs), _) => knobs,
+        (None, Flavour::Native) => MemoryKnobs {
+            recall: true,
+            capture: true,
+            k: None,
+        },
+        (None, Flavour::OpenAi) => MemoryKnobs::default(),
+    };
     let session = request.session.clone().or_else(|| {
         headers
             .get(SESSION_HEADER)
@@ -186,6 +194,7 @@ async fn start_chat(
             .unwrap_or(state.config.default_max_tokens),
         request,
         received: std::time::Instant::now(),
+        memory,
     };
     let events = state.engine.submit(generation)?;
     let created = unix_now();

@@ -21,7 +21,10 @@ use engram_engine::{
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::openai::{ChatRequest, FinishReason, Message, PromptTokensDetails, ToolCall, Usage};
+use crate::memory::MemoryServices;
+use crate::openai::{
+    ChatRequest, FinishReason, MemoryKnobs, Message, PromptTokensDetails, Role, ToolCall, Usage,
+};
 use crate::sessions::{derived_name, SessionCache};
 
 /// One chat turn to generate.
@@ -36,6 +39,8 @@ pub struct GenerationRequest {
     pub max_tokens: u32,
     /// When the HTTP request arrived (for time-to-first-token).
     pub received: Instant,
+    /// The memory knobs in force for this turn (all off: the plain engine, byte for byte).
+    pub memory: MemoryKnobs,
 }
 
 /// What memory did during a turn (reported by the native endpoint and the console).
@@ -49,6 +54,8 @@ pub struct MemoryReport {
     pub captured: Vec<serde_json::Value>,
     /// Memories forgotten on request.
     pub forgotten: Vec<serde_json::Value>,
+    /// Which plugin (or fallback) answered each memory call.
+    pub plugins: Vec<serde_json::Value>,
 }
 
 /// Events a generation sends back to its HTTP handler, in order.
@@ -102,6 +109,8 @@ pub struct WorkerConfig {
     pub max_sessions_in_memory: usize,
     /// Queue bound.
     pub max_queue: usize,
+    /// The memory services; `None` when the server runs without memory.
+    pub memory: Option<Arc<MemoryServices>>,
 }
 
 impl EngineHandle {
@@ -116,6 +125,7 @@ impl EngineHandle {
         let queued = Arc::new(AtomicUsize::new(0));
         let cache = SessionCache::new(config.sessions_dir, config.max_sessions_in_memory)?;
         let mut worker = Worker {
+            memory: config.memory,
             model,
             cache,
             metrics,
@@ -180,6 +190,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Worker {
+    memory: Option<Arc<MemoryServices>>,
     model: Arc<Model>,
     cache: SessionCache<Session>,
     metrics: Arc<Metrics>,
@@ -239,7 +250,38 @@ impl Worker {
         cancel: &AtomicBool,
     ) -> Result<(), ApiError> {
         let request = &job.request;
-        let prompt = self.render(&request.messages)?;
+        let knobs = job.memory;
+        let memory = self
+            .memory
+            .clone()
+            .filter(|_| knobs.recall || knobs.capture);
+        let user_text = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default();
+        let mut report = MemoryReport {
+            enabled: memory.is_some(),
+            ..MemoryReport::default()
+        };
+        let mut prompt_messages = std::borrow::Cow::Borrowed(&request.messages);
+        if let Some(memory) = &memory {
+            let recall = memory.before_turn(&user_text, knobs);
+            report.recalled = recall.recalled;
+            report.forgotten = recall.forgotten;
+            report.plugins = recall.answered_by;
+            if let Some(block) = recall.prompt_block {
+                let messages = prompt_messages.to_mut();
+                let at = messages
+                    .iter()
+                    .rposition(|m| m.role == Role::User)
+                    .unwrap_or(messages.len());
+                messages.insert(at, system_message(block));
+            }
+        }
+        let prompt = self.render(&prompt_messages)?;
         let prompt_tokens = self.model.tokenizer().encode(&prompt, true);
         let named = job.session.is_some();
         let lookup = job
@@ -327,11 +369,24 @@ impl Worker {
                 cached_tokens: cached,
             },
         };
+        if let Some(memory) = &memory {
+            let turn = request.messages.iter().filter(|m| m.role == Role::User).count() as u32;
+            let previous = request
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.role == Role::User)
+                .nth(1)
+                .and_then(|m| m.content.as_deref());
+            let (captured, by) = memory.after_turn(&user_text, previous, knobs, &lookup, turn);
+            report.captured = captured;
+            report.plugins.extend(by);
+        }
         let _ = events.blocking_send(GenerationEvent::Finished {
             finish_reason,
             usage,
             tool_calls: None,
-            memory: MemoryReport::default(),
+            memory: report,
         });
         // File the session under the name the next turn will look for.
         let next_name = if named {
@@ -339,11 +394,8 @@ impl Worker {
         } else {
             let mut conversation = request.messages.clone();
             conversation.push(Message {
-                role: crate::openai::Role::Assistant,
-                content: Some(generation.text),
-                tool_calls: None,
-                tool_call_id: None,
-                name: None,
+                role: Role::Assistant,
+                ..system_message(generation.text)
             });
             derived_name(&conversation)
         };
@@ -375,5 +427,16 @@ impl Worker {
         template
             .render(&turns, true)
             .map_err(|err| ApiError::invalid(Some("messages".into()), err.to_string()))
+    }
+}
+
+/// A system message carrying `text`.
+fn system_message(text: String) -> Message {
+    Message {
+        role: Role::System,
+        content: Some(text),
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
     }
 }
