@@ -328,6 +328,41 @@ impl PluginHost {
         Ok(Arc::new(loaded))
     }
 
+    /// Compile (or load from cache) the component at `path` and find out what
+    /// it is, without linking or running it.
+    pub fn inspect(&self, path: &Path) -> Result<Inspection, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let manifest = Manifest::for_component(path)?;
+        let name = manifest.name.clone();
+        let hash = sha256_hex(&bytes);
+        let engine = &self.inner.engine;
+        let (component, load_path) = self
+            .inner
+            .cache
+            .load(engine, &bytes, &hash)
+            .map_err(|e| LoadError::Compile {
+                name: name.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let ty = component.component_type();
+        let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let detected = version::detect(engine, &component);
+        Ok(Inspection {
+            name,
+            hash,
+            size: bytes.len(),
+            manifest,
+            load_path,
+            imports,
+            exports,
+            detected,
+        })
+    }
+
     /// Load the component at `path` into a new slot (prepare + smoke call).
     pub fn load(&self, kind: PluginKind, path: &Path, grants: &Grants) -> Result<Slot, LoadError> {
         let loaded = self.prepare(kind, path, grants)?;
@@ -438,6 +473,27 @@ impl Loaded {
             Err(e) => Err(self.classify(&warm.store, &e)),
         }
     }
+}
+
+/// What [`PluginHost::inspect`] found out about a component.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// Plugin name (manifest name or file stem).
+    pub name: String,
+    /// SHA-256 of the component bytes (hex).
+    pub hash: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Its manifest (empty when there is none).
+    pub manifest: Manifest,
+    /// Compiled now or loaded from the cache.
+    pub load_path: LoadPath,
+    /// Everything it imports.
+    pub imports: Vec<String>,
+    /// Everything it exports.
+    pub exports: Vec<String>,
+    /// Its kind and `engram:plugin` version, or why it does not fit this host.
+    pub detected: Result<(PluginKind, semver::Version), VersionError>,
 }
 
 /// Default folder of plugin components built by `scripts/setup.sh`.

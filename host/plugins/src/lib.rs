@@ -50,7 +50,7 @@ pub use bindings::types::{
 pub use cache::{CompileCache, LoadPath};
 pub use config::{HostConfig, Limits};
 pub use failure::{FailureKind, PluginFailure};
-pub use host::{HostError, LoadError, Loaded, PluginHost};
+pub use host::{HostError, Inspection, LoadError, Loaded, PluginHost};
 pub use kind::{FailurePolicy, PluginKind};
 pub use manifest::{Capabilities, Effective, Grants, Manifest};
 pub use services::{LlmBackend, LlmRequest, LlmResponse, MemoryBackend, Services};

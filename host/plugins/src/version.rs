@@ -36,6 +36,12 @@ pub enum VersionError {
         /// What the component exports.
         exports: String,
     },
+    /// The component exports no `engram:plugin` behaviour at all.
+    #[error("component exports no {PACKAGE} behaviour (judging, ranking, capturing, tools, maintenance); it exports: [{exports}]")]
+    NoBehaviour {
+        /// What the component exports.
+        exports: String,
+    },
 }
 
 /// Whether `found` can be served by this host (semver, where 0.x minors break).
@@ -77,4 +83,18 @@ pub fn check(engine: &Engine, component: &Component, kind: PluginKind) -> Result
         wanted: kind.export_interface(),
         exports: names.join(", "),
     })
+}
+
+/// Find which kind a component implements (the first `engram:plugin`
+/// behaviour interface it exports) and check its version.
+pub fn detect(engine: &Engine, component: &Component) -> Result<(PluginKind, semver::Version), VersionError> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    for kind in PluginKind::ALL {
+        let prefix = format!("{PACKAGE}/{}", kind.export_interface());
+        if names.iter().any(|n| n.split('@').next() == Some(prefix.as_str())) {
+            return check(engine, component, kind).map(|v| (kind, v));
+        }
+    }
+    Err(VersionError::NoBehaviour { exports: names.join(", ") })
 }

@@ -22,6 +22,7 @@ fn judge_jaccard_accepts_overlap_and_rejects_unrelated() {
     assert!(v[0].evidence.contains("server") && v[0].evidence.contains("ip"), "{}", v[0].evidence);
     assert!(!v[1].accept, "{:?}", v[1]);
     assert_eq!(v[1].confidence, 0.0);
+    check_judge_behaviour(&slot);
 }
 
 #[test]

@@ -102,3 +102,46 @@ pub fn candidate(id: &str, text: &str, similarity: f32, age_seconds: f64) -> eng
         },
     }
 }
+
+/// One judge behaviour case: query, candidate texts, expected (accept, confidence).
+pub type JudgeCase = (&'static str, Vec<&'static str>, Vec<(bool, f32)>);
+
+/// The behaviour every judge-jaccard implementation (Rust, Python, JS) must show.
+pub fn judge_cases() -> Vec<JudgeCase> {
+    vec![
+        (
+            "what is my server's ip?",
+            vec!["My server's IP is 10.0.0.7", "I live in Lisbon"],
+            vec![(true, 2.0 / 3.0), (false, 0.0)],
+        ),
+        ("Where do I live?", vec!["I live in Lisbon"], vec![(false, 0.5)]),
+        ("servers ip", vec!["My server's IP is 10.0.0.7"], vec![(true, 2.0 / 3.0)]),
+        ("name Ana", vec!["My name is Ana", "Ana's name"], vec![(true, 1.0), (true, 1.0)]),
+        ("the a of", vec!["is it"], vec![(false, 0.0)]),
+        ("anything", vec![], vec![]),
+    ]
+}
+
+/// Run [`judge_cases`] through a judge slot; every call must be answered by the plugin.
+pub fn check_judge_behaviour(slot: &Slot) {
+    for (query, texts, expected) in judge_cases() {
+        let cands: Vec<_> = texts.iter().enumerate().map(|(i, t)| candidate(&format!("c{i}"), t, 0.5, 1.0)).collect();
+        let a = slot.judge(query, &cands);
+        assert!(
+            matches!(a.by, engram_plugins::AnsweredBy::Plugin { .. }),
+            "{query}: {:?}",
+            a.by
+        );
+        let got: Vec<(bool, f32)> = a.value.iter().map(|v| (v.accept, v.confidence)).collect();
+        assert_eq!(got.len(), expected.len(), "{query}");
+        for ((ga, gc), (ea, ec)) in got.iter().zip(&expected) {
+            assert_eq!(ga, ea, "{query}: {got:?} vs {expected:?}");
+            assert!((gc - ec).abs() < 1e-5, "{query}: {got:?} vs {expected:?}");
+        }
+        for (v, (accept, _)) in a.value.iter().zip(&expected) {
+            if *accept {
+                assert!(v.evidence.starts_with("jaccard "), "auditable evidence: {}", v.evidence);
+            }
+        }
+    }
+}
