@@ -127,3 +127,50 @@ def test_admin_routes_need_the_token(data_dir):
         assert {p["kind"] for p in plugins} == {"judge", "recall-policy", "capture"}
     finally:
         server.stop()
+
+
+def test_hot_swapping_the_judge_during_a_streaming_chat_interrupts_nothing(data_dir):
+    import pathlib
+    import threading
+
+    component = pathlib.Path(__file__).resolve().parents[2] / \
+        "plugins/target/wasm32-wasip2/release/judge_jaccard.wasm"
+    server = Server(data_dir, ["--admin-token", TOKEN]).start()
+    try:
+        body = {"messages": [{"role": "user", "content": "Where do I live? Tell me a long story."}],
+                "max_tokens": 48, "temperature": 0, "stream": True}
+        chunks = []
+
+        def stream():
+            req = urllib.request.Request(server.url + "/v1/chat", data=json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=300) as res:
+                for line in res:
+                    line = line.decode().strip()
+                    if line.startswith("data: "):
+                        chunks.append(line[6:])
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        swaps = []
+        while reader.is_alive() and len(swaps) < 5:
+            req = urllib.request.Request(server.url + "/v1/plugins/judge", data=component.read_bytes(),
+                                         method="PUT",
+                                         headers={"authorization": f"Bearer {TOKEN}",
+                                                  "content-type": "application/wasm",
+                                                  "x-engram-plugin-name": f"judge-v{len(swaps) + 2}"})
+            with urllib.request.urlopen(req, timeout=120) as res:
+                swaps.append(json.loads(res.read()))
+        reader.join(timeout=300)
+        assert swaps, "the swap happened while the answer streamed"
+        assert chunks[-1] == "[DONE]"
+        events = [json.loads(c) for c in chunks[:-1]]
+        finish = [e["choices"][0]["finish_reason"] for e in events if e.get("choices")]
+        assert finish[-1] == "length"
+        text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
+        assert text.strip()
+        plugins = admin_get(server, "/v1/plugins")["data"]
+        judge = [p for p in plugins if p["kind"] == "judge"][0]
+        assert judge["plugin"] == swaps[-1]["plugin"] and judge["swaps"] == len(swaps)
+    finally:
+        server.stop()
