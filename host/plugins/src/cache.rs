@@ -76,7 +76,10 @@ impl CompileCache {
     fn entry(&self, content_hash: &str) -> Option<(PathBuf, PathBuf)> {
         let dir = self.dir.as_ref()?;
         let stem = format!("{content_hash}-{}", self.engine_key);
-        Some((dir.join(format!("{stem}.cwasm")), dir.join(format!("{stem}.cwasm.sha256"))))
+        Some((
+            dir.join(format!("{stem}.cwasm")),
+            dir.join(format!("{stem}.cwasm.sha256")),
+        ))
     }
 
     /// Load the component for `bytes` (whose hash is `content_hash`), from the
@@ -90,16 +93,23 @@ impl CompileCache {
         let Some((cwasm, sidecar)) = self.entry(content_hash) else {
             return Ok((Component::new(engine, bytes)?, LoadPath::Compiled));
         };
-        if let (Ok(compiled), Ok(expected)) = (std::fs::read(&cwasm), std::fs::read_to_string(&sidecar)) {
+        if let (Ok(compiled), Ok(expected)) =
+            (std::fs::read(&cwasm), std::fs::read_to_string(&sidecar))
+        {
             if sha256_hex(&compiled) == expected.trim()
-                && matches!(Engine::detect_precompiled(&compiled), Some(wasmtime::Precompiled::Component))
+                && matches!(
+                    Engine::detect_precompiled(&compiled),
+                    Some(wasmtime::Precompiled::Component)
+                )
             {
                 // SAFETY: the bytes were produced by `Engine::precompile_component`
                 // of this host (the sidecar digest it wrote matches) for an
                 // engine with the same compatibility hash (part of the name).
                 match unsafe { Component::deserialize(engine, &compiled) } {
                     Ok(c) => return Ok((c, LoadPath::Cached)),
-                    Err(e) => tracing::warn!(path = %cwasm.display(), "discarding cache entry: {e}"),
+                    Err(e) => {
+                        tracing::warn!(path = %cwasm.display(), "discarding cache entry: {e}")
+                    }
                 }
             } else {
                 tracing::warn!(path = %cwasm.display(), "discarding cache entry that does not match its digest");

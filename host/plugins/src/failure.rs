@@ -101,9 +101,7 @@ impl PluginFailure {
                 None => FailureKind::Trap,
             }
         };
-        let backtrace = err
-            .downcast_ref::<WasmBacktrace>()
-            .map(|bt| bt.to_string());
+        let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
         let message = err
             .chain()
             .map(|c| c.to_string())

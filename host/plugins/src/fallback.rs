@@ -29,7 +29,11 @@ pub fn judge(query: &str, candidates: &[Candidate]) -> Vec<Verdict> {
             let t = tokens(&c.text);
             let inter = q.intersection(&t).count();
             let union = q.union(&t).count();
-            let j = if union == 0 { 0.0 } else { inter as f32 / union as f32 };
+            let j = if union == 0 {
+                0.0
+            } else {
+                inter as f32 / union as f32
+            };
             Verdict {
                 accept: j >= JUDGE_THRESHOLD,
                 confidence: j,

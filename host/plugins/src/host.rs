@@ -112,7 +112,9 @@ pub struct PluginHost {
 
 impl std::fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginHost").field("config", &self.inner.config).finish()
+        f.debug_struct("PluginHost")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -207,8 +209,12 @@ impl PluginHost {
         let engine = Engine::new(&c).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.as_deref())?;
         let tick = config.epoch_tick.max(Duration::from_micros(100));
-        let deadline_ticks =
-            (config.limits.call_timeout.as_nanos().div_ceil(tick.as_nanos())).max(1) as u64;
+        let deadline_ticks = (config
+            .limits
+            .call_timeout
+            .as_nanos()
+            .div_ceil(tick.as_nanos()))
+        .max(1) as u64;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let engine = engine.clone();
@@ -250,7 +256,12 @@ impl PluginHost {
 
     /// Compile (or load from cache), check and pre-instantiate the component
     /// at `path` with its manifest (`<stem>.toml` beside it, if any).
-    pub fn prepare(&self, kind: PluginKind, path: &Path, grants: &Grants) -> Result<Arc<Loaded>, LoadError> {
+    pub fn prepare(
+        &self,
+        kind: PluginKind,
+        path: &Path,
+        grants: &Grants,
+    ) -> Result<Arc<Loaded>, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
             source,
@@ -288,23 +299,27 @@ impl PluginHost {
                     name: name.clone(),
                     message: format!("{e:#}"),
                 })?;
-        let wit_version = version::check(engine, &component, kind).map_err(|source| LoadError::Version {
-            name: name.clone(),
-            source,
-        })?;
+        let wit_version =
+            version::check(engine, &component, kind).map_err(|source| LoadError::Version {
+                name: name.clone(),
+                source,
+            })?;
         let capabilities = Effective::resolve(kind, &manifest.capabilities, grants);
         let link = |e: wasmtime::Error| LoadError::Link {
             name: name.clone(),
             message: format!("{e:#}"),
         };
-        let linker = crate::sandbox::linker(engine, kind, &capabilities, &component).map_err(link)?;
+        let linker =
+            crate::sandbox::linker(engine, kind, &capabilities, &component).map_err(link)?;
         let ip = linker.instantiate_pre(&component).map_err(link)?;
         let pre = match kind {
             PluginKind::Judge => Pre::Judge(bindings::judge::JudgePre::new(ip).map_err(link)?),
             PluginKind::RecallPolicy => {
                 Pre::RecallPolicy(bindings::recall_policy::RecallPolicyPre::new(ip).map_err(link)?)
             }
-            PluginKind::Capture => Pre::Capture(bindings::capture::CapturePre::new(ip).map_err(link)?),
+            PluginKind::Capture => {
+                Pre::Capture(bindings::capture::CapturePre::new(ip).map_err(link)?)
+            }
             PluginKind::Tool => Pre::Tool(bindings::tool::ToolPre::new(ip).map_err(link)?),
             PluginKind::Agency => Pre::Agency(bindings::agency::AgencyPre::new(ip).map_err(link)?),
         };
@@ -339,14 +354,14 @@ impl PluginHost {
         let name = manifest.name.clone();
         let hash = sha256_hex(&bytes);
         let engine = &self.inner.engine;
-        let (component, load_path) = self
-            .inner
-            .cache
-            .load(engine, &bytes, &hash)
-            .map_err(|e| LoadError::Compile {
-                name: name.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let (component, load_path) =
+            self.inner
+                .cache
+                .load(engine, &bytes, &hash)
+                .map_err(|e| LoadError::Compile {
+                    name: name.clone(),
+                    message: format!("{e:#}"),
+                })?;
         let ty = component.component_type();
         let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
         let exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -375,20 +390,26 @@ impl Loaded {
     /// Names of everything the component imports (interfaces and functions).
     pub fn imports(&self) -> Vec<String> {
         let ty = self.component.component_type();
-        ty.imports(&self.host.engine).map(|(n, _)| n.to_string()).collect()
+        ty.imports(&self.host.engine)
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     /// Names of everything the component exports.
     pub fn exports(&self) -> Vec<String> {
         let ty = self.component.component_type();
-        ty.exports(&self.host.engine).map(|(n, _)| n.to_string()).collect()
+        ty.exports(&self.host.engine)
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     /// Instantiate a fresh store and instance of this plugin.
     pub(crate) fn instantiate(&self) -> Result<Warm, PluginFailure> {
         let h = &self.host;
         let (wasi, pipes) = crate::sandbox::wasi_ctx(&self.capabilities, &h.config.limits)
-            .map_err(|e| PluginFailure::new(&self.name, FailureKind::Instantiation, format!("{e:#}")))?;
+            .map_err(|e| {
+                PluginFailure::new(&self.name, FailureKind::Instantiation, format!("{e:#}"))
+            })?;
         let state = PluginState::new(
             Arc::from(self.name.as_str()),
             &h.config.limits,
@@ -425,7 +446,11 @@ impl Loaded {
         }
     }
 
-    pub(crate) fn classify(&self, store: &Store<PluginState>, e: &wasmtime::Error) -> PluginFailure {
+    pub(crate) fn classify(
+        &self,
+        store: &Store<PluginState>,
+        e: &wasmtime::Error,
+    ) -> PluginFailure {
         let data = store.data();
         let cap = self.host.config.limits.output_bytes;
         let (out, err) = data.output_len();

@@ -50,16 +50,34 @@ pub(crate) fn linker(
     wasi::cli::stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
     wasi::cli::stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
     wasi::cli::exit::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    wasi::cli::terminal_input::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    wasi::cli::terminal_output::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    wasi::cli::terminal_stdin::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    wasi::cli::terminal_stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
-    wasi::cli::terminal_stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::terminal_input::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
+    wasi::cli::terminal_output::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
+    wasi::cli::terminal_stdin::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
+    wasi::cli::terminal_stdout::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
+    wasi::cli::terminal_stderr::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
 
     // The environment holds only granted variables (none by default): never
     // the host's. It is always linked because Rust's panic machinery reads
     // `RUST_BACKTRACE`, and a panic must stay a readable trap.
-    wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(&mut l, PluginState::cli)?;
+    wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+        &mut l,
+        PluginState::cli,
+    )?;
     if !caps.read_dirs.is_empty() {
         wasi::filesystem::preopens::add_to_linker::<_, wasmtime_wasi::filesystem::WasiFilesystem>(
             &mut l,
@@ -71,7 +89,10 @@ pub(crate) fn linker(
         )?;
     }
     if caps.clocks {
-        wasi::clocks::wall_clock::add_to_linker::<_, wasmtime_wasi::clocks::WasiClocks>(&mut l, PluginState::clocks)?;
+        wasi::clocks::wall_clock::add_to_linker::<_, wasmtime_wasi::clocks::WasiClocks>(
+            &mut l,
+            PluginState::clocks,
+        )?;
         wasi::clocks::monotonic_clock::add_to_linker::<_, wasmtime_wasi::clocks::WasiClocks>(
             &mut l,
             PluginState::clocks,
@@ -107,7 +128,11 @@ pub(crate) fn linker(
         linked.extend(["wasi:clocks/wall-clock", "wasi:clocks/monotonic-clock"]);
     }
     if caps.random {
-        linked.extend(["wasi:random/random", "wasi:random/insecure", "wasi:random/insecure-seed"]);
+        linked.extend([
+            "wasi:random/random",
+            "wasi:random/insecure",
+            "wasi:random/insecure-seed",
+        ]);
     }
     stub_ungranted(&mut l, engine, component, &linked)?;
     Ok(l)
@@ -116,9 +141,20 @@ pub(crate) fn linker(
 /// The `engram:plugin` interfaces a kind's world imports.
 fn world_imports(kind: PluginKind) -> &'static [&'static str] {
     match kind {
-        PluginKind::Judge | PluginKind::RecallPolicy => &["engram:plugin/types", "engram:plugin/log"],
-        PluginKind::Capture => &["engram:plugin/types", "engram:plugin/log", "engram:plugin/clock", "engram:plugin/llm"],
-        PluginKind::Tool => &["engram:plugin/types", "engram:plugin/log", "engram:plugin/clock"],
+        PluginKind::Judge | PluginKind::RecallPolicy => {
+            &["engram:plugin/types", "engram:plugin/log"]
+        }
+        PluginKind::Capture => &[
+            "engram:plugin/types",
+            "engram:plugin/log",
+            "engram:plugin/clock",
+            "engram:plugin/llm",
+        ],
+        PluginKind::Tool => &[
+            "engram:plugin/types",
+            "engram:plugin/log",
+            "engram:plugin/clock",
+        ],
         PluginKind::Agency => &[
             "engram:plugin/types",
             "engram:plugin/log",
@@ -147,7 +183,9 @@ fn stub_ungranted(
     let mut shared_resources = Vec::new();
     for (name, item) in ty.imports(engine) {
         let unversioned = name.split('@').next().unwrap_or(name);
-        if let (true, ComponentItem::ComponentInstance(inst)) = (linked.contains(&unversioned), item.ty) {
+        if let (true, ComponentItem::ComponentInstance(inst)) =
+            (linked.contains(&unversioned), item.ty)
+        {
             for (export, item) in inst.exports(engine) {
                 if matches!(item.ty, ComponentItem::Resource(_)) {
                     shared_resources.push(export.to_string());
@@ -173,8 +211,14 @@ fn stub_ungranted(
                                 )))
                             })?;
                         }
-                        ComponentItem::Resource(_) if !shared_resources.iter().any(|r| r == export) => {
-                            li.resource(export, wasmtime::component::ResourceType::host::<()>(), |_, _| Ok(()))?;
+                        ComponentItem::Resource(_)
+                            if !shared_resources.iter().any(|r| r == export) =>
+                        {
+                            li.resource(
+                                export,
+                                wasmtime::component::ResourceType::host::<()>(),
+                                |_, _| Ok(()),
+                            )?;
                         }
                         _ => {}
                     }
@@ -183,7 +227,9 @@ fn stub_ungranted(
             ComponentItem::ComponentFunc(_) => {
                 let what = name.to_string();
                 l.root().func_new(name, move |_, _, _, _| {
-                    Err(wasmtime::Error::msg(format!("capability not granted: `{what}` (unknown import)")))
+                    Err(wasmtime::Error::msg(format!(
+                        "capability not granted: `{what}` (unknown import)"
+                    )))
                 })?;
             }
             _ => {}
@@ -202,7 +248,9 @@ pub(crate) fn wasi_ctx(
     let stderr = MemoryOutputPipe::new(limits.output_bytes);
     let mut b = WasiCtxBuilder::new();
     b.stdout(stdout.clone()).stderr(stderr.clone());
-    b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
     for (k, v) in &caps.env {
         b.env(k, v);
     }

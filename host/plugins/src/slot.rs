@@ -6,7 +6,9 @@
 //! `quarantine_after` consecutive failures the slot stops calling the plugin
 //! (every call falls back) until it is swapped or released.
 
-use crate::bindings::types::{Candidate, Fact, Features, Ranked, RoundReport, ToolError, ToolSpec, Verdict};
+use crate::bindings::types::{
+    Candidate, Fact, Features, Ranked, RoundReport, ToolError, ToolSpec, Verdict,
+};
 use crate::failure::{FailureKind, PluginFailure};
 use crate::fallback;
 use crate::host::{Instance, LoadError, Loaded, PluginHost};
@@ -132,19 +134,31 @@ impl Loaded {
     fn check_bytes(&self, bytes: usize) -> Result<(), PluginFailure> {
         let cap = self.host.config.limits.result_bytes;
         if bytes > cap {
-            return Err(self.bad_output(format!("answer of {bytes} bytes exceeds the {cap}-byte cap")));
+            return Err(self.bad_output(format!(
+                "answer of {bytes} bytes exceeds the {cap}-byte cap"
+            )));
         }
         Ok(())
     }
 
     /// Call the judge directly (no fallback, no health accounting).
-    pub fn judge(&self, query: &str, candidates: &[Candidate]) -> Result<Vec<Verdict>, PluginFailure> {
+    pub fn judge(
+        &self,
+        query: &str,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Verdict>, PluginFailure> {
         let v = self.with_instance(|store, inst| match inst {
-            Instance::Judge(j) => j.engram_plugin_judging().call_judge(store, query, candidates),
+            Instance::Judge(j) => j
+                .engram_plugin_judging()
+                .call_judge(store, query, candidates),
             _ => unreachable!("judge slot holds a judge instance"),
         })?;
         if v.len() != candidates.len() {
-            return Err(self.bad_output(format!("{} verdicts for {} candidates", v.len(), candidates.len())));
+            return Err(self.bad_output(format!(
+                "{} verdicts for {} candidates",
+                v.len(),
+                candidates.len()
+            )));
         }
         if let Some(bad) = v.iter().find(|v| !(0.0..=1.0).contains(&v.confidence)) {
             return Err(self.bad_output(format!("confidence {} outside [0, 1]", bad.confidence)));
@@ -154,15 +168,24 @@ impl Loaded {
     }
 
     /// Call the recall policy directly.
-    pub fn rank(&self, query: &str, candidates: &[Candidate]) -> Result<Vec<Ranked>, PluginFailure> {
+    pub fn rank(
+        &self,
+        query: &str,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Ranked>, PluginFailure> {
         let r = self.with_instance(|store, inst| match inst {
-            Instance::RecallPolicy(p) => p.engram_plugin_ranking().call_rank(store, query, candidates),
+            Instance::RecallPolicy(p) => p
+                .engram_plugin_ranking()
+                .call_rank(store, query, candidates),
             _ => unreachable!("recall-policy slot holds a recall-policy instance"),
         })?;
         let mut seen = vec![false; candidates.len()];
         for x in &r {
             let i = x.index as usize;
-            if i >= candidates.len() || std::mem::replace(&mut seen[i], true) || !x.score.is_finite() {
+            if i >= candidates.len()
+                || std::mem::replace(&mut seen[i], true)
+                || !x.score.is_finite()
+            {
                 return Err(self.bad_output(format!(
                     "ranking entry (index {}, score {}) is out of range, repeated or not finite",
                     x.index, x.score
@@ -178,10 +201,18 @@ impl Loaded {
             Instance::Capture(c) => c.engram_plugin_capturing().call_capture(store, text),
             _ => unreachable!("capture slot holds a capture instance"),
         })?;
-        if let Some(f) = facts.iter().find(|f| f.subject.is_empty() || f.facet.is_empty() || f.value.is_empty()) {
+        if let Some(f) = facts
+            .iter()
+            .find(|f| f.subject.is_empty() || f.facet.is_empty() || f.value.is_empty())
+        {
             return Err(self.bad_output(format!("fact with an empty field: {f:?}")));
         }
-        self.check_bytes(facts.iter().map(|f| f.subject.len() + f.facet.len() + f.value.len() + f.statement.len()).sum())?;
+        self.check_bytes(
+            facts
+                .iter()
+                .map(|f| f.subject.len() + f.facet.len() + f.value.len() + f.statement.len())
+                .sum(),
+        )?;
         Ok(facts)
     }
 
@@ -191,20 +222,31 @@ impl Loaded {
             Instance::Tool(t) => t.engram_plugin_tools().call_describe(store),
             _ => unreachable!("tool slot holds a tool instance"),
         })?;
-        self.check_bytes(specs.iter().map(|s| s.name.len() + s.description.len() + s.json_schema.len()).sum())?;
+        self.check_bytes(
+            specs
+                .iter()
+                .map(|s| s.name.len() + s.description.len() + s.json_schema.len())
+                .sum(),
+        )?;
         Ok(specs)
     }
 
     /// Invoke one tool of a tool plugin. The outer error is a plugin failure;
     /// the inner one is the tool's own answer (bad arguments, …).
-    pub fn tool_invoke(&self, name: &str, arguments: &str) -> Result<Result<String, ToolError>, PluginFailure> {
+    pub fn tool_invoke(
+        &self,
+        name: &str,
+        arguments: &str,
+    ) -> Result<Result<String, ToolError>, PluginFailure> {
         let r = self.with_instance(|store, inst| match inst {
             Instance::Tool(t) => t.engram_plugin_tools().call_invoke(store, name, arguments),
             _ => unreachable!("tool slot holds a tool instance"),
         })?;
         self.check_bytes(match &r {
             Ok(s) => s.len(),
-            Err(ToolError::UnknownTool(s) | ToolError::InvalidArguments(s) | ToolError::Failed(s)) => s.len(),
+            Err(
+                ToolError::UnknownTool(s) | ToolError::InvalidArguments(s) | ToolError::Failed(s),
+            ) => s.len(),
         })?;
         Ok(r)
     }
@@ -294,13 +336,19 @@ impl Slot {
     }
 
     /// Run one call with health accounting (quarantine, back-off).
-    fn guarded<R>(&self, f: impl FnOnce(&Loaded) -> Result<R, PluginFailure>) -> Result<(R, Arc<Loaded>), PluginFailure> {
+    fn guarded<R>(
+        &self,
+        f: impl FnOnce(&Loaded) -> Result<R, PluginFailure>,
+    ) -> Result<(R, Arc<Loaded>), PluginFailure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let loaded = self.current.load_full();
         {
             let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
             let refused = if h.quarantined {
-                Some("plugin is quarantined after repeated failures; swap or release the slot".to_string())
+                Some(
+                    "plugin is quarantined after repeated failures; swap or release the slot"
+                        .to_string(),
+                )
             } else {
                 h.backoff_until
                     .filter(|t| Instant::now() < *t)
@@ -309,7 +357,11 @@ impl Slot {
             if let Some(msg) = refused {
                 drop(h);
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                return Err(PluginFailure::new(&loaded.name, FailureKind::Unavailable, msg));
+                return Err(PluginFailure::new(
+                    &loaded.name,
+                    FailureKind::Unavailable,
+                    msg,
+                ));
             }
         }
         match f(&loaded) {
@@ -343,7 +395,11 @@ impl Slot {
         }
     }
 
-    fn answer<T>(&self, r: Result<(T, Arc<Loaded>), PluginFailure>, fallback: impl FnOnce() -> T) -> Answer<T> {
+    fn answer<T>(
+        &self,
+        r: Result<(T, Arc<Loaded>), PluginFailure>,
+        fallback: impl FnOnce() -> T,
+    ) -> Answer<T> {
         match r {
             Ok((value, loaded)) => Answer {
                 value,
@@ -360,7 +416,11 @@ impl Slot {
     }
 
     /// Judge candidates through the plugin, or report its failure.
-    pub fn try_judge(&self, query: &str, candidates: &[Candidate]) -> Result<Vec<Verdict>, PluginFailure> {
+    pub fn try_judge(
+        &self,
+        query: &str,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Verdict>, PluginFailure> {
         self.guarded(|l| l.judge(query, candidates)).map(|r| r.0)
     }
 
@@ -392,7 +452,9 @@ impl Slot {
     pub fn tool_invoke(&self, name: &str, arguments: &str) -> Answer<Result<String, ToolError>> {
         let r = self.guarded(|l| l.tool_invoke(name, arguments));
         let reason = r.as_ref().err().map(|f| f.to_string()).unwrap_or_default();
-        self.answer(r, || Err(ToolError::Failed(format!("tool unavailable: {reason}"))))
+        self.answer(r, || {
+            Err(ToolError::Failed(format!("tool unavailable: {reason}")))
+        })
     }
 
     /// Run an agency round; on failure the round is skipped (fail-closed).

@@ -83,7 +83,13 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub(crate) fn new(plugin: Arc<str>, limits: &Limits, wasi: WasiCtx, pipes: (MemoryOutputPipe, MemoryOutputPipe), services: Services) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        limits: &Limits,
+        wasi: WasiCtx,
+        pipes: (MemoryOutputPipe, MemoryOutputPipe),
+        services: Services,
+    ) -> Self {
         PluginState {
             plugin,
             limiter: Limiter {
@@ -173,17 +179,20 @@ impl llm::Host for PluginState {
         };
         let response = backend.complete(&request)?;
         self.llm_tokens_left = self.llm_tokens_left.saturating_sub(response.tokens.max(1));
-        tracing::debug!(plugin = &*self.plugin, tokens = response.tokens, "llm side call");
+        tracing::debug!(
+            plugin = &*self.plugin,
+            tokens = response.tokens,
+            "llm side call"
+        );
         Ok(response.text)
     }
 }
 
 impl PluginState {
     fn memory(&self) -> Result<Arc<dyn crate::services::MemoryBackend>, String> {
-        self.services
-            .memory
-            .clone()
-            .ok_or_else(|| "no memory store is attached to this host (memory import unavailable)".into())
+        self.services.memory.clone().ok_or_else(|| {
+            "no memory store is attached to this host (memory import unavailable)".into()
+        })
     }
 }
 

@@ -54,7 +54,11 @@ pub fn compatible(found: &semver::Version) -> bool {
 }
 
 /// Find the version of the `kind` interface the component exports and check it.
-pub fn check(engine: &Engine, component: &Component, kind: PluginKind) -> Result<semver::Version, VersionError> {
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    kind: PluginKind,
+) -> Result<semver::Version, VersionError> {
     let ty = component.component_type();
     let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let prefix = format!("{PACKAGE}/{}@", kind.export_interface());
@@ -87,14 +91,22 @@ pub fn check(engine: &Engine, component: &Component, kind: PluginKind) -> Result
 
 /// Find which kind a component implements (the first `engram:plugin`
 /// behaviour interface it exports) and check its version.
-pub fn detect(engine: &Engine, component: &Component) -> Result<(PluginKind, semver::Version), VersionError> {
+pub fn detect(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(PluginKind, semver::Version), VersionError> {
     let ty = component.component_type();
     let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     for kind in PluginKind::ALL {
         let prefix = format!("{PACKAGE}/{}", kind.export_interface());
-        if names.iter().any(|n| n.split('@').next() == Some(prefix.as_str())) {
+        if names
+            .iter()
+            .any(|n| n.split('@').next() == Some(prefix.as_str()))
+        {
             return check(engine, component, kind).map(|v| (kind, v));
         }
     }
-    Err(VersionError::NoBehaviour { exports: names.join(", ") })
+    Err(VersionError::NoBehaviour {
+        exports: names.join(", "),
+    })
 }

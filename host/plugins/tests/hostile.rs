@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use engram_plugins::{
-    fallback, AnsweredBy, FailureKind, HostConfig, Limits, PluginHost, PluginKind, Services, ToolError,
+    fallback, AnsweredBy, FailureKind, HostConfig, Limits, PluginHost, PluginKind, Services,
+    ToolError,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,11 @@ fn hostile_host() -> PluginHost {
 #[test]
 fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
     let host = hostile_host();
-    let good = Arc::new(load(&host, PluginKind::Judge, &default_plugin("judge-jaccard")));
+    let good = Arc::new(load(
+        &host,
+        PluginKind::Judge,
+        &default_plugin("judge-jaccard"),
+    ));
     let cands = vec![
         candidate("a", "My server's IP is 10.0.0.7", 0.8, 1.0),
         candidate("b", "I live in Lisbon", 0.3, 1.0),
@@ -40,7 +45,8 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
     let served = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..3)
         .map(|_| {
-            let (good, stop, served, cands) = (good.clone(), stop.clone(), served.clone(), cands.clone());
+            let (good, stop, served, cands) =
+                (good.clone(), stop.clone(), served.clone(), cands.clone());
             std::thread::spawn(move || {
                 let mut bad = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -74,20 +80,46 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
             panic!("{name}: expected a fallback, got {:?}", a.by)
         };
         assert_eq!(f.kind, expected, "{name}: {f}\nstderr: {}", f.stderr);
-        assert_eq!(a.value, fallback::judge("attack: what is my server's ip?", &cands), "{name}: built-in judge answered");
+        assert_eq!(
+            a.value,
+            fallback::judge("attack: what is my server's ip?", &cands),
+            "{name}: built-in judge answered"
+        );
         // The deadline is 200 ms; allow for a loaded 2-core CI machine.
         assert!(took < Duration::from_secs(3), "{name} took {took:?}");
         if name == "panic" {
-            assert!(f.stderr.contains("hostile judge panicked on purpose"), "stderr captured: {:?}", f.stderr);
-            assert!(f.backtrace.as_deref().is_some_and(|b| b.contains("hostile_panic")), "backtrace: {:?}", f.backtrace);
+            assert!(
+                f.stderr.contains("hostile judge panicked on purpose"),
+                "stderr captured: {:?}",
+                f.stderr
+            );
+            assert!(
+                f.backtrace
+                    .as_deref()
+                    .is_some_and(|b| b.contains("hostile_panic")),
+                "backtrace: {:?}",
+                f.backtrace
+            );
         }
         let h = slot.health();
-        assert_eq!((h.calls, h.failures, h.consecutive_failures), (1, 1, 1), "{name}: {h:?}");
+        assert_eq!(
+            (h.calls, h.failures, h.consecutive_failures),
+            (1, 1, 1),
+            "{name}: {h:?}"
+        );
         // The slot keeps working for benign calls once the back-off has passed.
         std::thread::sleep(Duration::from_millis(5));
         let ok = slot.judge("benign", &cands);
-        assert!(matches!(ok.by, AnsweredBy::Plugin { .. }), "{name} after failure: {:?}", ok.by);
-        eprintln!("{name}: stopped as {} in {took:?}; good slot served {} calls meanwhile", f.kind, served.load(Ordering::Relaxed) - before);
+        assert!(
+            matches!(ok.by, AnsweredBy::Plugin { .. }),
+            "{name} after failure: {:?}",
+            ok.by
+        );
+        eprintln!(
+            "{name}: stopped as {} in {took:?}; good slot served {} calls meanwhile",
+            f.kind,
+            served.load(Ordering::Relaxed) - before
+        );
     }
 
     {
@@ -97,9 +129,20 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
             panic!("passwd: expected a fallback, got {:?} {:?}", a.by, a.value)
         };
         assert_eq!(f.kind, FailureKind::CapabilityDenied, "passwd: {f}");
-        assert!(f.message.contains("wasi:filesystem/preopens"), "{}", f.message);
-        assert!(matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable")), "{:?}", a.value);
-        assert!(!format!("{:?}", a.value).contains("root:"), "no file content leaks");
+        assert!(
+            f.message.contains("wasi:filesystem/preopens"),
+            "{}",
+            f.message
+        );
+        assert!(
+            matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable")),
+            "{:?}",
+            a.value
+        );
+        assert!(
+            !format!("{:?}", a.value).contains("root:"),
+            "no file content leaks"
+        );
         eprintln!("passwd: stopped as {}: {}", f.kind, f.message);
     }
     {
@@ -110,7 +153,10 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
         let a = slot.tool_invoke("env", "{}");
         assert!(matches!(&a.by, AnsweredBy::Plugin { .. }), "{:?}", a.by);
         let seen = a.value.expect("env tool answers");
-        assert!(!seen.contains("hunter2") && !seen.contains("PATH="), "host env leaked: {seen}");
+        assert!(
+            !seen.contains("hunter2") && !seen.contains("PATH="),
+            "host env leaked: {seen}"
+        );
         let f = slot.tool_invoke("env", "{}");
         eprintln!("env: plugin saw {seen:?} (cwd lookup: {:?})", f.by);
     }
@@ -133,16 +179,29 @@ fn repeated_failures_quarantine_the_plugin_and_swap_releases_it() {
     for i in 0..3 {
         std::thread::sleep(Duration::from_millis(20)); // past the back-off
         let a = slot.judge("attack", &cands);
-        assert!(matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::Trap), "call {i}: {:?}", a.by);
+        assert!(
+            matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::Trap),
+            "call {i}: {:?}",
+            a.by
+        );
     }
     assert!(slot.health().quarantined);
     std::thread::sleep(Duration::from_millis(20));
     let a = slot.judge("benign", &cands);
-    assert!(matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::Unavailable), "{:?}", a.by);
-    slot.swap_path(&default_plugin("judge-jaccard"), &Default::default()).expect("swap");
+    assert!(
+        matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::Unavailable),
+        "{:?}",
+        a.by
+    );
+    slot.swap_path(&default_plugin("judge-jaccard"), &Default::default())
+        .expect("swap");
     assert!(!slot.health().quarantined);
     let a = slot.judge("benign", &cands);
-    assert!(matches!(&a.by, AnsweredBy::Plugin { name, .. } if name == "judge-jaccard"), "{:?}", a.by);
+    assert!(
+        matches!(&a.by, AnsweredBy::Plugin { name, .. } if name == "judge-jaccard"),
+        "{:?}",
+        a.by
+    );
 }
 
 #[test]
@@ -154,8 +213,13 @@ fn granted_directory_is_readable_and_nothing_else() {
     let mut grants = Grants::default();
     grants.read_dirs.insert("/etc".into(), dir.clone());
     let host = hostile_host();
-    let slot = host.load(PluginKind::Tool, &hostile_plugin("passwd"), &grants).expect("load");
-    assert!(slot.current().capabilities.read_dirs.is_empty(), "not asked → not granted");
+    let slot = host
+        .load(PluginKind::Tool, &hostile_plugin("passwd"), &grants)
+        .expect("load");
+    assert!(
+        slot.current().capabilities.read_dirs.is_empty(),
+        "not asked → not granted"
+    );
     let a = slot.tool_invoke("read", "{}");
     assert!(matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::CapabilityDenied));
 
@@ -163,22 +227,40 @@ fn granted_directory_is_readable_and_nothing_else() {
     // the plugin reads the granted file, read-only, and never the host's /etc.
     let component = dir.join("reader.wasm");
     std::fs::copy(hostile_plugin("passwd"), &component).unwrap();
-    std::fs::write(dir.join("reader.toml"), "name = \"reader\"\nkind = \"tool\"\n[capabilities]\nread_dirs = [\"/etc\"]\n").unwrap();
-    let slot = host.load(PluginKind::Tool, &component, &grants).expect("load with manifest");
+    std::fs::write(
+        dir.join("reader.toml"),
+        "name = \"reader\"\nkind = \"tool\"\n[capabilities]\nread_dirs = [\"/etc\"]\n",
+    )
+    .unwrap();
+    let slot = host
+        .load(PluginKind::Tool, &component, &grants)
+        .expect("load with manifest");
     let a = slot.tool_invoke("read", "{}");
     assert!(matches!(&a.by, AnsweredBy::Plugin { .. }), "{:?}", a.by);
     assert_eq!(a.value, Ok("granted-content".to_string()));
     // Asked but not granted: nothing.
     assert_eq!(slot.current().capabilities.read_dirs.len(), 1);
-    let slot = host.load(PluginKind::Tool, &component, &Default::default()).expect("load");
+    let slot = host
+        .load(PluginKind::Tool, &component, &Default::default())
+        .expect("load");
     let a = slot.tool_invoke("read", "{}");
-    assert!(matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::CapabilityDenied), "{:?}", a.by);
+    assert!(
+        matches!(&a.by, AnsweredBy::Fallback(f) if f.kind == FailureKind::CapabilityDenied),
+        "{:?}",
+        a.by
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("grants-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "grants-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -189,12 +271,22 @@ fn granted_env_vars_are_the_only_ones_visible() {
     let dir = tempdir();
     let component = dir.join("envy.wasm");
     std::fs::copy(hostile_plugin("env"), &component).unwrap();
-    std::fs::write(dir.join("envy.toml"), "kind = \"tool\"\n[capabilities]\nenv = [\"LANG\", \"HOME\"]\n").unwrap();
+    std::fs::write(
+        dir.join("envy.toml"),
+        "kind = \"tool\"\n[capabilities]\nenv = [\"LANG\", \"HOME\"]\n",
+    )
+    .unwrap();
     let mut grants = Grants::default();
     grants.env.insert("LANG".into(), "C.UTF-8".into());
     let host = hostile_host();
-    let slot = host.load(PluginKind::Tool, &component, &grants).expect("load");
+    let slot = host
+        .load(PluginKind::Tool, &component, &grants)
+        .expect("load");
     let seen = slot.tool_invoke("env", "{}").value.expect("answers");
-    assert_eq!(seen.lines().filter(|l| l.contains('=')).collect::<Vec<_>>(), vec!["LANG=C.UTF-8"], "asked ∧ granted only: {seen}");
+    assert_eq!(
+        seen.lines().filter(|l| l.contains('=')).collect::<Vec<_>>(),
+        vec!["LANG=C.UTF-8"],
+        "asked ∧ granted only: {seen}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

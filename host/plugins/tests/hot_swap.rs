@@ -17,7 +17,11 @@ fn swapping_the_judge_100_times_under_8_clients_loses_no_call() {
     let trivial = hostile_plugin("trivial");
     let slot = Arc::new(load(&host, PluginKind::Judge, &jaccard));
     let jaccard_hash = slot.current().hash.clone();
-    let trivial_hash = host.prepare(PluginKind::Judge, &trivial, &Default::default()).unwrap().hash.clone();
+    let trivial_hash = host
+        .prepare(PluginKind::Judge, &trivial, &Default::default())
+        .unwrap()
+        .hash
+        .clone();
     let cands = vec![
         candidate("a", "My server's IP is 10.0.0.7", 0.8, 1.0),
         candidate("b", "I live in Lisbon", 0.3, 1.0),
@@ -36,8 +40,12 @@ fn swapping_the_judge_100_times_under_8_clients_loses_no_call() {
                     let a = slot.judge("what is my server's ip?", &cands);
                     let v: Vec<bool> = a.value.iter().map(|v| v.accept).collect();
                     match &a.by {
-                        AnsweredBy::Plugin { hash, .. } if *hash == jh && v == [true, false] => *by.entry("judge-jaccard").or_default() += 1,
-                        AnsweredBy::Plugin { hash, .. } if *hash == th && v == [true, true] => *by.entry("trivial").or_default() += 1,
+                        AnsweredBy::Plugin { hash, .. } if *hash == jh && v == [true, false] => {
+                            *by.entry("judge-jaccard").or_default() += 1
+                        }
+                        AnsweredBy::Plugin { hash, .. } if *hash == th && v == [true, true] => {
+                            *by.entry("trivial").or_default() += 1
+                        }
                         other => wrong.push(format!("{other:?} {v:?}")),
                     }
                 }
@@ -59,7 +67,10 @@ fn swapping_the_judge_100_times_under_8_clients_loses_no_call() {
     let mut issued = 0;
     for c in clients {
         let (n, by, wrong) = c.join().expect("client");
-        assert!(wrong.is_empty(), "calls not answered by either plugin: {wrong:?}");
+        assert!(
+            wrong.is_empty(),
+            "calls not answered by either plugin: {wrong:?}"
+        );
         issued += n;
         for (k, v) in by {
             *total.entry(k).or_default() += v;
@@ -67,9 +78,19 @@ fn swapping_the_judge_100_times_under_8_clients_loses_no_call() {
     }
     let answered: u64 = total.values().sum();
     eprintln!("100 swaps in {swap_time:?}; {issued} calls, answered by: {total:?}");
-    assert_eq!(answered, issued, "every call answered by the old or the new plugin");
-    assert!(total.get("judge-jaccard").copied().unwrap_or(0) > 0 && total.get("trivial").copied().unwrap_or(0) > 0);
+    assert_eq!(
+        answered, issued,
+        "every call answered by the old or the new plugin"
+    );
+    assert!(
+        total.get("judge-jaccard").copied().unwrap_or(0) > 0
+            && total.get("trivial").copied().unwrap_or(0) > 0
+    );
     let h = slot.health();
     assert_eq!((h.swaps, h.failures), (100, 0));
-    assert_eq!(slot.current().hash, jaccard_hash, "100 swaps end on the first plugin");
+    assert_eq!(
+        slot.current().hash,
+        jaccard_hash,
+        "100 swaps end on the first plugin"
+    );
 }

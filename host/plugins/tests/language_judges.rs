@@ -44,7 +44,10 @@ fn js_judge() -> &'static PathBuf {
             .arg(&out)
             .status()
             .expect("run node examples/js-judge/build.mjs");
-        assert!(status.success(), "building the JS judge failed: run scripts/setup-ci.sh (npm ci in examples/js-judge)");
+        assert!(
+            status.success(),
+            "building the JS judge failed: run scripts/setup-ci.sh (npm ci in examples/js-judge)"
+        );
         out
     })
 }
@@ -56,7 +59,9 @@ fn python_judge_passes_the_rust_judge_behaviour_tests() {
     let slot = load(&host, PluginKind::Judge, python_judge());
     check_judge_behaviour(&slot);
     // The cache makes the next load fast.
-    let again = host.prepare(PluginKind::Judge, python_judge(), &Default::default()).unwrap();
+    let again = host
+        .prepare(PluginKind::Judge, python_judge(), &Default::default())
+        .unwrap();
     assert_eq!(again.load_path, LoadPath::Cached);
 }
 
@@ -66,7 +71,9 @@ fn javascript_judge_passes_the_rust_judge_behaviour_tests() {
     let host = host_with(Services::default());
     let slot = load(&host, PluginKind::Judge, js_judge());
     check_judge_behaviour(&slot);
-    let again = host.prepare(PluginKind::Judge, js_judge(), &Default::default()).unwrap();
+    let again = host
+        .prepare(PluginKind::Judge, js_judge(), &Default::default())
+        .unwrap();
     assert_eq!(again.load_path, LoadPath::Cached);
 }
 

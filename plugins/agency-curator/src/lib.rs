@@ -50,16 +50,29 @@ fn round(budget: u32) -> Result<RoundReport, String> {
         }
         items.extend(got);
     }
-    let mut report = RoundReport { examined: items.len() as u32, merged: 0, forgotten: 0, decayed: 0, notes: Vec::new() };
+    let mut report = RoundReport {
+        examined: items.len() as u32,
+        merged: 0,
+        forgotten: 0,
+        decayed: 0,
+        notes: Vec::new(),
+    };
 
     // Group by κ; inside a group, newest first.
     let mut groups: BTreeMap<(String, String), Vec<&MemoryItem>> = BTreeMap::new();
     for it in &items {
-        groups.entry((it.subject.clone(), it.facet.clone())).or_default().push(it);
+        groups
+            .entry((it.subject.clone(), it.facet.clone()))
+            .or_default()
+            .push(it);
     }
     let mut gone: BTreeSet<&str> = BTreeSet::new();
     for ((subject, facet), mut cells) in groups {
-        cells.sort_by(|a, b| b.recorded_at_ms.cmp(&a.recorded_at_ms).then(a.id.cmp(&b.id)));
+        cells.sort_by(|a, b| {
+            b.recorded_at_ms
+                .cmp(&a.recorded_at_ms)
+                .then(a.id.cmp(&b.id))
+        });
         for i in 0..cells.len() {
             if gone.contains(cells[i].id.as_str()) {
                 continue;
@@ -68,7 +81,10 @@ fn round(budget: u32) -> Result<RoundReport, String> {
             let drops: Vec<String> = cells[i + 1..]
                 .iter()
                 .filter(|c| !gone.contains(c.id.as_str()))
-                .filter(|c| c.value == keep.value || jaccard(&c.statement, &keep.statement) >= NEAR_IDENTICAL)
+                .filter(|c| {
+                    c.value == keep.value
+                        || jaccard(&c.statement, &keep.statement) >= NEAR_IDENTICAL
+                })
                 .map(|c| c.id.clone())
                 .collect();
             if drops.is_empty() {
@@ -76,7 +92,11 @@ fn round(budget: u32) -> Result<RoundReport, String> {
             }
             memory::merge(&keep.id, &drops)?;
             report.merged += drops.len() as u32;
-            report.notes.push(format!("merged {} into {} ({subject}/{facet})", drops.join(","), keep.id));
+            report.notes.push(format!(
+                "merged {} into {} ({subject}/{facet})",
+                drops.join(","),
+                keep.id
+            ));
             for c in &cells[i + 1..] {
                 if drops.contains(&c.id) {
                     gone.insert(c.id.as_str());
@@ -94,7 +114,10 @@ fn round(budget: u32) -> Result<RoundReport, String> {
         if it.reads == 0 && strength < FORGET_BELOW {
             memory::forget(&it.id)?;
             report.forgotten += 1;
-            report.notes.push(format!("forgot {} (never read, strength {strength:.3})", it.id));
+            report.notes.push(format!(
+                "forgot {} (never read, strength {strength:.3})",
+                it.id
+            ));
         } else {
             memory::set_strength(&it.id, strength)?;
             report.decayed += 1;
@@ -102,7 +125,10 @@ fn round(budget: u32) -> Result<RoundReport, String> {
     }
     log::log(
         log::Level::Info,
-        &format!("curator round: examined {}, merged {}, forgot {}, decayed {}", report.examined, report.merged, report.forgotten, report.decayed),
+        &format!(
+            "curator round: examined {}, merged {}, forgot {}, decayed {}",
+            report.examined, report.merged, report.forgotten, report.decayed
+        ),
     );
     Ok(report)
 }

@@ -23,11 +23,36 @@ const QUESTION_WORDS: &[&str] = &[
     "do", "does", "did", "can", "could", "would", "will", "should", "shall", "may", "have", "has",
 ];
 const REQUEST_STARTS: &[&str] = &[
-    "please", "tell me", "show me", "give me", "remind me", "help", "let's", "lets", "find",
-    "list", "search", "write", "make", "create", "explain", "summarize", "summarise", "calculate",
-    "i want you", "i need you", "i'd like you",
+    "please",
+    "tell me",
+    "show me",
+    "give me",
+    "remind me",
+    "help",
+    "let's",
+    "lets",
+    "find",
+    "list",
+    "search",
+    "write",
+    "make",
+    "create",
+    "explain",
+    "summarize",
+    "summarise",
+    "calculate",
+    "i want you",
+    "i need you",
+    "i'd like you",
 ];
-const FORGET_MARKERS: &[&str] = &["forget", "don't remember", "do not remember", "delete", "erase", "stop remembering"];
+const FORGET_MARKERS: &[&str] = &[
+    "forget",
+    "don't remember",
+    "do not remember",
+    "delete",
+    "erase",
+    "stop remembering",
+];
 
 /// Whether a whole turn must not be captured.
 pub fn skip_turn(text: &str) -> bool {
@@ -50,19 +75,27 @@ pub fn typed_value(raw: &str) -> String {
     let v = raw.trim().trim_end_matches(['.', '!', ',', ';']).trim();
     let is_ipv4 = {
         let parts: Vec<&str> = v.split('.').collect();
-        parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
     };
     if is_ipv4 {
         return format!("ip:{v}");
     }
-    if v.contains('@') && !v.contains(' ') && v.rsplit('@').next().is_some_and(|d| d.contains('.')) {
+    if v.contains('@') && !v.contains(' ') && v.rsplit('@').next().is_some_and(|d| d.contains('.'))
+    {
         return format!("email:{}", v.to_lowercase());
     }
     if v.starts_with("http://") || v.starts_with("https://") {
         return format!("url:{v}");
     }
     let b = v.as_bytes();
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' && v.chars().filter(|c| c.is_ascii_digit()).count() == 8 {
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && v.chars().filter(|c| c.is_ascii_digit()).count() == 8
+    {
         return format!("date:{v}");
     }
     if !v.is_empty() && v.parse::<i64>().is_ok() {
@@ -112,7 +145,12 @@ fn fact(subject: String, facet: String, value: &str, statement: &str) -> Option<
     if subject.is_empty() || facet.is_empty() || value.is_empty() {
         return None;
     }
-    Some(Fact { subject, facet, value, statement: statement.to_string() })
+    Some(Fact {
+        subject,
+        facet,
+        value,
+        statement: statement.to_string(),
+    })
 }
 
 /// Facts stated in one sentence.
@@ -129,7 +167,12 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
             let tl = tail.to_lowercase();
             for cop in [" is ", " are ", " was "] {
                 if let Some(ci) = tl.find(cop) {
-                    return fact(format!("user.{}", key(owner)), key(&tail[..ci]), &tail[ci + cop.len()..], s);
+                    return fact(
+                        format!("user.{}", key(owner)),
+                        key(&tail[..ci]),
+                        &tail[ci + cop.len()..],
+                        s,
+                    );
                 }
             }
         }

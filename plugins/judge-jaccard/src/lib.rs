@@ -33,7 +33,11 @@ pub fn content_tokens(text: &str) -> BTreeSet<String> {
         if t.is_empty() || STOP_WORDS.contains(&t) {
             continue;
         }
-        let t = if t.len() > 3 && t.ends_with('s') && !t.ends_with("ss") && t.chars().all(char::is_alphabetic) {
+        let t = if t.len() > 3
+            && t.ends_with('s')
+            && !t.ends_with("ss")
+            && t.chars().all(char::is_alphabetic)
+        {
             &t[..t.len() - 1]
         } else {
             t
@@ -48,7 +52,11 @@ fn verdict(query: &BTreeSet<String>, text: &str) -> Verdict {
     let cand = content_tokens(text);
     let shared: Vec<&str> = query.intersection(&cand).map(String::as_str).collect();
     let union = query.union(&cand).count();
-    let overlap = if union == 0 { 0.0 } else { shared.len() as f32 / union as f32 };
+    let overlap = if union == 0 {
+        0.0
+    } else {
+        shared.len() as f32 / union as f32
+    };
     Verdict {
         accept: overlap >= THRESHOLD,
         confidence: overlap,

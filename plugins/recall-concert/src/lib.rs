@@ -22,7 +22,9 @@ pub const TAU_SECONDS: f64 = 6.0 * 3600.0;
 pub fn score(c: &Candidate) -> f32 {
     let age = c.features.age_seconds.max(0.0);
     let recency = (-age / TAU_SECONDS).exp() as f32;
-    ALPHA * recency + BETA * c.features.similarity.clamp(0.0, 1.0) + GAMMA * c.features.novelty.clamp(0.0, 1.0)
+    ALPHA * recency
+        + BETA * c.features.similarity.clamp(0.0, 1.0)
+        + GAMMA * c.features.novelty.clamp(0.0, 1.0)
 }
 
 struct Concert;
@@ -33,7 +35,10 @@ impl Guest for Concert {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.features.similarity >= SIMILARITY_FLOOR)
-            .map(|(i, c)| Ranked { index: i as u32, score: score(c) })
+            .map(|(i, c)| Ranked {
+                index: i as u32,
+                score: score(c),
+            })
             .collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
         out

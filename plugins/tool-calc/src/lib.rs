@@ -52,7 +52,10 @@ impl Ratio {
         Ratio::new(a.checked_add(b).ok_or(OVERFLOW)?, l)
     }
     fn neg(self) -> Result<Ratio, String> {
-        Ok(Ratio { num: self.num.checked_neg().ok_or(OVERFLOW)?, den: self.den })
+        Ok(Ratio {
+            num: self.num.checked_neg().ok_or(OVERFLOW)?,
+            den: self.den,
+        })
     }
     fn mul(self, o: Ratio) -> Result<Ratio, String> {
         let g1 = gcd(self.num, o.den).max(1);
@@ -131,7 +134,11 @@ impl Parser<'_> {
         while let Some(c @ (b'+' | b'-')) = self.peek() {
             self.i += 1;
             let r = self.term()?;
-            v = if c == b'+' { v.add(r)? } else { v.add(r.neg()?)? };
+            v = if c == b'+' {
+                v.add(r)?
+            } else {
+                v.add(r.neg()?)?
+            };
         }
         Ok(v)
     }
@@ -140,7 +147,11 @@ impl Parser<'_> {
         while let Some(c @ (b'*' | b'/')) = self.peek() {
             self.i += 1;
             let r = self.unary()?;
-            v = if c == b'/' { v.mul(r.recip()?)? } else { v.mul(r)? };
+            v = if c == b'/' {
+                v.mul(r.recip()?)?
+            } else {
+                v.mul(r)?
+            };
         }
         Ok(v)
     }
@@ -194,7 +205,10 @@ impl Parser<'_> {
             if c == b'.' && !frac {
                 frac = true;
             } else if c.is_ascii_digit() {
-                num = num.checked_mul(10).and_then(|n| n.checked_add((c - b'0') as i128)).ok_or(OVERFLOW)?;
+                num = num
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add((c - b'0') as i128))
+                    .ok_or(OVERFLOW)?;
                 if frac {
                     den = den.checked_mul(10).ok_or(OVERFLOW)?;
                 }
@@ -215,10 +229,17 @@ pub fn evaluate(expr: &str) -> Result<Ratio, String> {
     if expr.len() > 4096 {
         return Err("expression too long (limit 4096 bytes)".into());
     }
-    let mut p = Parser { s: expr.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser {
+        s: expr.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
     let v = p.expr()?;
     if p.peek().is_some() {
-        return Err(format!("unexpected `{}` at position {}", p.s[p.i] as char, p.i));
+        return Err(format!(
+            "unexpected `{}` at position {}",
+            p.s[p.i] as char, p.i
+        ));
     }
     Ok(v)
 }
@@ -231,7 +252,9 @@ impl Guest for Calc {
     fn describe() -> Vec<ToolSpec> {
         vec![ToolSpec {
             name: "calc".into(),
-            description: "Evaluate an arithmetic expression exactly (rational arithmetic, no rounding).".into(),
+            description:
+                "Evaluate an arithmetic expression exactly (rational arithmetic, no rounding)."
+                    .into(),
             json_schema: SCHEMA.into(),
         }]
     }
@@ -245,7 +268,9 @@ impl Guest for Calc {
         let expr = args
             .get("expression")
             .and_then(|e| e.as_str())
-            .ok_or_else(|| ToolError::InvalidArguments("expected {\"expression\": \"…\"}".into()))?;
+            .ok_or_else(|| {
+                ToolError::InvalidArguments("expected {\"expression\": \"…\"}".into())
+            })?;
         evaluate(expr).map(Ratio::render).map_err(ToolError::Failed)
     }
 }

@@ -52,7 +52,10 @@ pub fn hostile_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = repo_root();
-        cargo_build(&root.join("plugins/hostile"), &root.join("plugins/target/hostile"))
+        cargo_build(
+            &root.join("plugins/hostile"),
+            &root.join("plugins/target/hostile"),
+        )
     })
 }
 
@@ -88,7 +91,12 @@ pub fn load(host: &PluginHost, kind: PluginKind, path: &Path) -> Slot {
 }
 
 /// A candidate with the given text and similarity.
-pub fn candidate(id: &str, text: &str, similarity: f32, age_seconds: f64) -> engram_plugins::Candidate {
+pub fn candidate(
+    id: &str,
+    text: &str,
+    similarity: f32,
+    age_seconds: f64,
+) -> engram_plugins::Candidate {
     engram_plugins::Candidate {
         id: id.into(),
         text: text.into(),
@@ -114,9 +122,21 @@ pub fn judge_cases() -> Vec<JudgeCase> {
             vec!["My server's IP is 10.0.0.7", "I live in Lisbon"],
             vec![(true, 2.0 / 3.0), (false, 0.0)],
         ),
-        ("Where do I live?", vec!["I live in Lisbon"], vec![(false, 0.5)]),
-        ("servers ip", vec!["My server's IP is 10.0.0.7"], vec![(true, 2.0 / 3.0)]),
-        ("name Ana", vec!["My name is Ana", "Ana's name"], vec![(true, 1.0), (true, 1.0)]),
+        (
+            "Where do I live?",
+            vec!["I live in Lisbon"],
+            vec![(false, 0.5)],
+        ),
+        (
+            "servers ip",
+            vec!["My server's IP is 10.0.0.7"],
+            vec![(true, 2.0 / 3.0)],
+        ),
+        (
+            "name Ana",
+            vec!["My name is Ana", "Ana's name"],
+            vec![(true, 1.0), (true, 1.0)],
+        ),
         ("the a of", vec!["is it"], vec![(false, 0.0)]),
         ("anything", vec![], vec![]),
     ]
@@ -125,7 +145,11 @@ pub fn judge_cases() -> Vec<JudgeCase> {
 /// Run [`judge_cases`] through a judge slot; every call must be answered by the plugin.
 pub fn check_judge_behaviour(slot: &Slot) {
     for (query, texts, expected) in judge_cases() {
-        let cands: Vec<_> = texts.iter().enumerate().map(|(i, t)| candidate(&format!("c{i}"), t, 0.5, 1.0)).collect();
+        let cands: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| candidate(&format!("c{i}"), t, 0.5, 1.0))
+            .collect();
         let a = slot.judge(query, &cands);
         assert!(
             matches!(a.by, engram_plugins::AnsweredBy::Plugin { .. }),
@@ -140,7 +164,11 @@ pub fn check_judge_behaviour(slot: &Slot) {
         }
         for (v, (accept, _)) in a.value.iter().zip(&expected) {
             if *accept {
-                assert!(v.evidence.starts_with("jaccard "), "auditable evidence: {}", v.evidence);
+                assert!(
+                    v.evidence.starts_with("jaccard "),
+                    "auditable evidence: {}",
+                    v.evidence
+                );
             }
         }
     }

@@ -3,7 +3,11 @@ use engram_plugin_sdk::tool::{Guest, ToolError, ToolSpec};
 struct P;
 impl Guest for P {
     fn describe() -> Vec<ToolSpec> {
-        vec![ToolSpec { name: "env".into(), description: "dumps env".into(), json_schema: "{}".into() }]
+        vec![ToolSpec {
+            name: "env".into(),
+            description: "dumps env".into(),
+            json_schema: "{}".into(),
+        }]
     }
     fn invoke(_name: String, _args: String) -> Result<String, ToolError> {
         let mut found: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();

@@ -4,7 +4,14 @@ struct P;
 impl Guest for P {
     fn judge(query: String, c: Vec<Candidate>) -> Vec<Verdict> {
         if !query.contains("attack") {
-            return c.iter().map(|_| Verdict { accept: false, confidence: 0.0, evidence: "benign".into() }).collect();
+            return c
+                .iter()
+                .map(|_| Verdict {
+                    accept: false,
+                    confidence: 0.0,
+                    evidence: "benign".into(),
+                })
+                .collect();
         }
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {

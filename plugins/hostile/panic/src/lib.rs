@@ -6,7 +6,13 @@ impl Guest for P {
         if query.contains("attack") {
             panic!("hostile judge panicked on purpose: {query}");
         }
-        c.iter().map(|_| Verdict { accept: false, confidence: 0.0, evidence: "ok".into() }).collect()
+        c.iter()
+            .map(|_| Verdict {
+                accept: false,
+                confidence: 0.0,
+                evidence: "ok".into(),
+            })
+            .collect()
     }
 }
 engram_plugin_sdk::judge::export_judge!(P);

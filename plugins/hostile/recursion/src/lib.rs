@@ -11,7 +11,13 @@ struct P;
 impl Guest for P {
     fn judge(query: String, c: Vec<Candidate>) -> Vec<Verdict> {
         let n = if query.contains("attack") { dive(0) } else { 1 };
-        c.iter().map(|_| Verdict { accept: n == 0, confidence: 0.0, evidence: "benign".into() }).collect()
+        c.iter()
+            .map(|_| Verdict {
+                accept: n == 0,
+                confidence: 0.0,
+                evidence: "benign".into(),
+            })
+            .collect()
     }
 }
 engram_plugin_sdk::judge::export_judge!(P);

@@ -3,7 +3,13 @@ use engram_plugin_sdk::judge::{Candidate, Guest, Verdict};
 struct P;
 impl Guest for P {
     fn judge(_q: String, c: Vec<Candidate>) -> Vec<Verdict> {
-        c.iter().map(|_| Verdict { accept: true, confidence: 1.0, evidence: String::new() }).collect()
+        c.iter()
+            .map(|_| Verdict {
+                accept: true,
+                confidence: 1.0,
+                evidence: String::new(),
+            })
+            .collect()
     }
 }
 engram_plugin_sdk::judge::export_judge!(P);
