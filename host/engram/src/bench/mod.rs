@@ -9,6 +9,7 @@ pub mod machine;
 pub mod memory;
 pub mod plugins;
 pub mod report;
+pub mod sessions;
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Suite {
     Memory,
     /// Plugin runtime: judge call overhead, instantiation, cold compile vs cached load.
     Plugins,
+    /// Chat sessions over HTTP: TTFT per turn with persistent KV vs stateless replay, restart-resume.
+    Sessions,
 }
 
 impl Suite {
@@ -98,6 +101,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
             Suite::Engine => engine::suite(&ctx),
             Suite::Memory => memory::suite(&ctx),
             Suite::Plugins => plugins::suite(&ctx),
+            Suite::Sessions => sessions::suite(&ctx),
         };
         match result {
             Ok(report) => {
