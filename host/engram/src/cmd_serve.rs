@@ -57,13 +57,20 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     config.max_tokens_limit = args.max_tokens_limit;
     config.max_sessions_in_memory = args.max_sessions;
     config.check().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
     let memory = if args.no_memory {
         None
     } else {
-        let settings =
-            engram_server::memory::default_settings(&config.data_dir, &places.models, &places.plugins);
+        let settings = engram_server::memory::default_settings(
+            &config.data_dir,
+            &places.models,
+            &places.plugins,
+        );
         let services = engram_server::memory::MemoryServices::open(&settings)
             .context("cannot start the memory services")?;
         Some(Arc::new(services))

@@ -68,9 +68,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn memory(state: &AppState) -> Result<Arc<MemoryServices>, ApiError> {
-    state.memory.clone().ok_or_else(|| {
-        ApiError::not_found("this server runs without memory (--no-memory)".into())
-    })
+    state
+        .memory
+        .clone()
+        .ok_or_else(|| ApiError::not_found("this server runs without memory (--no-memory)".into()))
 }
 
 /// Run blocking store or plugin work off the async workers.
@@ -126,7 +127,10 @@ async fn history(
     let result = async {
         authorize(&state, &headers)?;
         let Query(query) = query.map_err(|err| {
-            ApiError::invalid(Some("subject".into()), format!("give ?subject=…&facet=…: {err}"))
+            ApiError::invalid(
+                Some("subject".into()),
+                format!("give ?subject=…&facet=…: {err}"),
+            )
         })?;
         let memory = memory(&state)?;
         blocking(move || {
@@ -163,21 +167,32 @@ async fn forget(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
         let body: ForgetBody = serde_json::from_slice(&body).map_err(|err| {
             ApiError::invalid(
                 None,
-                format!("give one of {{\"id\"}}, {{\"subject\",\"facet\"}} or {{\"query\"}}: {err}"),
+                format!(
+                    "give one of {{\"id\"}}, {{\"subject\",\"facet\"}} or {{\"query\"}}: {err}"
+                ),
             )
         })?;
         let selector = match body {
-            ForgetBody { id: Some(id), subject: None, facet: None, query: None } => {
-                Selector::Id(id.parse().map_err(|_| {
-                    ApiError::invalid(Some("id".into()), format!("`{id}` is not a cell id"))
-                })?)
-            }
-            ForgetBody { id: None, subject: Some(subject), facet: Some(facet), query: None } => {
-                Selector::Kappa { subject, facet }
-            }
-            ForgetBody { id: None, subject: None, facet: None, query: Some(query) } => {
-                Selector::Query(query)
-            }
+            ForgetBody {
+                id: Some(id),
+                subject: None,
+                facet: None,
+                query: None,
+            } => Selector::Id(id.parse().map_err(|_| {
+                ApiError::invalid(Some("id".into()), format!("`{id}` is not a cell id"))
+            })?),
+            ForgetBody {
+                id: None,
+                subject: Some(subject),
+                facet: Some(facet),
+                query: None,
+            } => Selector::Kappa { subject, facet },
+            ForgetBody {
+                id: None,
+                subject: None,
+                facet: None,
+                query: Some(query),
+            } => Selector::Query(query),
             _ => {
                 return Err(ApiError::invalid(
                     None,
@@ -247,23 +262,27 @@ async fn plugins(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let result = async {
         authorize(&state, &headers)?;
         let memory = memory(&state)?;
-        let slots: Vec<_> = [PluginKind::Judge, PluginKind::RecallPolicy, PluginKind::Capture]
-            .into_iter()
-            .filter_map(|kind| memory.slot(kind).map(|slot| (kind, slot)))
-            .map(|(kind, slot)| {
-                let current = slot.current();
-                let health = slot.health();
-                json!({
-                    "kind": kind.to_string(),
-                    "plugin": current.name,
-                    "hash": current.hash,
-                    "calls": health.calls,
-                    "failures": health.failures,
-                    "quarantined": health.quarantined,
-                    "swaps": health.swaps,
-                })
+        let slots: Vec<_> = [
+            PluginKind::Judge,
+            PluginKind::RecallPolicy,
+            PluginKind::Capture,
+        ]
+        .into_iter()
+        .filter_map(|kind| memory.slot(kind).map(|slot| (kind, slot)))
+        .map(|(kind, slot)| {
+            let current = slot.current();
+            let health = slot.health();
+            json!({
+                "kind": kind.to_string(),
+                "plugin": current.name,
+                "hash": current.hash,
+                "calls": health.calls,
+                "failures": health.failures,
+                "quarantined": health.quarantined,
+                "swaps": health.swaps,
             })
-            .collect();
+        })
+        .collect();
         Ok::<_, ApiError>(Json(json!({"object": "list", "data": slots})).into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -282,9 +301,8 @@ async fn swap_plugin(
                 "no plugin slot `{kind}`; swappable slots: judge, recall-policy, capture"
             ))
         })?;
-        let body = body.map_err(|err| {
-            ApiError::invalid(None, format!("cannot read the component: {err}"))
-        })?;
+        let body = body
+            .map_err(|err| ApiError::invalid(None, format!("cannot read the component: {err}")))?;
         let memory = memory(&state)?;
         if memory.slot(kind).is_none() {
             return Err(ApiError::not_found(format!("no swappable slot for {kind}")));

@@ -189,7 +189,10 @@ impl MemoryServices {
                         }));
                     }
                     if report.forgotten.is_empty() {
-                        lines.push("The user asked to forget something, but no stored memory matched.".to_string());
+                        lines.push(
+                            "The user asked to forget something, but no stored memory matched."
+                                .to_string(),
+                        );
                     } else {
                         lines.push(format!(
                             "The user asked to forget something: {} stored memory version(s) were erased. Confirm this; do not repeat the forgotten content.",
@@ -220,7 +223,9 @@ impl MemoryServices {
                     })
                     .collect();
                 let ranked = self.policy.rank(user_text, &candidates);
-                recall.answered_by.push(answered("recall-policy", &ranked.by));
+                recall
+                    .answered_by
+                    .push(answered("recall-policy", &ranked.by));
                 let mut order: Vec<(usize, f32)> = ranked
                     .value
                     .iter()
@@ -230,7 +235,8 @@ impl MemoryServices {
                 if order.is_empty() {
                     order = (0..candidates.len()).map(|i| (i, found[i].score)).collect();
                 }
-                let ordered: Vec<Candidate> = order.iter().map(|(i, _)| candidates[*i].clone()).collect();
+                let ordered: Vec<Candidate> =
+                    order.iter().map(|(i, _)| candidates[*i].clone()).collect();
                 let verdicts = self.judge.judge(user_text, &ordered);
                 recall.answered_by.push(answered("judge", &verdicts.by));
                 let mut accepted = Vec::new();
@@ -286,7 +292,9 @@ impl MemoryServices {
         let by = answered("capture", &facts.by);
         let mut proposed = facts.value;
         if proposed.is_empty() {
-            proposed.extend(previous_user_text.and_then(|previous| self.correction(user_text, previous)));
+            proposed.extend(
+                previous_user_text.and_then(|previous| self.correction(user_text, previous)),
+            );
         }
         let mut captured = Vec::new();
         for fact in proposed {
@@ -323,15 +331,17 @@ impl MemoryServices {
         let shape = engram_memory::TypedValue::parse(value).shape;
         let about = self.store.recall(previous, None, 4);
         let target = about.iter().find(|c| {
-            c.cell.content.value.shape == shape && (c.features.kappa_match || c.features.facet_match)
+            c.cell.content.value.shape == shape
+                && (c.features.kappa_match || c.features.facet_match)
         })?;
         let content = &target.cell.content;
         // Restate the old statement with the new value, so recall and judges read a plain fact.
-        let statement = if content.text.contains(&content.value.raw) && !content.value.raw.is_empty() {
-            content.text.replace(&content.value.raw, value)
-        } else {
-            format!("{} {} is {value}", content.subject, content.facet)
-        };
+        let statement =
+            if content.text.contains(&content.value.raw) && !content.value.raw.is_empty() {
+                content.text.replace(&content.value.raw, value)
+            } else {
+                format!("{} {} is {value}", content.subject, content.facet)
+            };
         Some(engram_plugins::Fact {
             subject: content.subject.clone(),
             facet: content.facet.clone(),
@@ -344,15 +354,25 @@ impl MemoryServices {
 /// The value of a correction such as "Actually it's 10.0.0.9" or "No, it is Porto."
 fn correction_value(text: &str) -> Option<&str> {
     let lower = text.trim().to_lowercase();
-    let starts = ["actually ", "actually, ", "no, ", "no ", "correction: ", "sorry, ", ""];
+    let starts = [
+        "actually ",
+        "actually, ",
+        "no, ",
+        "no ",
+        "correction: ",
+        "sorry, ",
+        "",
+    ];
     let verbs = ["it's ", "it is ", "its ", "that's ", "that is "];
     for start in starts {
         for verb in verbs {
             let prefix = format!("{start}{verb}");
             if lower.starts_with(&prefix) {
-                let value = text.trim()[prefix.len()..].trim().trim_end_matches(['.', '!']);
+                let value = text.trim()[prefix.len()..]
+                    .trim()
+                    .trim_end_matches(['.', '!']);
                 let words = value.split_whitespace().count();
-                return (words >= 1 && words <= 4).then_some(value);
+                return (1..=4).contains(&words).then_some(value);
             }
         }
     }
@@ -363,7 +383,9 @@ fn correction_value(text: &str) -> Option<&str> {
 /// pass the bare value when the prefix names the shape the store would recognise anyway.
 fn untyped(value: &str) -> &str {
     match value.split_once(':') {
-        Some((prefix, rest)) if engram_memory::TypedValue::parse(rest).shape.prefix() == prefix => rest,
+        Some((prefix, rest)) if engram_memory::TypedValue::parse(rest).shape.prefix() == prefix => {
+            rest
+        }
         _ => value,
     }
 }
@@ -411,7 +433,10 @@ mod tests {
     fn corrections_yield_their_value() {
         assert_eq!(correction_value("Actually it's 10.0.0.9"), Some("10.0.0.9"));
         assert_eq!(correction_value("No, it is Porto."), Some("Porto"));
-        assert_eq!(correction_value("it's a long story about many things"), None);
+        assert_eq!(
+            correction_value("it's a long story about many things"),
+            None
+        );
         assert_eq!(correction_value("My server's IP is 10.0.0.7"), None);
     }
 

@@ -40,11 +40,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("engram");
         let requests = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered",
-            requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
         let prompt_tokens = Counter::default();
         registry.register("prompt_tokens", "Prompt tokens seen", prompt_tokens.clone());
         let cached_tokens = Counter::default();

@@ -367,7 +367,10 @@ impl ChatRequest {
                 if tool.kind != "function" {
                     return Err(ApiError::invalid(
                         Some(format!("tools[{i}].type")),
-                        format!("tools[{i}].type is `{}`; only `function` is supported", tool.kind),
+                        format!(
+                            "tools[{i}].type is `{}`; only `function` is supported",
+                            tool.kind
+                        ),
                     ));
                 }
             }
@@ -381,7 +384,10 @@ impl ChatRequest {
             if !offered {
                 return Err(ApiError::invalid(
                     Some("tool_choice".into()),
-                    format!("`tool_choice` names `{}`, which is not in `tools`", function.name),
+                    format!(
+                        "`tool_choice` names `{}`, which is not in `tools`",
+                        function.name
+                    ),
                 ));
             }
         }
@@ -481,15 +487,27 @@ mod tests {
         let ok = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         let mut bad = ok.clone();
         bad.max_tokens = Some(1_000_000);
-        assert_eq!(bad.validate(LIMITS).unwrap_err().param.as_deref(), Some("max_tokens"));
+        assert_eq!(
+            bad.validate(LIMITS).unwrap_err().param.as_deref(),
+            Some("max_tokens")
+        );
         let mut bad = ok.clone();
         bad.temperature = Some(-1.0);
-        assert_eq!(bad.validate(LIMITS).unwrap_err().param.as_deref(), Some("temperature"));
+        assert_eq!(
+            bad.validate(LIMITS).unwrap_err().param.as_deref(),
+            Some("temperature")
+        );
         let mut bad = ok.clone();
         bad.messages.clear();
-        assert_eq!(bad.validate(LIMITS).unwrap_err().param.as_deref(), Some("messages"));
+        assert_eq!(
+            bad.validate(LIMITS).unwrap_err().param.as_deref(),
+            Some("messages")
+        );
         let mut bad = ok;
         bad.n = Some(3);
-        assert_eq!(bad.validate(LIMITS).unwrap_err().param.as_deref(), Some("n"));
+        assert_eq!(
+            bad.validate(LIMITS).unwrap_err().param.as_deref(),
+            Some("n")
+        );
     }
 }

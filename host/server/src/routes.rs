@@ -49,7 +49,9 @@ async fn console() -> Html<&'static str> {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route {uri}; see /v1/models, /v1/chat/completions, /v1/chat"))
+    ApiError::not_found(format!(
+        "no route {uri}; see /v1/models, /v1/chat/completions, /v1/chat"
+    ))
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {
@@ -328,7 +330,11 @@ fn sse_stream(
                 }
             };
             for value in out {
-                if tx.send(Event::default().data(value.to_string())).await.is_err() {
+                if tx
+                    .send(Event::default().data(value.to_string()))
+                    .await
+                    .is_err()
+                {
                     return; // client went away: dropping `events` stops the generation
                 }
             }
@@ -358,20 +364,10 @@ where
     F: FnOnce(mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    use futures_util::StreamExt;
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(producer(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx).map_ok()
-}
-
-trait MapOk: Sized {
-    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, Infallible>>;
-}
-
-impl<S: Stream<Item = Event>> MapOk for S {
-    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, Infallible>> {
-        use futures_util::StreamExt;
-        self.map(Ok)
-    }
+    tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)
 }
 
 fn count(state: &AppState, route: &str, status: StatusCode) {
@@ -400,6 +396,7 @@ fn new_completion_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let digest = crate::sessions::short_hash(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
+    let digest =
+        crate::sessions::short_hash(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
     format!("chatcmpl-{digest}")
 }

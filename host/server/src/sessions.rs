@@ -192,7 +192,10 @@ mod tests {
         after.push(msg(Role::Assistant, "hello"));
         let mut turn2 = after.clone();
         turn2.push(msg(Role::User, "how are you"));
-        assert_eq!(derived_name(&after), derived_name(&turn2[..turn2.len() - 1]));
+        assert_eq!(
+            derived_name(&after),
+            derived_name(&turn2[..turn2.len() - 1])
+        );
         assert_ne!(derived_name(&turn1), derived_name(&after));
         // Role boundaries matter: moving text between messages changes the name.
         let split = vec![msg(Role::User, "h"), msg(Role::User, "i")];
@@ -210,7 +213,10 @@ mod tests {
         let evicted = cache.insert("c".into(), 3);
         assert_eq!(evicted, vec![("b".to_string(), 2)]);
         cache.write_snapshot("x", b"data").unwrap();
-        assert_eq!(cache.read_snapshot("x").unwrap().as_deref(), Some(&b"data"[..]));
+        assert_eq!(
+            cache.read_snapshot("x").unwrap().as_deref(),
+            Some(&b"data"[..])
+        );
         assert_eq!(cache.read_snapshot("missing").unwrap(), None);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -20,8 +20,8 @@ use engram_engine::{
 };
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::memory::MemoryServices;
+use crate::metrics::Metrics;
 use crate::openai::{
     ChatRequest, FinishReason, MemoryKnobs, Message, PromptTokensDetails, Role, ToolCall, Usage,
 };
@@ -88,7 +88,11 @@ pub enum GenerationEvent {
 }
 
 enum Job {
-    Generate(GenerationRequest, mpsc::Sender<GenerationEvent>, Arc<AtomicBool>),
+    Generate(
+        Box<GenerationRequest>,
+        mpsc::Sender<GenerationEvent>,
+        Arc<AtomicBool>,
+    ),
     Shutdown,
 }
 
@@ -160,7 +164,7 @@ impl EngineHandle {
         lock(&self.running).insert(request.id.clone(), cancel.clone());
         self.queued.fetch_add(1, Ordering::SeqCst);
         self.jobs
-            .send(Job::Generate(request, tx, cancel))
+            .send(Job::Generate(Box::new(request), tx, cancel))
             .map_err(|_| ApiError::internal("the engine worker has stopped".into()))?;
         Ok(rx)
     }
@@ -186,7 +190,9 @@ impl EngineHandle {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Worker {
@@ -204,10 +210,12 @@ impl Worker {
             match job {
                 Job::Shutdown => break,
                 Job::Generate(request, events, cancel) => {
-                    self.metrics.queue_depth.set(self.queued.load(Ordering::SeqCst) as i64);
+                    self.metrics
+                        .queue_depth
+                        .set(self.queued.load(Ordering::SeqCst) as i64);
                     let id = request.id.clone();
                     if !cancel.load(Ordering::SeqCst) {
-                        if let Err(err) = self.generate(request, &events, &cancel) {
+                        if let Err(err) = self.generate(*request, &events, &cancel) {
                             let _ = events.blocking_send(GenerationEvent::Failed(err));
                         }
                     }
@@ -235,7 +243,9 @@ impl Worker {
         match self.cache.read_snapshot(name) {
             Ok(Some(bytes)) => match Session::restore(&self.model, &bytes) {
                 Ok(session) => return session,
-                Err(err) => tracing::warn!(session = name, %err, "snapshot unusable; starting fresh"),
+                Err(err) => {
+                    tracing::warn!(session = name, %err, "snapshot unusable; starting fresh")
+                }
             },
             Ok(None) => {}
             Err(err) => tracing::warn!(session = name, %err, "cannot read the snapshot"),
@@ -308,7 +318,9 @@ impl Worker {
                 return Err(ApiError::internal(format!("prefill failed: {err}")));
             }
         };
-        self.metrics.prompt_tokens.inc_by(prompt_tokens.len() as u64);
+        self.metrics
+            .prompt_tokens
+            .inc_by(prompt_tokens.len() as u64);
         self.metrics.cached_tokens.inc_by(cached as u64);
         if events
             .blocking_send(GenerationEvent::Started {
@@ -370,7 +382,11 @@ impl Worker {
             },
         };
         if let Some(memory) = &memory {
-            let turn = request.messages.iter().filter(|m| m.role == Role::User).count() as u32;
+            let turn = request
+                .messages
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .count() as u32;
             let previous = request
                 .messages
                 .iter()
