@@ -10,7 +10,7 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Largest table a plugin may grow to, in elements.
     pub table_elements: usize,
-    /// Most core instances per store (a Python component needs ≥ 17).
+    /// Most core instances per store (componentize-py 0.25 components have 38).
     pub instances: usize,
     /// Wall-clock deadline of one call, enforced by epoch interruption.
     pub call_timeout: Duration,
@@ -29,7 +29,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 64 << 20,
             table_elements: 20_000,
-            instances: 32,
+            instances: 64,
             call_timeout: Duration::from_millis(500),
             fuel_per_call: 200_000_000,
             output_bytes: 64 << 10,

@@ -16,6 +16,7 @@ struct Store {
 }
 
 impl Store {
+    #[allow(clippy::too_many_arguments)]
     fn put(
         &self,
         id: &str,
