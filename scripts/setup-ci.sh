@@ -29,7 +29,9 @@ fi
 echo "== plugin guest toolchains (componentize-py, componentize-js)"
 .venv/bin/pip install --quiet --disable-pip-version-check "componentize-py==0.25.1"
 if [ ! -d examples/js-judge/node_modules/@bytecodealliance/componentize-js ]; then
-  (cd examples/js-judge && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install` (not `npm ci`): the lock omits optional per-platform packages that newer
+  # npm versions insist on, which makes `npm ci` refuse it.
+  (cd examples/js-judge && npm install --no-audit --no-fund --loglevel=error)
 fi
 
 # The engine benchmark's peer (`engram bench engine` runs llama.cpp through it). Built from
