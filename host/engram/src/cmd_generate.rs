@@ -6,7 +6,8 @@ use crate::model_files::DEFAULT_CHAT_MODEL;
 use anyhow::{bail, Context};
 use clap::Args;
 use engram_engine::{
-    generate, reference, ChatMessage, CpuOps, GenerateOptions, Model, SamplerConfig, Session, SessionOptions,
+    generate, reference, ChatMessage, CpuOps, GenerateOptions, Model, SamplerConfig, Session,
+    SessionOptions,
 };
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -113,10 +114,14 @@ pub struct CheckReferenceArgs {
 }
 
 pub(crate) fn load(places: &Places, args: &ModelArgs) -> anyhow::Result<Arc<Model>> {
-    let path = args.model.clone().unwrap_or_else(|| places.models.join(DEFAULT_CHAT_MODEL));
+    let path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| places.models.join(DEFAULT_CHAT_MODEL));
     let ops = Arc::new(CpuOps::new(args.threads.unwrap_or(0)));
     let t = std::time::Instant::now();
-    let model = Model::load_with(&path, ops).with_context(|| format!("loading {}", path.display()))?;
+    let model =
+        Model::load_with(&path, ops).with_context(|| format!("loading {}", path.display()))?;
     tracing::info!(path = %path.display(), ms = t.elapsed().as_millis() as u64, "model loaded");
     Ok(Arc::new(model))
 }
@@ -134,7 +139,9 @@ fn stats(g: &engram_engine::Generation) {
 
 fn stream_out(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok()
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
 }
 
 /// `engram generate`.
@@ -143,7 +150,9 @@ pub fn run_generate(places: &Places, args: &GenerateArgs) -> anyhow::Result<()> 
     let text = if args.raw {
         args.prompt.clone()
     } else {
-        let t = model.chat_template().context("the model has no chat template; use --raw")?;
+        let t = model
+            .chat_template()
+            .context("the model has no chat template; use --raw")?;
         t.render(&[ChatMessage::new("user", &args.prompt)], true)?
     };
     let mut ids = Vec::new();
@@ -151,7 +160,12 @@ pub fn run_generate(places: &Places, args: &GenerateArgs) -> anyhow::Result<()> 
         ids.extend(model.tokenizer().bos());
     }
     ids.extend(model.tokenizer().encode(&text, !args.raw));
-    let mut session = Session::new(&model, SessionOptions { n_ctx: args.model.ctx });
+    let mut session = Session::new(
+        &model,
+        SessionOptions {
+            n_ctx: args.model.ctx,
+        },
+    );
     let g = generate(&mut session, &ids, &args.sampling.options(), stream_out)?;
     println!();
     stats(&g);
@@ -162,14 +176,28 @@ pub fn run_generate(places: &Places, args: &GenerateArgs) -> anyhow::Result<()> 
 /// turn prefills only the tokens that are new), or a one-shot answer with `--prompt`.
 pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
     let model = load(places, &args.model)?;
-    let template = model.chat_template().context("the model has no chat template")?;
-    let mut session = Session::new(&model, SessionOptions { n_ctx: args.model.ctx });
-    let mut messages: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s)).collect();
+    let template = model
+        .chat_template()
+        .context("the model has no chat template")?;
+    let mut session = Session::new(
+        &model,
+        SessionOptions {
+            n_ctx: args.model.ctx,
+        },
+    );
+    let mut messages: Vec<ChatMessage> = args
+        .system
+        .iter()
+        .map(|s| ChatMessage::new("system", s))
+        .collect();
     let opts = args.sampling.options();
     let interactive = args.prompt.is_none();
     if interactive {
-        eprintln!("engram chat — {} ({} threads). Type a message; /reset clears, /quit or Ctrl-D leaves.",
-            model.gguf().path().display(), model.ops().n_threads());
+        eprintln!(
+            "engram chat — {} ({} threads). Type a message; /reset clears, /quit or Ctrl-D leaves.",
+            model.gguf().path().display(),
+            model.ops().n_threads()
+        );
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -190,7 +218,12 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
             "/quit" | "/exit" => break,
             "/reset" => {
                 messages.retain(|m| m.role == "system");
-                session = Session::new(&model, SessionOptions { n_ctx: args.model.ctx });
+                session = Session::new(
+                    &model,
+                    SessionOptions {
+                        n_ctx: args.model.ctx,
+                    },
+                );
                 eprintln!("(conversation cleared)");
                 continue;
             }
@@ -200,7 +233,12 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
         let rendered = template.render(&messages, true)?;
         let ids = model.tokenizer().encode(&rendered, true);
         // Reuse the cached prefix; only the new part of the conversation is prefilled.
-        let common = session.tokens().iter().zip(&ids).take_while(|(a, b)| a == b).count();
+        let common = session
+            .tokens()
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count();
         let reuse = common.min(ids.len().saturating_sub(1));
         session.truncate(reuse);
         let g = generate(&mut session, &ids[reuse..], &opts, stream_out);
@@ -209,15 +247,24 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
             Err(engram_engine::EngineError::ContextOverflow { .. }) if interactive => {
                 eprintln!("\n(context full: the conversation was cleared; type /reset to start over explicitly)");
                 messages.retain(|m| m.role == "system");
-                session = Session::new(&model, SessionOptions { n_ctx: args.model.ctx });
+                session = Session::new(
+                    &model,
+                    SessionOptions {
+                        n_ctx: args.model.ctx,
+                    },
+                );
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         println!();
         if interactive {
-            eprintln!("[reused {reuse} cached tokens, prefilled {}; {} generated at {:.1} tok/s]",
-                ids.len() - reuse, g.tokens.len(), g.tokens.len() as f64 / g.decode_time.as_secs_f64().max(1e-9));
+            eprintln!(
+                "[reused {reuse} cached tokens, prefilled {}; {} generated at {:.1} tok/s]",
+                ids.len() - reuse,
+                g.tokens.len(),
+                g.tokens.len() as f64 / g.decode_time.as_secs_f64().max(1e-9)
+            );
         } else {
             stats(&g);
         }
@@ -233,16 +280,25 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
 /// gate line fails.
 pub fn run_check_reference(places: &Places, args: &CheckReferenceArgs) -> anyhow::Result<()> {
     let model = load(places, &args.model)?;
-    let json = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let json = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let t = std::time::Instant::now();
     let report = reference::check_reference(&model, &json)?;
-    println!("reference {} ({}), model {}", args.file.display(), report.reference_model, model.gguf().path().display());
+    println!(
+        "reference {} ({}), model {}",
+        args.file.display(),
+        report.reference_model,
+        model.gguf().path().display()
+    );
     for (line, ok) in report.checks() {
         println!("{} {line}", if ok { "PASS" } else { "FAIL" });
     }
     println!("({:.1} s)", t.elapsed().as_secs_f64());
     if !report.passed() {
-        bail!("the engine does not match the reference {}", args.file.display());
+        bail!(
+            "the engine does not match the reference {}",
+            args.file.display()
+        );
     }
     Ok(())
 }

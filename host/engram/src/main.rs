@@ -1,8 +1,8 @@
 //! The `engram` binary: wires the host crates together behind one command line.
 
 mod bench;
-mod cmd_memory;
 mod cmd_generate;
+mod cmd_memory;
 mod cmd_serve;
 mod info;
 mod locate;

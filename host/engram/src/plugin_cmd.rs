@@ -60,13 +60,21 @@ pub fn run(places: &Places, args: &PluginArgs) -> anyhow::Result<()> {
 
 fn list(places: &Places, dir: &Path) -> anyhow::Result<()> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {} (run `engram plugin build` first)", dir.display()))?
+        .with_context(|| {
+            format!(
+                "cannot read {} (run `engram plugin build` first)",
+                dir.display()
+            )
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
         .collect();
     paths.sort();
     let host = host(places)?;
-    println!("{:<22} {:<14} {:<8} {:<16} {:>9}  path", "plugin", "slot (world)", "wit", "hash", "bytes");
+    println!(
+        "{:<22} {:<14} {:<8} {:<16} {:>9}  path",
+        "plugin", "slot (world)", "wit", "hash", "bytes"
+    );
     for path in paths {
         match host.inspect(&path) {
             Ok(i) => {
@@ -74,7 +82,15 @@ fn list(places: &Places, dir: &Path) -> anyhow::Result<()> {
                     Ok((kind, v)) => (kind.to_string(), v.to_string()),
                     Err(e) => ("-".to_string(), format!("unusable: {e}")),
                 };
-                println!("{:<22} {:<14} {:<8} {:<16} {:>9}  {}", i.name, slot, version, &i.hash[..16], i.size, path.display());
+                println!(
+                    "{:<22} {:<14} {:<8} {:<16} {:>9}  {}",
+                    i.name,
+                    slot,
+                    version,
+                    &i.hash[..16],
+                    i.size,
+                    path.display()
+                );
             }
             Err(e) => println!("{:<22} error: {e}", path.display()),
         }

@@ -33,11 +33,24 @@ fn memory_commands_round_trip() {
     let remember = |value: &str, from: &str| {
         ok(
             &data,
-            &["remember", "--subject", "build server", "--facet", "ip", "--value", value, "--valid-from", from],
+            &[
+                "remember",
+                "--subject",
+                "build server",
+                "--facet",
+                "ip",
+                "--value",
+                value,
+                "--valid-from",
+                from,
+            ],
         )
     };
     let id = remember("10.0.0.5", "2026-01-01T00:00:00Z");
-    assert!(id.trim().parse::<u64>().is_ok(), "remember prints the cell id, got {id:?}");
+    assert!(
+        id.trim().parse::<u64>().is_ok(),
+        "remember prints the cell id, got {id:?}"
+    );
     remember("10.0.0.7", "2026-02-01T00:00:00Z");
     let get = |as_of: Option<&str>| {
         let mut args = vec!["get", "--subject", "build server", "--facet", "ip"];
@@ -48,8 +61,16 @@ fn memory_commands_round_trip() {
     };
     assert_eq!(get(None), "10.0.0.7");
     assert_eq!(get(Some("2026-01-15T00:00:00Z")), "10.0.0.5");
-    assert_eq!(engram(&data, &["get", "--subject", "nobody", "--facet", "ip"]).status.code(), Some(1));
-    let history = ok(&data, &["history", "--subject", "build server", "--facet", "ip"]);
+    assert_eq!(
+        engram(&data, &["get", "--subject", "nobody", "--facet", "ip"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let history = ok(
+        &data,
+        &["history", "--subject", "build server", "--facet", "ip"],
+    );
     assert_eq!(history.lines().count(), 2);
     let search = ok(&data, &["search", "build server ip", "--json"]);
     assert!(search.contains("\"value\":\"10.0.0.7\""), "{search}");
@@ -58,18 +79,38 @@ fn memory_commands_round_trip() {
     ok(&data, &["seal"]);
     let atom = dir.path().join("m.atom");
     ok(&data, &["export", atom.to_str().unwrap()]);
-    let forgot = ok(&data, &["forget", "--subject", "build server", "--facet", "ip"]);
-    let hash = forgot.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
+    let forgot = ok(
+        &data,
+        &["forget", "--subject", "build server", "--facet", "ip"],
+    );
+    let hash = forgot
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(ok(&data, &["prove-forgotten", &hash]).contains("its key is destroyed: true"));
     assert!(ok(&data, &["verify"]).starts_with("ok: 4 lines"));
     // Import into a fresh store; a truncated copy is refused with the reason.
     let fresh = dir.path().join("fresh");
     ok(&fresh, &["import", atom.to_str().unwrap()]);
-    assert_eq!(ok(&fresh, &["get", "--subject", "build server", "--facet", "ip"]).trim(), "10.0.0.7");
+    assert_eq!(
+        ok(
+            &fresh,
+            &["get", "--subject", "build server", "--facet", "ip"]
+        )
+        .trim(),
+        "10.0.0.7"
+    );
     let bytes = std::fs::read(&atom).unwrap();
     let cut = dir.path().join("cut.atom");
     std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
-    let out = engram(&dir.path().join("other"), &["import", cut.to_str().unwrap()]);
+    let out = engram(
+        &dir.path().join("other"),
+        &["import", cut.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 }

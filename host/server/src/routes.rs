@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .merge(crate::admin::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -52,6 +53,16 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
         "no route {uri}; see /v1/models, /v1/chat/completions, /v1/chat"
     ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        kind: "invalid_request_error",
+        param: None,
+        message: format!("{method} is not allowed on {uri}"),
+        code: Some("method_not_allowed"),
+    }
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {

@@ -19,7 +19,12 @@ fn prompt(n: usize) -> Vec<u32> {
 
 fn ours(model: &Arc<Model>, n_prompt: usize, n_decode: usize) -> anyhow::Result<(f64, f64)> {
     let p = prompt(n_prompt);
-    let mut s = Session::new(model, SessionOptions { n_ctx: n_prompt + n_decode + 8 });
+    let mut s = Session::new(
+        model,
+        SessionOptions {
+            n_ctx: n_prompt + n_decode + 8,
+        },
+    );
     let t = Instant::now();
     s.prefill(&p)?;
     let prefill = n_prompt as f64 / t.elapsed().as_secs_f64();
@@ -31,7 +36,12 @@ fn ours(model: &Arc<Model>, n_prompt: usize, n_decode: usize) -> anyhow::Result<
     Ok((prefill, n_decode as f64 / t.elapsed().as_secs_f64()))
 }
 
-fn peer(ctx: &BenchContext<'_>, model: &std::path::Path, n_prompt: usize, n_decode: usize) -> anyhow::Result<(f64, f64)> {
+fn peer(
+    ctx: &BenchContext<'_>,
+    model: &std::path::Path,
+    n_prompt: usize,
+    n_decode: usize,
+) -> anyhow::Result<(f64, f64)> {
     let python = std::env::var_os("ENGRAM_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| ctx.places.base.join(".venv/bin/python"));
@@ -41,12 +51,25 @@ fn peer(ctx: &BenchContext<'_>, model: &std::path::Path, n_prompt: usize, n_deco
         .arg(model)
         .args([ctx.threads, n_prompt, n_decode, 1].map(|v| v.to_string()))
         .output()
-        .with_context(|| format!("running {} (set ENGRAM_PYTHON to a Python with llama-cpp-python)", python.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} (set ENGRAM_PYTHON to a Python with llama-cpp-python)",
+                python.display()
+            )
+        })?;
     if !out.status.success() {
-        bail!("llama.cpp peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "llama.cpp peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the peer's JSON")?;
-    let first = |k: &str| v[k][0].as_f64().with_context(|| format!("peer JSON lacks {k}"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing the peer's JSON")?;
+    let first = |k: &str| {
+        v[k][0]
+            .as_f64()
+            .with_context(|| format!("peer JSON lacks {k}"))
+    };
     Ok((first("prefill_tok_s")?, first("decode_tok_s")?))
 }
 
@@ -68,12 +91,26 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
     let s = |v: &[f64]| Summary::of(v).context("no samples");
     let mut report = Report::new("engine", ctx.quick, ctx.machine);
     report.figures.push(
-        Figure::against(&format!("prefill ({n_prompt} tokens)"), "tok/s", Better::Higher, s(&op)?, "llama.cpp", s(&pp)?)
-            .with_target("≥ 0.8× llama.cpp"),
+        Figure::against(
+            &format!("prefill ({n_prompt} tokens)"),
+            "tok/s",
+            Better::Higher,
+            s(&op)?,
+            "llama.cpp",
+            s(&pp)?,
+        )
+        .with_target("≥ 0.8× llama.cpp"),
     );
     report.figures.push(
-        Figure::against(&format!("decode ({n_decode} tokens)"), "tok/s", Better::Higher, s(&od)?, "llama.cpp", s(&pd)?)
-            .with_target("≥ 1.0× llama.cpp"),
+        Figure::against(
+            &format!("decode ({n_decode} tokens)"),
+            "tok/s",
+            Better::Higher,
+            s(&od)?,
+            "llama.cpp",
+            s(&pd)?,
+        )
+        .with_target("≥ 1.0× llama.cpp"),
     );
     let bytes = model.bytes_per_token() as f64;
     let bound = ctx.machine.read_bandwidth_gb_s * 1e9 / bytes;

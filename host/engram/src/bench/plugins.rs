@@ -8,12 +8,19 @@
 use super::report::{Better, Figure, Report, Summary};
 use super::BenchContext;
 use anyhow::Context;
-use engram_plugins::{fallback, Candidate, Features, Grants, HostConfig, LoadPath, PluginHost, PluginKind, Services};
+use engram_plugins::{
+    fallback, Candidate, Features, Grants, HostConfig, LoadPath, PluginHost, PluginKind, Services,
+};
 use std::path::Path;
 use std::time::Instant;
 
 fn candidates(n: usize) -> Vec<Candidate> {
-    let texts = ["My server's IP is 10.0.0.7", "I live in Lisbon", "My name is Ana", "I work at Acme"];
+    let texts = [
+        "My server's IP is 10.0.0.7",
+        "I live in Lisbon",
+        "My name is Ana",
+        "I work at Acme",
+    ];
     (0..n)
         .map(|i| Candidate {
             id: format!("c{i}"),
@@ -58,7 +65,13 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         judge_path.display()
     );
     let calls = if ctx.quick { 2_000 } else { 100_000 };
-    let host = PluginHost::new(HostConfig { pool_instances: 64, ..HostConfig::default() }, Services::default())?;
+    let host = PluginHost::new(
+        HostConfig {
+            pool_instances: 64,
+            ..HostConfig::default()
+        },
+        Services::default(),
+    )?;
     let slot = host.load(PluginKind::Judge, &judge_path, &Grants::default())?;
     let query = "what is my server's ip?";
 
@@ -83,12 +96,19 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         }
         report.figures.push(fig);
         let s = summary(&wasm)?;
-        report.notes.push(format!("judge call, {n} candidate(s): p50 {:.2} µs, p99 {:.2} µs", s.median, s.p99));
+        report.notes.push(format!(
+            "judge call, {n} candidate(s): p50 {:.2} µs, p99 {:.2} µs",
+            s.median, s.p99
+        ));
     }
 
     // Fresh store + instantiate (pooling) + call: no warm instances kept.
     let cold_host = PluginHost::new(
-        HostConfig { pool_instances: 64, warm_instances: 0, ..HostConfig::default() },
+        HostConfig {
+            pool_instances: 64,
+            warm_instances: 0,
+            ..HostConfig::default()
+        },
         Services::default(),
     )?;
     let cold = cold_host.load(PluginKind::Judge, &judge_path, &Grants::default())?;
@@ -97,12 +117,26 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         std::hint::black_box(cold.judge(query, &cands));
     });
     let fs = summary(&fresh)?;
-    report.figures.push(Figure::alone("judge call on a fresh instance (instantiate + call)", "µs", Better::Lower, fs.clone()));
-    report.notes.push(format!("fresh instance + call: p50 {:.2} µs, p99 {:.2} µs", fs.median, fs.p99));
+    report.figures.push(Figure::alone(
+        "judge call on a fresh instance (instantiate + call)",
+        "µs",
+        Better::Lower,
+        fs.clone(),
+    ));
+    report.notes.push(format!(
+        "fresh instance + call: p50 {:.2} µs, p99 {:.2} µs",
+        fs.median, fs.p99
+    ));
 
     // Cold compile vs cached load, for every default plugin present.
     let repeats = if ctx.quick { 2 } else { 5 };
-    for name in ["judge_jaccard", "recall_concert", "capture_facts", "tool_calc", "agency_curator"] {
+    for name in [
+        "judge_jaccard",
+        "recall_concert",
+        "capture_facts",
+        "tool_calc",
+        "agency_curator",
+    ] {
         let path = ctx.places.plugins.join(format!("{name}.wasm"));
         if !path.is_file() {
             continue;
@@ -130,15 +164,26 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
 
 fn load_times(path: &Path, repeats: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let kind = {
-        let probe = PluginHost::new(HostConfig { pooling: false, ..HostConfig::default() }, Services::default())?;
+        let probe = PluginHost::new(
+            HostConfig {
+                pooling: false,
+                ..HostConfig::default()
+            },
+            Services::default(),
+        )?;
         probe.inspect(path)?.detected?.0
     };
     let mut compile = Vec::new();
     let mut cached = Vec::new();
     for r in 0..repeats {
-        let dir = std::env::temp_dir().join(format!("engram-bench-cache-{}-{r}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("engram-bench-cache-{}-{r}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cfg = || HostConfig { cache_dir: Some(dir.clone()), pool_instances: 8, ..HostConfig::default() };
+        let cfg = || HostConfig {
+            cache_dir: Some(dir.clone()),
+            pool_instances: 8,
+            ..HostConfig::default()
+        };
         let host = PluginHost::new(cfg(), Services::default())?;
         let t = Instant::now();
         let l = host.prepare(kind, path, &Grants::default())?;
