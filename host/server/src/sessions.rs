@@ -141,9 +141,10 @@ impl<S> SessionCache<S> {
         write_atomically(&self.snapshot_path(name), bytes)
     }
 
-    /// Move a snapshot to a new name (a derived session advancing to its next turn).
-    pub fn rename_snapshot(&self, from: &str, to: &str) -> std::io::Result<()> {
-        match std::fs::rename(self.snapshot_path(from), self.snapshot_path(to)) {
+    /// Delete a session's snapshot (a derived session that moved to its next name); a
+    /// missing snapshot is not an error.
+    pub fn remove_snapshot(&self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.snapshot_path(name)) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
@@ -218,6 +219,9 @@ mod tests {
             Some(&b"data"[..])
         );
         assert_eq!(cache.read_snapshot("missing").unwrap(), None);
+        cache.remove_snapshot("x").unwrap();
+        cache.remove_snapshot("x").unwrap();
+        assert_eq!(cache.read_snapshot("x").unwrap(), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -406,7 +406,7 @@ impl Worker {
         });
         // File the session under the name the next turn will look for.
         let next_name = if named {
-            lookup
+            lookup.clone()
         } else {
             let mut conversation = request.messages.clone();
             conversation.push(Message {
@@ -416,6 +416,13 @@ impl Worker {
             derived_name(&conversation)
         };
         self.persist(&next_name, &session);
+        if next_name != lookup {
+            // The session moved to its next derived name: drop the snapshot filed under the
+            // old one, or every turn of a derived conversation would leave a full KV copy.
+            if let Err(err) = self.cache.remove_snapshot(&lookup) {
+                tracing::warn!(session = lookup, %err, "cannot remove the superseded snapshot");
+            }
+        }
         self.cache_session(&next_name, session);
         Ok(())
     }
