@@ -13,6 +13,14 @@
 //!   org); `I am <n> years old` → (`user`, `age`, `int:<n>`); `call me <name>`
 //!   → (`user`, `name`, name)
 //!
+//! - `the <facet> of my <thing> is <value>` → (`user.<thing>`, `<facet>`, value)
+//!
+//! A sentence may open with discourse markers ("Actually, …", "By the way …",
+//! "Oh and …", "Update: …"); they are stripped before matching, so "Actually my
+//! server's IP is 10.0.0.9" is captured like the plain statement. Values lose
+//! additive or temporal adverbs ("also", "too", "as well", "now") — the host's
+//! agency reads those from the statement to decide merge vs supersede.
+//!
 //! Values get a type prefix when their shape is recognised: `ip:`, `email:`,
 //! `url:`, `date:` (YYYY-MM-DD), `int:`, `num:`; other values are kept as text.
 
@@ -54,9 +62,84 @@ const FORGET_MARKERS: &[&str] = &[
     "stop remembering",
 ];
 
+/// Discourse markers a statement may open with (longest first where one is a
+/// prefix of another).
+const DISCOURSE_MARKERS: &[&str] = &[
+    "by the way",
+    "just so you know",
+    "for the record",
+    "for your information",
+    "just fyi",
+    "fyi",
+    "btw",
+    "actually",
+    "in fact",
+    "well",
+    "oh",
+    "ok",
+    "okay",
+    "so",
+    "and",
+    "also",
+    "anyway",
+    "update",
+    "correction",
+    "note",
+    "no",
+    "sorry",
+    "hey",
+    "hi",
+    "now",
+];
+
+/// The sentence without the discourse markers it opens with ("Actually, my …" → "my …").
+pub fn strip_markers(sentence: &str) -> &str {
+    let mut s = sentence.trim_start();
+    loop {
+        let lower = s.to_lowercase();
+        let hit = DISCOURSE_MARKERS.iter().find(|m| {
+            lower.starts_with(**m)
+                && lower[m.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c == ',' || c == ':' || c == ' ' || c == '-')
+        });
+        match hit {
+            Some(m) => s = s[m.len()..].trim_start_matches([',', ':', ' ', '-']),
+            None => return s,
+        }
+    }
+}
+
+/// The value without additive/temporal adverbs ("also hiking" → "hiking",
+/// "10.0.0.9 now" → "10.0.0.9").
+fn bare_value(value: &str) -> &str {
+    let mut v = value.trim().trim_end_matches(['.', '!', ',', ';']).trim();
+    loop {
+        let lower = v.to_lowercase();
+        let before = v.len();
+        for lead in ["also ", "now ", "actually ", "instead "] {
+            if lower.starts_with(lead) {
+                v = v[lead.len()..].trim_start();
+                break;
+            }
+        }
+        let lower = v.to_lowercase();
+        for tail in [" too", " as well", " now", " instead", " also"] {
+            if lower.ends_with(tail) {
+                v = v[..v.len() - tail.len()].trim_end().trim_end_matches(',');
+                break;
+            }
+        }
+        if v.len() == before {
+            return v;
+        }
+    }
+}
+
 /// Whether a whole turn must not be captured.
 pub fn skip_turn(text: &str) -> bool {
-    let t = text.trim().to_lowercase();
+    let t = strip_markers(text).trim().to_lowercase();
     if t.is_empty() || t.ends_with('?') {
         return true;
     }
@@ -141,7 +224,7 @@ fn sentences(text: &str) -> Vec<String> {
 }
 
 fn fact(subject: String, facet: String, value: &str, statement: &str) -> Option<Fact> {
-    let value = typed_value(value);
+    let value = typed_value(bare_value(value));
     if subject.is_empty() || facet.is_empty() || value.is_empty() {
         return None;
     }
@@ -155,9 +238,28 @@ fn fact(subject: String, facet: String, value: &str, statement: &str) -> Option<
 
 /// Facts stated in one sentence.
 pub fn sentence_facts(sentence: &str) -> Option<Fact> {
-    let s = sentence.trim();
+    let statement = sentence.trim();
+    let s = strip_markers(statement);
     let lower = s.to_lowercase();
     let rest = |prefix: &str| s[prefix.len()..].trim().to_string();
+    // "the ip of my server is X": facet of owner
+    if let Some(after) = lower.strip_prefix("the ") {
+        if let Some(of) = after.find(" of my ") {
+            let facet = &s[4..4 + of];
+            let tail = &s[4 + of + " of my ".len()..];
+            let tl = tail.to_lowercase();
+            for cop in [" is ", " are ", " was "] {
+                if let Some(ci) = tl.find(cop) {
+                    return fact(
+                        format!("user.{}", key(&tail[..ci])),
+                        key(facet),
+                        &tail[ci + cop.len()..],
+                        statement,
+                    );
+                }
+            }
+        }
+    }
     if let Some(after) = lower.strip_prefix("my ") {
         let body = &s[3..];
         // "my server's ip is X": owner 's facet
@@ -171,7 +273,7 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
                         format!("user.{}", key(owner)),
                         key(&tail[..ci]),
                         &tail[ci + cop.len()..],
-                        s,
+                        statement,
                     );
                 }
             }
@@ -179,7 +281,12 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         let bl = body.to_lowercase();
         for cop in [" is ", " are ", " was "] {
             if let Some(ci) = bl.find(cop) {
-                return fact("user".into(), key(&body[..ci]), &body[ci + cop.len()..], s);
+                return fact(
+                    "user".into(),
+                    key(&body[..ci]),
+                    &body[ci + cop.len()..],
+                    statement,
+                );
             }
         }
         return None;
@@ -199,13 +306,13 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i am called ", "name"),
     ] {
         if lower.starts_with(prefix) {
-            return fact("user".into(), facet.into(), &rest(prefix), s);
+            return fact("user".into(), facet.into(), &rest(prefix), statement);
         }
     }
     for prefix in ["i am ", "i'm "] {
         if let Some(tail) = lower.strip_prefix(prefix) {
             if let Some(n) = tail.strip_suffix(" years old") {
-                return fact("user".into(), "age".into(), n, s);
+                return fact("user".into(), "age".into(), n, statement);
             }
         }
     }
@@ -219,7 +326,7 @@ pub fn extract(text: &str) -> Vec<Fact> {
     }
     sentences(text)
         .iter()
-        .filter(|s| !skip_turn(s))
+        .filter(|s| !skip_turn(strip_markers(s)))
         .filter_map(|s| sentence_facts(s))
         .collect()
 }
@@ -233,3 +340,51 @@ impl Guest for CaptureFacts {
 }
 
 engram_plugin_sdk::capture::export_capture!(CaptureFacts);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> (String, String, String) {
+        let facts = extract(text);
+        assert_eq!(facts.len(), 1, "{text}: {facts:?}");
+        let f = &facts[0];
+        (f.subject.clone(), f.facet.clone(), f.value.clone())
+    }
+
+    #[test]
+    fn discourse_markers_do_not_hide_a_statement() {
+        let plain = one("My server's IP is 10.0.0.7");
+        assert_eq!(
+            plain,
+            ("user.server".into(), "ip".into(), "ip:10.0.0.7".into())
+        );
+        for text in [
+            "Actually my server's IP is 10.0.0.7",
+            "Actually, my server's IP is 10.0.0.7.",
+            "Oh and by the way, my server's IP is 10.0.0.7",
+            "Update: my server's IP is now 10.0.0.7",
+            "The IP of my server is 10.0.0.7",
+        ] {
+            assert_eq!(one(text), plain, "{text}");
+        }
+        assert_eq!(
+            extract("Actually my server's IP is 10.0.0.9")[0].statement,
+            "Actually my server's IP is 10.0.0.9"
+        );
+    }
+
+    #[test]
+    fn additive_adverbs_leave_the_value() {
+        assert_eq!(one("My hobbies are also hiking.").2, "hiking");
+        assert_eq!(one("My hobbies are hiking too").2, "hiking");
+    }
+
+    #[test]
+    fn questions_requests_and_forgets_stay_skipped() {
+        assert!(extract("Actually, what is my server's IP?").is_empty());
+        assert!(extract("Actually please forget my server's IP").is_empty());
+        assert!(extract("So tell me my server's IP").is_empty());
+        assert!(extract("Now is the time").is_empty());
+    }
+}
