@@ -34,6 +34,11 @@ if [ ! -d examples/js-judge/node_modules/@bytecodealliance/componentize-js ]; th
   (cd examples/js-judge && npm install --no-audit --no-fund --loglevel=error)
 fi
 
+# NVRTC for engram-cuda's kernel compile test (every file of kernels/ to PTX): CI has no GPU
+# and no CUDA toolkit; this wheel is just libnvrtc, matching cudarc's pinned cuda-12080 API.
+echo "== NVRTC for the CUDA kernel compile test (nvidia-cuda-nvrtc-cu12)"
+.venv/bin/pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc-cu12==12.8.93"
+
 # The engine benchmark's peer (`engram bench engine` runs llama.cpp through it). Built from
 # source by pip (several minutes the first time); pip skips it when already installed.
 echo "== llama.cpp peer for the engine benchmark (llama-cpp-python)"

@@ -1,0 +1,490 @@
+//! [`CudaOps`]: the engine's [`Ops`] computed on the GPU.
+//!
+//! The engine's one model definition (`engram_engine::forward`) calls these operators exactly
+//! as it calls the CPU ones, so generation, sessions, snapshots and the server run on CUDA
+//! unchanged. What lives on the device:
+//!
+//! - **weights**: every matrix is uploaded once, at its first use, in its GGUF block format
+//!   (keyed by its address inside the model's mapping: one `CudaOps` serves one model, as
+//!   `Model::load_with` arranges), and so are the RMSNorm weights;
+//! - **compute**: activation quantization, the quantized products, RMSNorm, RoPE, attention and
+//!   SwiGLU all run as kernels of `kernels/`.
+//!
+//! The `Ops` seam passes host slices, so each operator copies its activations in and its result
+//! out, and attention uploads the keys/values of the context it reads (the engine's KV cache
+//! is host memory and stays the source of truth: session snapshots work unchanged). A
+//! device-resident KV cache and launch sequence without per-operator copies needs buffer
+//! handles in the seam — the next step, recorded in BENCHMARKS.md `## cuda`.
+//!
+//! The seam has no error channel: a driver failure in the middle of a forward pass panics
+//! with the driver's message. Everything that can be checked up front — driver, device, NVRTC,
+//! compiling and loading every kernel — is checked by [`CudaOps::new`], which returns errors.
+
+use crate::device::{open_device, GpuInfo};
+use crate::error::{contain, CudaError, Result};
+use crate::kernels::{self, SOURCES};
+use crate::loader;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg,
+};
+use engram_engine::model::{RopeLayout, Weight};
+use engram_engine::ops::AttnShape;
+use engram_engine::quant::{ActType, GgmlType};
+use engram_engine::Ops;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Options of [`CudaOps::new`].
+#[derive(Debug, Clone, Default)]
+pub struct CudaOptions {
+    /// Where compiled PTX is cached (`None`: compile at every start).
+    pub ptx_cache: Option<PathBuf>,
+    /// A folder to start the `.venv` search for NVRTC from (besides the working directory and
+    /// the executable's folder).
+    pub nvrtc_search_from: Option<PathBuf>,
+}
+
+/// Names of every kernel entry point the backend launches, by file.
+const ENTRY_POINTS: &[(&str, &[&str])] = &[
+    (
+        "quant.cu",
+        &[
+            "quantize_act",
+            "mul_mat_q4_0",
+            "mul_mat_q4_1",
+            "mul_mat_q5_0",
+            "mul_mat_q8_0",
+            "mul_mat_q4k",
+            "mul_mat_q6k",
+            "mul_mat_f32",
+            "mul_mat_f16",
+        ],
+    ),
+    ("norm.cu", &["rms_norm_f32"]),
+    ("rope.cu", &["rope_f32"]),
+    ("attention.cu", &["attention_f32"]),
+    ("activation.cu", &["swiglu_f32", "add_bias_f32", "add_f32"]),
+    ("sampling.cu", &["argmax_f32"]),
+];
+
+/// Weight rows handled by one block of the product kernels (kernels/quant.cu ROWS_PER_BLOCK).
+const ROWS_PER_BLOCK: u32 = 4;
+/// Tokens handled by one block of the product kernels (kernels/quant.cu TOK).
+const TOK: u32 = 8;
+/// Dynamic shared memory available to attention without opting in to more.
+const MAX_SHARED: usize = 48 * 1024;
+
+/// Device buffers reused across calls (grown, never shrunk).
+#[derive(Default)]
+struct Buffers {
+    x: Option<CudaSlice<f32>>,
+    out: Option<CudaSlice<f32>>,
+    aq: Option<CudaSlice<i8>>,
+    ad: Option<CudaSlice<f32>>,
+    asum: Option<CudaSlice<f32>>,
+    bsums: Option<CudaSlice<i16>>,
+    k: Option<CudaSlice<f32>>,
+    v: Option<CudaSlice<f32>>,
+}
+
+/// Makes `slot` hold at least `len` elements.
+fn fit<'a, T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    stream: &Arc<CudaStream>,
+    slot: &'a mut Option<CudaSlice<T>>,
+    len: usize,
+) -> &'a mut CudaSlice<T> {
+    let len = len.max(1);
+    if slot.as_ref().is_none_or(|s| s.len() < len) {
+        *slot = Some(
+            stream
+                .alloc_zeros::<T>(len.next_power_of_two())
+                .unwrap_or_else(|e| fail("allocating device memory", e)),
+        );
+    }
+    slot.as_mut().expect("just allocated")
+}
+
+/// A driver failure inside an operator: the seam has no error channel (see the module docs).
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    panic!("CUDA backend: {what} failed: {e} (rerun with --device cpu)")
+}
+
+struct Inner {
+    weights: HashMap<(usize, usize), CudaSlice<u8>>,
+    vectors: HashMap<(usize, usize), CudaSlice<f32>>,
+    buf: Buffers,
+}
+
+/// The engine's operators on CUDA device 0.
+pub struct CudaOps {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    info: GpuInfo,
+    functions: HashMap<&'static str, CudaFunction>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for CudaOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaOps({})", self.info)
+    }
+}
+
+impl CudaOps {
+    /// Opens device 0, makes NVRTC loadable, compiles (or loads from the cache) every kernel
+    /// file for the device's architecture and loads every entry point. Fails with a clear
+    /// error — never panics — when there is no driver, no device or no NVRTC.
+    pub fn new(opts: &CudaOptions) -> Result<CudaOps> {
+        let (ctx, info) = open_device()?;
+        loader::ensure_nvrtc(opts.nvrtc_search_from.as_deref())?;
+        let nvrtc = loader::nvrtc_version()?;
+        let arch = info.arch();
+        let mut functions = HashMap::new();
+        for (file, names) in ENTRY_POINTS {
+            let src = kernels::source(file)
+                .ok_or_else(|| CudaError::Unsupported(format!("missing kernel file {file}")))?;
+            let ptx = kernels::ptx_cached(src, &arch, nvrtc, opts.ptx_cache.as_deref())?;
+            let module = contain("loading a kernel module", || {
+                ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                    .map_err(|e| CudaError::driver("loading a kernel module", e))
+            })?;
+            for name in names.iter() {
+                let f = module
+                    .load_function(name)
+                    .map_err(|e| CudaError::driver("loading a kernel entry point", e))?;
+                functions.insert(*name, f);
+            }
+        }
+        debug_assert!(SOURCES
+            .iter()
+            .all(|s| s.file == "exact.cu" || ENTRY_POINTS.iter().any(|(f, _)| *f == s.file)));
+        let stream = ctx.default_stream();
+        tracing::info!(gpu = %info, "CUDA backend ready");
+        Ok(CudaOps {
+            ctx,
+            stream,
+            info,
+            functions,
+            inner: Mutex::new(Inner {
+                weights: HashMap::new(),
+                vectors: HashMap::new(),
+                buf: Buffers::default(),
+            }),
+        })
+    }
+
+    /// The device this backend runs on.
+    pub fn gpu(&self) -> &GpuInfo {
+        &self.info
+    }
+
+    /// The CUDA context (for tests and tools that launch kernels themselves).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    fn func(&self, name: &str) -> &CudaFunction {
+        self.functions
+            .get(name)
+            .unwrap_or_else(|| fail("finding a kernel", format!("{name} was not loaded")))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn upload<T: cudarc::driver::DeviceRepr>(&self, host: &[T], dst: &mut CudaSlice<T>) {
+        if host.is_empty() {
+            return;
+        }
+        let mut view = dst.slice_mut(..host.len());
+        self.stream
+            .memcpy_htod(host, &mut view)
+            .unwrap_or_else(|e| fail("copying to the device", e));
+    }
+
+    fn download(&self, src: &CudaSlice<f32>, host: &mut [f32]) {
+        let view = src.slice(..host.len());
+        self.stream
+            .memcpy_dtoh(&view, host)
+            .unwrap_or_else(|e| fail("copying from the device", e));
+        self.stream
+            .synchronize()
+            .unwrap_or_else(|e| fail("synchronising", e));
+    }
+
+    fn builder(&self, name: &str) -> LaunchArgs<'_> {
+        self.stream.launch_builder(self.func(name))
+    }
+}
+
+/// Launches a kernel whose parameters `b` holds.
+fn go(name: &str, b: &mut LaunchArgs<'_>, cfg: LaunchConfig) {
+    // SAFETY: every kernel's parameter list is matched by the arguments pushed at its call
+    // site, and every buffer is at least as long as the lengths passed with it.
+    unsafe { b.launch(cfg) }.unwrap_or_else(|e| fail(name, e));
+}
+
+fn grid1(n: usize, block: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(block).max(1), 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The quantized product kernel and activation mode for a weight type.
+fn product_kernel(ty: GgmlType) -> (&'static str, i32, usize) {
+    match ty {
+        GgmlType::Q4_0 => ("mul_mat_q4_0", 0, 32),
+        GgmlType::Q4_1 => ("mul_mat_q4_1", 1, 32),
+        GgmlType::Q5_0 => ("mul_mat_q5_0", 0, 32),
+        GgmlType::Q8_0 => ("mul_mat_q8_0", 0, 32),
+        GgmlType::Q4K => ("mul_mat_q4k", 2, 256),
+        GgmlType::Q6K => ("mul_mat_q6k", 2, 256),
+        GgmlType::F32 => ("mul_mat_f32", -1, 1),
+        GgmlType::F16 => ("mul_mat_f16", -1, 1),
+    }
+}
+
+impl Ops for CudaOps {
+    fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
+        let (k, m) = (w.cols, w.rows);
+        assert_eq!(x.len(), n * k, "matmul input shape");
+        assert_eq!(out.len(), n * m, "matmul output shape");
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let bytes = w.bytes();
+        let key = (bytes.as_ptr() as usize, bytes.len());
+        if !inner.weights.contains_key(&key) {
+            let dev = self
+                .stream
+                .clone_htod(bytes)
+                .unwrap_or_else(|e| fail("uploading a weight", e));
+            inner.weights.insert(key, dev);
+        }
+        let wd = &inner.weights[&key];
+        let b = &mut inner.buf;
+        let xd = fit(&self.stream, &mut b.x, n * k);
+        self.upload(x, xd);
+        let (name, mode, bsz) = product_kernel(w.ty);
+        let od = fit(&self.stream, &mut b.out, n * m);
+        let cfg = LaunchConfig {
+            grid_dim: (
+                (m as u32).div_ceil(ROWS_PER_BLOCK),
+                (n as u32).div_ceil(TOK),
+                1,
+            ),
+            block_dim: (ROWS_PER_BLOCK * 32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (rows, cols, nt) = (m as i32, k as i32, n as i32);
+        if w.ty.act_type() == ActType::F32 {
+            let mut b = self.builder(name);
+            b.arg(wd)
+                .arg(&rows)
+                .arg(&cols)
+                .arg(&*xd)
+                .arg(&nt)
+                .arg(&mut *od);
+            go(name, &mut b, cfg);
+        } else {
+            let n_blocks = n * k / bsz;
+            let aq = fit(&self.stream, &mut b.aq, n * k);
+            let ad = fit(&self.stream, &mut b.ad, n_blocks);
+            let asum = fit(&self.stream, &mut b.asum, n_blocks);
+            let bsums = fit(&self.stream, &mut b.bsums, n * k / 16);
+            let (nb, bs) = (n_blocks as i32, bsz as i32);
+            let qcfg = LaunchConfig {
+                grid_dim: (n_blocks as u32, 1, 1),
+                block_dim: (bsz as u32, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = self.builder("quantize_act");
+            b.arg(&*xd)
+                .arg(&nb)
+                .arg(&bs)
+                .arg(&mode)
+                .arg(&mut *aq)
+                .arg(&mut *ad)
+                .arg(&mut *asum)
+                .arg(&mut *bsums);
+            go("quantize_act", &mut b, qcfg);
+            let mut b = self.builder(name);
+            b.arg(wd)
+                .arg(&rows)
+                .arg(&cols)
+                .arg(&*aq)
+                .arg(&*ad)
+                .arg(&*asum)
+                .arg(&*bsums)
+                .arg(&nt)
+                .arg(&mut *od);
+            go(name, &mut b, cfg);
+        }
+        self.download(od, out);
+    }
+
+    fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+        let d = weight.len();
+        let rows = x.len() / d;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let key = (weight.as_ptr() as usize, d);
+        if !inner.vectors.contains_key(&key) {
+            let dev = self
+                .stream
+                .clone_htod(weight)
+                .unwrap_or_else(|e| fail("uploading a norm weight", e));
+            inner.vectors.insert(key, dev);
+        }
+        let wd = &inner.vectors[&key];
+        let b = &mut inner.buf;
+        let xd = fit(&self.stream, &mut b.x, x.len());
+        self.upload(x, xd);
+        let od = fit(&self.stream, &mut b.out, x.len());
+        let di = d as i32;
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.builder("rms_norm_f32");
+        b.arg(&*xd).arg(wd).arg(&eps).arg(&di).arg(&mut *od);
+        go("rms_norm_f32", &mut b, cfg);
+        self.download(od, &mut out[..x.len()]);
+    }
+
+    fn rope(
+        &self,
+        x: &mut [f32],
+        pos0: usize,
+        n_heads: usize,
+        head_dim: usize,
+        layout: RopeLayout,
+        base: f32,
+    ) {
+        let rows = x.len() / (n_heads * head_dim);
+        // The same f32 computation as CpuOps::rope.
+        let theta_scale = base.powf(-2.0 / head_dim as f32);
+        let mut guard = self.lock();
+        let b = &mut guard.buf;
+        let xd = fit(&self.stream, &mut b.x, x.len());
+        self.upload(x, xd);
+        let (p0, nh, hd) = (pos0 as i32, n_heads as i32, head_dim as i32);
+        let lay: i32 = match layout {
+            RopeLayout::Adjacent => 0,
+            RopeLayout::Halves => 1,
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, n_heads as u32, 1),
+            block_dim: ((head_dim / 2) as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = self.builder("rope_f32");
+        b.arg(&mut *xd)
+            .arg(&p0)
+            .arg(&nh)
+            .arg(&hd)
+            .arg(&lay)
+            .arg(&theta_scale);
+        go("rope_f32", &mut b, cfg);
+        self.download(xd, x);
+    }
+
+    fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
+        let n = gate.len();
+        let mut guard = self.lock();
+        let b = &mut guard.buf;
+        let gd = fit(&self.stream, &mut b.x, n);
+        self.upload(gate, gd);
+        let ud = fit(&self.stream, &mut b.out, n);
+        self.upload(up, ud);
+        let ni = n as i32;
+        let mut b = self.builder("swiglu_f32");
+        b.arg(&mut *gd).arg(&*ud).arg(&ni);
+        go("swiglu_f32", &mut b, grid1(n, 256));
+        self.download(gd, gate);
+    }
+
+    fn attention(
+        &self,
+        q: &[f32],
+        k_cache: &[f32],
+        v_cache: &[f32],
+        s: AttnShape,
+        out: &mut [f32],
+    ) {
+        let hd = s.head_dim;
+        let kv_len = (s.pos0 + s.n_tokens) * s.n_head_kv * hd;
+        let shared = (hd + s.pos0 + s.n_tokens) * 4;
+        if shared > MAX_SHARED {
+            fail(
+                "attention",
+                format!("a context of {} positions needs {shared} bytes of shared memory (at most {MAX_SHARED})", s.pos0 + s.n_tokens),
+            );
+        }
+        let mut guard = self.lock();
+        let b = &mut guard.buf;
+        let qd = fit(&self.stream, &mut b.x, q.len());
+        self.upload(q, qd);
+        let kd = fit(&self.stream, &mut b.k, kv_len);
+        self.upload(&k_cache[..kv_len], kd);
+        let vd = fit(&self.stream, &mut b.v, kv_len);
+        self.upload(&v_cache[..kv_len], vd);
+        let od = fit(&self.stream, &mut b.out, q.len());
+        let (nh, nkv, hdi, p0) = (
+            s.n_head as i32,
+            s.n_head_kv as i32,
+            hd as i32,
+            s.pos0 as i32,
+        );
+        let scale = 1.0 / (hd as f32).sqrt();
+        let cfg = LaunchConfig {
+            grid_dim: (s.n_tokens as u32, s.n_head as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: shared as u32,
+        };
+        let mut b = self.builder("attention_f32");
+        b.arg(&*qd)
+            .arg(&*kd)
+            .arg(&*vd)
+            .arg(&nh)
+            .arg(&nkv)
+            .arg(&hdi)
+            .arg(&p0)
+            .arg(&scale)
+            .arg(&mut *od);
+        go("attention_f32", &mut b, cfg);
+        self.download(od, out);
+    }
+
+    fn n_threads(&self) -> usize {
+        1
+    }
+}
+
+impl CudaOps {
+    /// Greedy argmax of `logits` on the device (ties to the lowest index, as
+    /// `engram_engine::sampler::argmax`).
+    pub fn argmax(&self, logits: &[f32]) -> u32 {
+        let mut guard = self.lock();
+        let b = &mut guard.buf;
+        let ld = fit(&self.stream, &mut b.x, logits.len());
+        self.upload(logits, ld);
+        let mut res = self
+            .stream
+            .alloc_zeros::<i32>(1)
+            .unwrap_or_else(|e| fail("allocating", e));
+        let n = logits.len() as i32;
+        let mut b = self.builder("argmax_f32");
+        b.arg(&*ld).arg(&n).arg(&mut res);
+        go("argmax_f32", &mut b, grid1(1, 1024));
+        let v = self
+            .stream
+            .clone_dtoh(&res)
+            .unwrap_or_else(|e| fail("copying from the device", e));
+        v[0] as u32
+    }
+}

@@ -1,0 +1,23 @@
+//! Engram's CUDA backend, through cudarc with dynamic loading: nothing CUDA is needed to build
+//! or test it, and a machine without a GPU gets clear errors instead of panics.
+//!
+//! - [`loader`]: finds `libcuda` and `libnvrtc` at run time (NVRTC also from the PyPI wheel in
+//!   `.venv`) and checks their presence before cudarc's lazy loader would panic.
+//! - [`device`]: `--device cpu | cuda | auto` and the GPU probe behind `engram info`.
+//! - [`kernels`]: the CUDA C sources of the top-level `kernels/` folder, compiled by NVRTC at
+//!   first use and cached as PTX by content hash and architecture.
+//! - [`backend`]: [`CudaOps`], the engine's [`engram_engine::Ops`] on the GPU, so the engine's
+//!   one model definition (`engram_engine::forward`) runs there unchanged.
+//! - [`select`]: builds the operators for a [`DeviceChoice`].
+
+pub mod backend;
+pub mod device;
+mod error;
+pub mod kernels;
+pub mod loader;
+pub mod select;
+
+pub use backend::{CudaOps, CudaOptions};
+pub use device::{gpu_line, nvrtc_line, probe, DeviceChoice, GpuInfo};
+pub use error::{CudaError, Result};
+pub use select::{ops_for, Selected};
