@@ -105,9 +105,7 @@ pub fn forward(model: &Model, ops: &dyn Ops, cache: &mut KvCache, tokens: &[u32]
 
     for (li, l) in model.layers.iter().enumerate() {
         ops.rms_norm(&s.x, &l.attn_norm, c.eps, &mut s.h);
-        ops.matmul(&l.wq, &s.h, n, &mut s.q);
-        ops.matmul(&l.wk, &s.h, n, &mut s.k);
-        ops.matmul(&l.wv, &s.h, n, &mut s.v);
+        ops.matmul_many(&[&l.wq, &l.wk, &l.wv], &s.h, n, &mut [&mut s.q, &mut s.k, &mut s.v]);
         for (buf, bias) in [(&mut s.q, &l.bq), (&mut s.k, &l.bk), (&mut s.v, &l.bv)] {
             if let Some(b) = bias {
                 for row in buf.chunks_exact_mut(b.len()) {
@@ -131,8 +129,7 @@ pub fn forward(model: &Model, ops: &dyn Ops, cache: &mut KvCache, tokens: &[u32]
         s.x.iter_mut().zip(&s.proj).for_each(|(x, p)| *x += p);
 
         ops.rms_norm(&s.x, &l.ffn_norm, c.eps, &mut s.h);
-        ops.matmul(&l.w_gate, &s.h, n, &mut s.gate);
-        ops.matmul(&l.w_up, &s.h, n, &mut s.up);
+        ops.matmul_many(&[&l.w_gate, &l.w_up], &s.h, n, &mut [&mut s.gate, &mut s.up]);
         ops.swiglu(&mut s.gate, &s.up);
         ops.matmul(&l.w_down, &s.gate, n, &mut s.proj);
         s.x.iter_mut().zip(&s.proj).for_each(|(x, p)| *x += p);

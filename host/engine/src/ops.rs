@@ -9,7 +9,7 @@
 use crate::kernels::Kernels;
 use crate::model::{RopeLayout, Weight};
 use crate::pool::ThreadPool;
-use crate::quant::quantize_act_row;
+use crate::quant::{quantize_act_row, ActType};
 use std::sync::Mutex;
 
 /// Shape of one attention call.
@@ -32,6 +32,15 @@ pub trait Ops: Send + Sync {
     /// `out[t][r] = Σ_c w[r][c] · x[t][c]` for `n` tokens (`x` is `n × w.cols`, `out` is
     /// `n × w.rows`).
     fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]);
+    /// Several products of the same input: `outs[i] = ws[i] · x` (all `ws` have the same
+    /// `cols`). An implementation may share the input's preparation and one parallel job
+    /// among them; the default computes them one after another with [`Ops::matmul`].
+    fn matmul_many(&self, ws: &[&Weight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+        assert_eq!(ws.len(), outs.len(), "one output per weight");
+        for (w, out) in ws.iter().zip(outs.iter_mut()) {
+            self.matmul(w, x, n, out);
+        }
+    }
     /// `out = x / sqrt(mean(x²) + eps) * weight`, row by row (rows of `weight.len()`).
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]);
     /// Rotates each head of each row of `x` (rows of `n_heads * head_dim`) by its position
@@ -51,7 +60,8 @@ pub trait Ops: Send + Sync {
 pub struct CpuOps {
     kernels: Kernels,
     pool: ThreadPool,
-    act_buf: Mutex<Vec<u64>>,
+    /// Quantized activations, one buffer per [`ActType`] (u64 storage keeps blocks aligned).
+    act_buf: Mutex<[Vec<u64>; 4]>,
 }
 
 impl std::fmt::Debug for CpuOps {
@@ -86,7 +96,7 @@ impl CpuOps {
         CpuOps {
             kernels,
             pool: ThreadPool::new(n_threads),
-            act_buf: Mutex::new(Vec::new()),
+            act_buf: Mutex::new(Default::default()),
         }
     }
 
@@ -103,61 +113,179 @@ thread_local! {
     static ROPE_SCRATCH: std::cell::RefCell<Vec<(f32, f32)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Rows of weights processed together per token in prefill (keeps them in L1).
-const ROW_TILE: usize = 16;
+/// One piece of a (multi-)matmul job: rows `r0..r1` of weight `wi`.
+#[derive(Clone, Copy)]
+struct Piece {
+    wi: u8,
+    r0: u32,
+    r1: u32,
+}
 
-impl Ops for CpuOps {
-    fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
-        let (k, m) = (w.cols, w.rows);
-        assert_eq!(x.len(), n * k, "matmul input shape");
-        assert_eq!(out.len(), n * m, "matmul output shape");
-        let act = w.ty.act_type();
-        let arb = act.row_bytes(k);
-        let mut guard = self.act_buf.lock().unwrap_or_else(|e| e.into_inner());
-        let words = (n * arb).div_ceil(8);
-        if guard.len() < words {
-            guard.resize(words, 0);
+fn act_slot(a: ActType) -> usize {
+    match a {
+        ActType::F32 => 0,
+        ActType::Q8_0 => 1,
+        ActType::Q8_1 => 2,
+        ActType::Q8K => 3,
+    }
+}
+
+/// Most weights one [`CpuOps::matmul_many`] job takes.
+const MAX_FUSED: usize = 4;
+
+impl CpuOps {
+    /// `outs[i] = ws[i] · x` in one parallel job: the input is quantized once per activation
+    /// format, and the rows of every weight are handed out as pieces of one job.
+    fn matmuls(&self, ws: &[&Weight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+        assert_eq!(ws.len(), outs.len(), "one output per weight");
+        if ws.len() > MAX_FUSED {
+            let (wa, wb) = ws.split_at(MAX_FUSED);
+            let (oa, ob) = outs.split_at_mut(MAX_FUSED);
+            self.matmuls(wa, x, n, oa);
+            self.matmuls(wb, x, n, ob);
+            return;
         }
-        // SAFETY: u64 storage viewed as bytes; the length is within the allocation.
-        let abuf: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(guard.as_mut_ptr() as *mut u8, n * arb) };
-        if n == 1 {
-            quantize_act_row(act, x, abuf);
-        } else {
-            let ap = abuf.as_mut_ptr() as usize;
-            self.pool.for_ranges(n, &|r| {
+        let Some(first) = ws.first() else { return };
+        let k = first.cols;
+        assert_eq!(x.len(), n * k, "matmul input shape");
+        for (w, o) in ws.iter().zip(outs.iter()) {
+            assert_eq!(w.cols, k, "fused matmuls share their input");
+            assert_eq!(o.len(), n * w.rows, "matmul output shape");
+        }
+        let mut guard = self.act_buf.lock().unwrap_or_else(|e| e.into_inner());
+        // Quantize the input once for each activation format the weights need.
+        let mut acts: [Option<(usize, usize)>; 4] = [None; 4]; // (pointer, row bytes)
+        for w in ws {
+            let act = w.ty.act_type();
+            let slot = act_slot(act);
+            if acts[slot].is_some() {
+                continue;
+            }
+            let arb = act.row_bytes(k);
+            let buf = &mut guard[slot];
+            let words = (n * arb).div_ceil(8);
+            if buf.len() < words {
+                buf.resize(words, 0);
+            }
+            let ap = buf.as_mut_ptr() as usize;
+            // SAFETY: u64 storage viewed as bytes; each token's row is within the allocation
+            // and written by exactly one thread.
+            let quant = |r: std::ops::Range<usize>| {
                 for t in r {
-                    // SAFETY: each token row is written by exactly one thread.
                     let row = unsafe { std::slice::from_raw_parts_mut((ap as *mut u8).add(t * arb), arb) };
                     quantize_act_row(act, &x[t * k..(t + 1) * k], row);
                 }
-            });
+            };
+            if n == 1 {
+                quant(0..1);
+            } else {
+                self.pool.for_ranges(n, &quant);
+            }
+            acts[slot] = Some((ap, arb));
         }
-        let abuf: &[u8] = abuf;
-        let dot = self.kernels.dot_for(w.ty);
-        let wb = w.bytes();
-        let wrb = w.row_bytes();
-        let o = SharedMut(out.as_mut_ptr());
-        // Chunks of rows small enough to balance across threads, large enough to amortise.
-        let chunk = if n == 1 {
-            (m / (8 * self.pool.n_threads())).clamp(16, 256)
-        } else {
-            64
-        };
-        self.pool.for_chunks(m, chunk, &|rows| {
-            let mut r0 = rows.start;
-            while r0 < rows.end {
-                let r1 = (r0 + ROW_TILE).min(rows.end);
-                for t in 0..n {
-                    let a = &abuf[t * arb..(t + 1) * arb];
-                    for r in r0..r1 {
-                        let v = dot(&wb[r * wrb..(r + 1) * wrb], a);
-                        // SAFETY: (t, r) is written by exactly this thread; in bounds by the asserts.
-                        unsafe { *o.ptr().add(t * m + r) = v };
-                    }
-                }
+        // Cut every weight's rows into pieces small enough to balance across the threads
+        // and large enough to amortise, whole tiles where a tile kernel exists.
+        let nt = self.pool.n_threads();
+        let mut pieces = [Piece { wi: 0, r0: 0, r1: 0 }; 1024];
+        let mut n_pieces = 0;
+        let mut outp = [SharedMut(std::ptr::null_mut()); MAX_FUSED];
+        for (wi, (w, o)) in ws.iter().zip(outs.iter_mut()).enumerate() {
+            outp[wi] = SharedMut(o.as_mut_ptr());
+            let m = w.rows;
+            let tile_rows = self.kernels.tile_for(w.ty, n).map_or(1, |t| t.rows);
+            let chunk = if n == 1 { (m / (8 * nt)).clamp(16, 256) } else { 64 };
+            let chunk = chunk.div_ceil(tile_rows) * tile_rows;
+            let chunk = chunk.max(m.div_ceil(pieces.len() / MAX_FUSED));
+            let mut r0 = 0;
+            while r0 < m {
+                let r1 = (r0 + chunk).min(m);
+                pieces[n_pieces] = Piece {
+                    wi: wi as u8,
+                    r0: r0 as u32,
+                    r1: r1 as u32,
+                };
+                n_pieces += 1;
                 r0 = r1;
             }
+        }
+        let pieces = &pieces[..n_pieces];
+        let kernels = &self.kernels;
+        self.pool.for_chunks(n_pieces, 1, &|range| {
+            for p in &pieces[range] {
+                let w = ws[p.wi as usize];
+                let (ap, arb) = acts[act_slot(w.ty.act_type())].expect("quantized above");
+                // SAFETY: written above, alive while `guard` is held; read-only here.
+                let abuf: &[u8] = unsafe { std::slice::from_raw_parts(ap as *const u8, n * arb) };
+                let out = outp[p.wi as usize];
+                run_piece(kernels, w, abuf, arb, n, p.r0 as usize..p.r1 as usize, out);
+            }
         });
+        drop(guard);
+    }
+}
+
+/// Rows of weights processed together per token in the pair-by-pair fallback (keeps them
+/// in L1).
+const ROW_TILE: usize = 16;
+
+/// Computes rows `rows` of `w · x` for all `n` tokens into `out` (`n × w.rows`).
+fn run_piece(k: &Kernels, w: &Weight, abuf: &[u8], arb: usize, n: usize, rows: std::ops::Range<usize>, out: SharedMut) {
+    let m = w.rows;
+    let wb = w.bytes();
+    let wrb = w.row_bytes();
+    if let Some(tile) = k.tile_for(w.ty, n) {
+        let mut buf = [0f32; 64];
+        debug_assert!(tile.rows * tile.toks <= buf.len());
+        let mut t0 = 0;
+        while t0 < n {
+            let tt = (n - t0).min(tile.toks);
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let rr = (rows.end - r0).min(tile.rows);
+                (tile.f)(
+                    &wb[r0 * wrb..(r0 + rr) * wrb],
+                    wrb,
+                    rr,
+                    &abuf[t0 * arb..(t0 + tt) * arb],
+                    arb,
+                    tt,
+                    &mut buf,
+                );
+                for t in 0..tt {
+                    for r in 0..rr {
+                        // SAFETY: (t0 + t, r0 + r) lies in this piece, written by this thread only.
+                        unsafe { *out.ptr().add((t0 + t) * m + r0 + r) = buf[t * rr + r] };
+                    }
+                }
+                r0 += rr;
+            }
+            t0 += tt;
+        }
+        return;
+    }
+    let dot = k.dot_for(w.ty);
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = (r0 + ROW_TILE).min(rows.end);
+        for t in 0..n {
+            let a = &abuf[t * arb..(t + 1) * arb];
+            for r in r0..r1 {
+                let v = dot(&wb[r * wrb..(r + 1) * wrb], a);
+                // SAFETY: (t, r) is written by exactly this thread; in bounds by the asserts.
+                unsafe { *out.ptr().add(t * m + r) = v };
+            }
+        }
+        r0 = r1;
+    }
+}
+
+impl Ops for CpuOps {
+    fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
+        self.matmuls(&[w], x, n, &mut [out]);
+    }
+
+    fn matmul_many(&self, ws: &[&Weight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+        self.matmuls(ws, x, n, outs);
     }
 
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -200,9 +328,24 @@ impl Ops for CpuOps {
     }
 
     fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
-        for (g, u) in gate.iter_mut().zip(up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
+        assert_eq!(gate.len(), up.len(), "swiglu shapes");
+        let f = |g: &mut [f32], u: &[f32]| {
+            for (g, u) in g.iter_mut().zip(u) {
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+        };
+        // One token's worth is too little to share; a prefill batch is split over the pool.
+        const CHUNK: usize = 8192;
+        if gate.len() <= CHUNK {
+            return f(gate, up);
         }
+        let gp = SharedMut(gate.as_mut_ptr());
+        let n = gate.len();
+        self.pool.for_chunks(n, CHUNK, &|r| {
+            // SAFETY: the chunks are disjoint ranges of `gate`.
+            let g = unsafe { std::slice::from_raw_parts_mut(gp.ptr().add(r.start), r.len()) };
+            f(g, &up[r]);
+        });
     }
 
     fn attention(&self, q: &[f32], k_cache: &[f32], v_cache: &[f32], s: AttnShape, out: &mut [f32]) {

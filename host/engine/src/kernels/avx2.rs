@@ -1,5 +1,7 @@
-//! AVX2 + FMA dot products (x86_64). Each must equal its [`scalar`](super::scalar) reference
-//! up to f32 summation order; the unit tests in `kernels/mod.rs` check this.
+//! AVX2 + FMA dot products (x86_64). Each is bit-identical to its [`scalar`](super::scalar)
+//! reference: block sums are exact integers, and the f32 arithmetic is the reference's, in
+//! its order (the f32/f16 ones use the reference's 16-lane order and no fused multiply-add).
+//! The unit tests in `kernels/mod.rs` check this.
 //!
 //! The safe wrappers may only be called after `avx2` and `fma` were detected at run time;
 //! [`Kernels::detect`](super::Kernels::detect) guarantees that.
@@ -75,35 +77,32 @@ unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_impl(w: &[BlockQ4_0], a: &[BlockQ8_0A]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = _mm256_sub_epi8(nibbles_32(bw.qs.as_ptr()), _mm256_set1_epi8(8));
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(x, y)), acc);
+        acc += fp16(bw.d) * ba.d * hsum_i32(mul_sum_i8(x, y)) as f32;
     }
-    hsum_f32(acc)
+    acc
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_impl(w: &[BlockQ4_1], a: &[BlockQ8_1A]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     let mut mins = 0f32;
     for (bw, ba) in w.iter().zip(a) {
-        mins += fp16(bw.m) * ba.s;
-        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = nibbles_32(bw.qs.as_ptr());
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_us8(x, y)), acc);
+        acc += fp16(bw.d) * ba.d * hsum_i32(mul_sum_us8(x, y)) as f32;
+        mins += fp16(bw.m) * ba.s;
     }
-    hsum_f32(acc) + mins
+    acc + mins
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_impl(w: &[BlockQ5_0], a: &[BlockQ8_0A]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let lo = nibbles_32(bw.qs.as_ptr());
         let hi = _mm256_andnot_si256(
             bytes_from_bits_32(u32::from_le_bytes(bw.qh)),
@@ -111,21 +110,20 @@ unsafe fn q5_0_impl(w: &[BlockQ5_0], a: &[BlockQ8_0A]) -> f32 {
         );
         let x = _mm256_or_si256(lo, hi);
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(x, y)), acc);
+        acc += fp16(bw.d) * ba.d * hsum_i32(mul_sum_i8(x, y)) as f32;
     }
-    hsum_f32(acc)
+    acc
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_impl(w: &[BlockQ8_0], a: &[BlockQ8_0A]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0f32;
     for (bw, ba) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(fp16(bw.d) * ba.d);
         let x = _mm256_loadu_si256(bw.qs.as_ptr() as *const __m256i);
         let y = _mm256_loadu_si256(ba.qs.as_ptr() as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(mul_sum_i8(x, y)), acc);
+        acc += fp16(bw.d) * ba.d * hsum_i32(mul_sum_i8(x, y)) as f32;
     }
-    hsum_f32(acc)
+    acc
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -203,16 +201,10 @@ unsafe fn f32_impl(a: &[f32], b: &[f32]) -> f32 {
     let mut acc1 = _mm256_setzero_ps();
     let mut i = 0;
     while i + 16 <= n {
-        acc0 = _mm256_fmadd_ps(
-            _mm256_loadu_ps(a.as_ptr().add(i)),
-            _mm256_loadu_ps(b.as_ptr().add(i)),
-            acc0,
-        );
-        acc1 = _mm256_fmadd_ps(
-            _mm256_loadu_ps(a.as_ptr().add(i + 8)),
-            _mm256_loadu_ps(b.as_ptr().add(i + 8)),
-            acc1,
-        );
+        let p0 = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+        let p1 = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i + 8)), _mm256_loadu_ps(b.as_ptr().add(i + 8)));
+        acc0 = _mm256_add_ps(acc0, p0);
+        acc1 = _mm256_add_ps(acc1, p1);
         i += 16;
     }
     let mut s = hsum_f32(_mm256_add_ps(acc0, acc1));
@@ -226,14 +218,19 @@ unsafe fn f32_impl(a: &[f32], b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16_impl(w: &[u16], a: &[f32]) -> f32 {
     let n = w.len().min(a.len());
-    let mut acc = _mm256_setzero_ps();
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
     let mut i = 0;
-    while i + 8 <= n {
-        let h = _mm_loadu_si128(w.as_ptr().add(i) as *const __m128i);
-        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(h), _mm256_loadu_ps(a.as_ptr().add(i)), acc);
-        i += 8;
+    while i + 16 <= n {
+        let h0 = _mm_loadu_si128(w.as_ptr().add(i) as *const __m128i);
+        let h1 = _mm_loadu_si128(w.as_ptr().add(i + 8) as *const __m128i);
+        let p0 = _mm256_mul_ps(_mm256_cvtph_ps(h0), _mm256_loadu_ps(a.as_ptr().add(i)));
+        let p1 = _mm256_mul_ps(_mm256_cvtph_ps(h1), _mm256_loadu_ps(a.as_ptr().add(i + 8)));
+        acc0 = _mm256_add_ps(acc0, p0);
+        acc1 = _mm256_add_ps(acc1, p1);
+        i += 16;
     }
-    let mut s = hsum_f32(acc);
+    let mut s = hsum_f32(_mm256_add_ps(acc0, acc1));
     while i < n {
         s += fp16(w[i]) * a[i];
         i += 1;

@@ -2,7 +2,9 @@
 //!
 //! Each function takes one weight row and one activation row (in the weight type's
 //! [`ActType`](crate::quant::ActType)) as bytes and returns their dot product. Integer
-//! sums inside a block are exact; blocks are combined in f32 in block order.
+//! sums inside a block are exact; blocks are combined in f32 in block order. The float dot
+//! products use a fixed 16-lane order ([`lane_dot`]). Every SIMD kernel reproduces these
+//! operations exactly, so every kernel table computes the same bits.
 
 // Index loops mirror the GGML reference code block for block, which keeps them auditable.
 #![allow(clippy::needless_range_loop)]
@@ -134,21 +136,46 @@ pub fn dot_q6k(w: &[u8], a: &[u8]) -> f32 {
     acc
 }
 
-/// F32 weights · f32 activations.
+/// F32 weights · f32 activations (in [`lane_dot`]'s order).
 pub fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
     let w: &[f32] = cast_blocks(w).unwrap();
     let a: &[f32] = cast_blocks(a).unwrap();
-    w.iter().zip(a).map(|(x, y)| x * y).sum()
+    lane_dot(w.len().min(a.len()), |i| w[i] * a[i])
 }
 
-/// F16 weights · f32 activations.
+/// F16 weights · f32 activations (in [`lane_dot`]'s order).
 pub fn dot_f16(w: &[u8], a: &[u8]) -> f32 {
     let w: &[u16] = cast_blocks(w).unwrap();
     let a: &[f32] = cast_blocks(a).unwrap();
-    w.iter().zip(a).map(|(&x, y)| f16_to_f32(x) * y).sum()
+    lane_dot(w.len().min(a.len()), |i| f16_to_f32(w[i]) * a[i])
 }
 
-/// Plain f32 dot product (attention scores), sequential accumulation.
+/// Plain f32 dot product (attention scores), in [`lane_dot`]'s order.
 pub fn dot_f32_slices(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    lane_dot(a.len().min(b.len()), |i| a[i] * b[i])
+}
+
+/// Σ `prod(i)` for `i < n` in the order every float dot product of this crate uses, so that
+/// the SIMD versions give the same bits: 16 running sums (element `i` of each whole group of
+/// 16 goes to sum `i % 16`), combined as `v[j] = s[j] + s[j + 8]`, `u[k] = v[k] + v[k + 4]`,
+/// `(u[0] + u[2]) + (u[1] + u[3])`, then the remaining elements added one by one. No fused
+/// multiply-adds.
+#[inline(always)]
+pub fn lane_dot(n: usize, prod: impl Fn(usize) -> f32) -> f32 {
+    let mut s = [0f32; 16];
+    let mut i = 0;
+    while i + 16 <= n {
+        for (j, sj) in s.iter_mut().enumerate() {
+            *sj += prod(i + j);
+        }
+        i += 16;
+    }
+    let v: [f32; 8] = std::array::from_fn(|j| s[j] + s[j + 8]);
+    let u: [f32; 4] = std::array::from_fn(|k| v[k] + v[k + 4]);
+    let mut r = (u[0] + u[2]) + (u[1] + u[3]);
+    while i < n {
+        r += prod(i);
+        i += 1;
+    }
+    r
 }

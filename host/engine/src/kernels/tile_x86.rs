@@ -1,0 +1,385 @@
+//! Register-tiled products for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) on
+//! x86_64: one call computes `R` weight rows × `T` activation rows.
+//!
+//! Each weight block is unpacked to 32 bytes once and reused for all `T` activation blocks
+//! (prefill: several tokens), and each activation block is loaded once for all `R` rows
+//! (decode: `T = 1`, eight rows). Per block and (row, token) pair the work is one byte dot
+//! product (`vpmaddubsw`+`vpmaddwd`, or one `vpdpbusd` with AVX-512 VNNI); the pairs' eight
+//! partial sums are then reduced eight pairs at a time and the block scales applied to eight
+//! pairs in one vector.
+//!
+//! Every result is bit-identical to [`scalar`](super::scalar)'s dot product of the same rows
+//! (exact integer block sums, then the scalar code's f32 operations in its order), which the
+//! tests in `kernels/mod.rs` check.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use crate::quant::*;
+use std::arch::x86_64::*;
+
+/// A weight block format: how to turn one block into 32 bytes plus its scale (and minimum).
+trait WBlock {
+    /// Bytes per block.
+    const BYTES: usize;
+    /// True when the unpacked bytes are signed (i8); false for unsigned nibbles (Q4_1).
+    const SIGNED: bool;
+    /// True when the block has a minimum (`Σ = d·Σ(q·y) + m·Σy`).
+    const HAS_MIN: bool;
+    /// The 32 quants.
+    unsafe fn quants(p: *const u8) -> __m256i;
+    /// The scale's f16 bits.
+    #[inline(always)]
+    unsafe fn d_bits(p: *const u8) -> u16 {
+        rd_u16(p)
+    }
+    /// The minimum's f16 bits (formats with one).
+    #[inline(always)]
+    unsafe fn m_bits(p: *const u8) -> u16 {
+        rd_u16(p.add(2))
+    }
+}
+
+/// An activation block format.
+trait ABlock {
+    /// Bytes per block.
+    const BYTES: usize;
+    /// The 32 quants.
+    unsafe fn quants(p: *const u8) -> __m256i;
+    /// The scale.
+    #[inline(always)]
+    unsafe fn d(p: *const u8) -> f32 {
+        rd_f32(p)
+    }
+    /// `d·Σq` (formats that store it).
+    #[inline(always)]
+    unsafe fn s(p: *const u8) -> f32 {
+        rd_f32(p.add(4))
+    }
+}
+
+#[inline(always)]
+unsafe fn rd_u16(p: *const u8) -> u16 {
+    std::ptr::read_unaligned(p as *const u16)
+}
+
+#[inline(always)]
+unsafe fn rd_f32(p: *const u8) -> f32 {
+    std::ptr::read_unaligned(p as *const f32)
+}
+
+/// 16 bytes of nibbles → 32 bytes: low nibbles in lanes 0..16, high nibbles in lanes 16..32.
+#[inline(always)]
+unsafe fn nibbles_32(p: *const u8) -> __m256i {
+    let x = _mm_loadu_si128(p as *const __m128i);
+    let hi = _mm_srli_epi16(x, 4);
+    let v = _mm256_insertf128_si256(_mm256_castsi128_si256(x), hi, 1);
+    _mm256_and_si256(v, _mm256_set1_epi8(0x0F))
+}
+
+/// 32 bits → 32 bytes, 0xFF where the bit is set.
+#[inline(always)]
+unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+    let shuf = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+struct Q4_0;
+impl WBlock for Q4_0 {
+    const BYTES: usize = 18;
+    const SIGNED: bool = true;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        _mm256_sub_epi8(nibbles_32(p.add(2)), _mm256_set1_epi8(8))
+    }
+}
+
+struct Q4_1;
+impl WBlock for Q4_1 {
+    const BYTES: usize = 20;
+    const SIGNED: bool = false;
+    const HAS_MIN: bool = true;
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        nibbles_32(p.add(4))
+    }
+}
+
+struct Q5_0;
+impl WBlock for Q5_0 {
+    const BYTES: usize = 22;
+    const SIGNED: bool = true;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        let lo = nibbles_32(p.add(6));
+        let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
+        let hi = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xF0u8 as i8));
+        _mm256_or_si256(lo, hi)
+    }
+}
+
+struct Q8_0;
+impl WBlock for Q8_0 {
+    const BYTES: usize = 34;
+    const SIGNED: bool = true;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        _mm256_loadu_si256(p.add(2) as *const __m256i)
+    }
+}
+
+struct A8_0;
+impl ABlock for A8_0 {
+    const BYTES: usize = std::mem::size_of::<BlockQ8_0A>();
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        _mm256_loadu_si256(p.add(4) as *const __m256i)
+    }
+}
+
+struct A8_1;
+impl ABlock for A8_1 {
+    const BYTES: usize = std::mem::size_of::<BlockQ8_1A>();
+    #[inline(always)]
+    unsafe fn quants(p: *const u8) -> __m256i {
+        _mm256_loadu_si256(p.add(8) as *const __m256i)
+    }
+}
+
+/// Byte dot product of 32 weight bytes `x` and 32 activation bytes `y`, as 8 i32 lanes.
+#[inline(always)]
+unsafe fn dot32<const VNNI: bool>(signed: bool, x: __m256i, y: __m256i) -> __m256i {
+    let (u, s) = if signed {
+        (_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+    } else {
+        (x, y)
+    };
+    if VNNI {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    } else {
+        // No saturation: |u| ≤ 128 and |s| ≤ 127, so each pair sum fits in i16.
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+}
+
+/// Lane `i` of the result is the sum of the 8 lanes of `p[i]` (exact integer sums).
+#[inline(always)]
+unsafe fn reduce8(p: &[__m256i; 8]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(p[0], p[1]);
+    let h23 = _mm256_hadd_epi32(p[2], p[3]);
+    let h45 = _mm256_hadd_epi32(p[4], p[5]);
+    let h67 = _mm256_hadd_epi32(p[6], p[7]);
+    let a = _mm256_hadd_epi32(h01, h23); // [Σ0..3 of lanes 0-3 | of lanes 4-7]
+    let b = _mm256_hadd_epi32(h45, h67);
+    let lo = _mm256_permute2x128_si256(a, b, 0x20);
+    let hi = _mm256_permute2x128_si256(a, b, 0x31);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Eight f16 values → f32: `R == 4`: `[h0..h3, h0..h3]`; `R == 8`: `[h0..h7]`.
+#[inline(always)]
+unsafe fn halves8<const R: usize>(h: &[u16; R]) -> __m256 {
+    let mut v = _mm_setzero_si128();
+    v = _mm_insert_epi16(v, h[0] as i32, 0);
+    v = _mm_insert_epi16(v, h[1] as i32, 1);
+    v = _mm_insert_epi16(v, h[2] as i32, 2);
+    v = _mm_insert_epi16(v, h[3] as i32, 3);
+    if R == 8 {
+        v = _mm_insert_epi16(v, h[4 % R] as i32, 4);
+        v = _mm_insert_epi16(v, h[5 % R] as i32, 5);
+        v = _mm_insert_epi16(v, h[6 % R] as i32, 6);
+        v = _mm_insert_epi16(v, h[7 % R] as i32, 7);
+    } else {
+        v = _mm_unpacklo_epi64(v, v);
+    }
+    _mm256_cvtph_ps(v)
+}
+
+/// Per-pair activation values of group `g`: `R == 4`: `[v(2g) ×4, v(2g+1) ×4]`; `R == 8`:
+/// `[v(g) ×8]`.
+#[inline(always)]
+unsafe fn toks8<const R: usize, const T: usize>(v: &[f32; T], g: usize) -> __m256 {
+    if R == 8 {
+        _mm256_set1_ps(v[g])
+    } else {
+        _mm256_set_m128(_mm_set1_ps(v[2 * g + 1]), _mm_set1_ps(v[2 * g]))
+    }
+}
+
+/// The tile itself, for `R ∈ {4, 8}` rows × `T` tokens in `G = R·T/8` groups of 8 pairs
+/// (pair `i = t·R + r`). Rows `≥ rows` and tokens `≥ toks` repeat the last valid one (their
+/// results are dropped), so partial tiles need no separate code.
+///
+/// Bit-identical to the scalar reference: each block's byte products are summed exactly in
+/// i32, then — like [`scalar`](super::scalar) — `acc += (d_w·d_a)·Σ` in f32 block after
+/// block (and `mins += m_w·s_a`, added at the end), with the same roundings.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: usize, const VNNI: bool>(
+    w: *const u8,
+    wrb: usize,
+    rows: usize,
+    a: *const u8,
+    arb: usize,
+    toks: usize,
+    out: &mut [f32],
+) {
+    debug_assert!((R == 4 || R == 8) && R * T == 8 * G);
+    let nb = wrb / W::BYTES;
+    let mut acc = [_mm256_setzero_ps(); G];
+    let mut mins = [_mm256_setzero_ps(); G];
+    let mut wp = [w; R];
+    for (r, p) in wp.iter_mut().enumerate() {
+        *p = w.add(r.min(rows - 1) * wrb);
+    }
+    let mut ap = [a; T];
+    for (t, p) in ap.iter_mut().enumerate() {
+        *p = a.add(t.min(toks - 1) * arb);
+    }
+    for b in 0..nb {
+        let mut x = [_mm256_setzero_si256(); R];
+        let mut dh = [0u16; R];
+        let mut mh = [0u16; R];
+        for r in 0..R {
+            let p = wp[r].add(b * W::BYTES);
+            x[r] = W::quants(p);
+            dh[r] = W::d_bits(p);
+            if W::HAS_MIN {
+                mh[r] = W::m_bits(p);
+            }
+        }
+        let mut y = [_mm256_setzero_si256(); T];
+        let mut da = [0f32; T];
+        let mut sa = [0f32; T];
+        for t in 0..T {
+            let p = ap[t].add(b * A::BYTES);
+            y[t] = A::quants(p);
+            da[t] = A::d(p);
+            if W::HAS_MIN {
+                sa[t] = A::s(p);
+            }
+        }
+        let dw = halves8::<R>(&dh);
+        let mw = if W::HAS_MIN { halves8::<R>(&mh) } else { _mm256_setzero_ps() };
+        for g in 0..G {
+            let mut p = [_mm256_setzero_si256(); 8];
+            for (i, pi) in p.iter_mut().enumerate() {
+                let pair = 8 * g + i;
+                *pi = dot32::<VNNI>(W::SIGNED, x[pair % R], y[pair / R]);
+            }
+            let sum = _mm256_cvtepi32_ps(reduce8(&p));
+            let d = _mm256_mul_ps(dw, toks8::<R, T>(&da, g));
+            acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(d, sum));
+            if W::HAS_MIN {
+                mins[g] = _mm256_add_ps(mins[g], _mm256_mul_ps(mw, toks8::<R, T>(&sa, g)));
+            }
+        }
+    }
+    let mut res = [0f32; 64];
+    for g in 0..G {
+        let v = if W::HAS_MIN { _mm256_add_ps(acc[g], mins[g]) } else { acc[g] };
+        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), v);
+    }
+    for t in 0..toks {
+        for r in 0..rows {
+            out[t * rows + r] = res[t * R + r];
+        }
+    }
+}
+
+/// Checks a tile call's slices against the shapes (the kernels read through raw pointers).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn check<W: WBlock, A: ABlock>(
+    w: &[u8],
+    wrb: usize,
+    rows: usize,
+    a: &[u8],
+    arb: usize,
+    toks: usize,
+    out: &[f32],
+    r: usize,
+    t: usize,
+) {
+    assert!(
+        (1..=r).contains(&rows) && (1..=t).contains(&toks),
+        "tile of {rows}×{toks} exceeds {r}×{t}"
+    );
+    assert!(wrb.is_multiple_of(W::BYTES) && w.len() >= rows * wrb, "weight rows");
+    assert!(
+        arb == wrb / W::BYTES * A::BYTES && a.len() >= toks * arb,
+        "activation rows"
+    );
+    assert!(out.len() >= rows * toks, "tile output");
+}
+
+macro_rules! tile_fns {
+    ($feat:literal, $vnni:expr, $r:expr, $t:expr, $( $name:ident: $w:ty, $a:ty; )*) => {
+        $(
+            /// Tile kernel (see the module docs); the CPU features it needs were detected by
+            /// [`Kernels`](super::Kernels) before it was installed.
+            pub fn $name(w: &[u8], wrb: usize, rows: usize, a: &[u8], arb: usize, toks: usize, out: &mut [f32]) {
+                check::<$w, $a>(w, wrb, rows, a, arb, toks, out, $r, $t);
+                #[target_feature(enable = $feat)]
+                unsafe fn imp(w: *const u8, wrb: usize, rows: usize, a: *const u8, arb: usize, toks: usize, out: &mut [f32]) {
+                    tile::<$w, $a, { $r }, { $t }, { $r * $t / 8 }, { $vnni }>(w, wrb, rows, a, arb, toks, out)
+                }
+                // SAFETY: shapes checked above; installed only after feature detection.
+                unsafe { imp(w.as_ptr(), wrb, rows, a.as_ptr(), arb, toks, out) }
+            }
+        )*
+    };
+}
+
+/// Rows × tokens of the AVX2 tiles (16 vector registers).
+pub const AVX2_GEMM: (usize, usize) = (4, 2);
+/// Rows × tokens of the AVX-512 tiles (32 vector registers).
+pub const AVX512_GEMM: (usize, usize) = (4, 4);
+/// Rows of the matrix-vector tiles (one token).
+pub const GEMV_ROWS: usize = 8;
+
+/// AVX2 + FMA tiles.
+pub mod avx2 {
+    use super::*;
+    tile_fns!("avx2,fma,f16c", false, AVX2_GEMM.0, AVX2_GEMM.1,
+        gemm_q4_0: Q4_0, A8_0;
+        gemm_q4_1: Q4_1, A8_1;
+        gemm_q5_0: Q5_0, A8_0;
+        gemm_q8_0: Q8_0, A8_0;
+    );
+    tile_fns!("avx2,fma,f16c", false, GEMV_ROWS, 1,
+        gemv_q4_0: Q4_0, A8_0;
+        gemv_q4_1: Q4_1, A8_1;
+        gemv_q5_0: Q5_0, A8_0;
+        gemv_q8_0: Q8_0, A8_0;
+    );
+}
+
+/// AVX-512 tiles: 256-bit vectors with VNNI byte dot products (`vpdpbusd`, AVX-512 VL+VNNI)
+/// and the 32 registers of AVX-512 for a larger tile. (Zen 4 splits 512-bit operations in
+/// two halves, so wider vectors would not add throughput here; the single-instruction dot
+/// product and the larger register file do.)
+pub mod avx512 {
+    use super::*;
+    tile_fns!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", true, AVX512_GEMM.0, AVX512_GEMM.1,
+        gemm_q4_0: Q4_0, A8_0;
+        gemm_q4_1: Q4_1, A8_1;
+        gemm_q5_0: Q5_0, A8_0;
+        gemm_q8_0: Q8_0, A8_0;
+    );
+    tile_fns!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", true, GEMV_ROWS, 1,
+        gemv_q4_0: Q4_0, A8_0;
+        gemv_q4_1: Q4_1, A8_1;
+        gemv_q5_0: Q5_0, A8_0;
+        gemv_q8_0: Q8_0, A8_0;
+    );
+}
