@@ -22,7 +22,7 @@
 
 use crate::device::{open_device, GpuInfo};
 use crate::error::{contain, CudaError, Result};
-use crate::kernels::{self, SOURCES};
+use crate::kernels;
 use crate::loader;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg,
@@ -46,7 +46,7 @@ pub struct CudaOptions {
 }
 
 /// Names of every kernel entry point the backend launches, by file.
-const ENTRY_POINTS: &[(&str, &[&str])] = &[
+const ENTRY_POINTS: &[(&str, &[&'static str])] = &[
     (
         "quant.cu",
         &[
@@ -131,34 +131,43 @@ impl std::fmt::Debug for CudaOps {
     }
 }
 
+/// Compiles (or reads from the PTX cache) the kernel files named in `entry_points` for the
+/// device's architecture, loads them into `ctx` and returns their entry points by name.
+pub(crate) fn load_functions(
+    ctx: &Arc<CudaContext>,
+    info: &GpuInfo,
+    entry_points: &[(&str, &[&'static str])],
+    opts: &CudaOptions,
+) -> Result<HashMap<&'static str, CudaFunction>> {
+    loader::ensure_nvrtc(opts.nvrtc_search_from.as_deref())?;
+    let nvrtc = loader::nvrtc_version()?;
+    let arch = info.arch();
+    let mut functions = HashMap::new();
+    for (file, names) in entry_points {
+        let src = kernels::source(file)
+            .ok_or_else(|| CudaError::Unsupported(format!("missing kernel file {file}")))?;
+        let ptx = kernels::ptx_cached(src, &arch, nvrtc, opts.ptx_cache.as_deref())?;
+        let module = contain("loading a kernel module", || {
+            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                .map_err(|e| CudaError::driver("loading a kernel module", e))
+        })?;
+        for name in names.iter() {
+            let f = module
+                .load_function(name)
+                .map_err(|e| CudaError::driver("loading a kernel entry point", e))?;
+            functions.insert(*name, f);
+        }
+    }
+    Ok(functions)
+}
+
 impl CudaOps {
     /// Opens device 0, makes NVRTC loadable, compiles (or loads from the cache) every kernel
     /// file for the device's architecture and loads every entry point. Fails with a clear
     /// error — never panics — when there is no driver, no device or no NVRTC.
     pub fn new(opts: &CudaOptions) -> Result<CudaOps> {
         let (ctx, info) = open_device()?;
-        loader::ensure_nvrtc(opts.nvrtc_search_from.as_deref())?;
-        let nvrtc = loader::nvrtc_version()?;
-        let arch = info.arch();
-        let mut functions = HashMap::new();
-        for (file, names) in ENTRY_POINTS {
-            let src = kernels::source(file)
-                .ok_or_else(|| CudaError::Unsupported(format!("missing kernel file {file}")))?;
-            let ptx = kernels::ptx_cached(src, &arch, nvrtc, opts.ptx_cache.as_deref())?;
-            let module = contain("loading a kernel module", || {
-                ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                    .map_err(|e| CudaError::driver("loading a kernel module", e))
-            })?;
-            for name in names.iter() {
-                let f = module
-                    .load_function(name)
-                    .map_err(|e| CudaError::driver("loading a kernel entry point", e))?;
-                functions.insert(*name, f);
-            }
-        }
-        debug_assert!(SOURCES
-            .iter()
-            .all(|s| s.file == "exact.cu" || ENTRY_POINTS.iter().any(|(f, _)| *f == s.file)));
+        let functions = load_functions(&ctx, &info, ENTRY_POINTS, opts)?;
         let stream = ctx.default_stream();
         tracing::info!(gpu = %info, "CUDA backend ready");
         Ok(CudaOps {

@@ -59,7 +59,10 @@ pub fn source(file: &str) -> Option<&'static KernelSource> {
 
 /// The full translation unit NVRTC compiles for one file: the prelude, then the file.
 pub fn unit(src: &KernelSource) -> String {
-    format!("#line 1 \"{PRELUDE_FILE}\"\n{PRELUDE}\n#line 1 \"{}\"\n{}", src.file, src.text)
+    format!(
+        "#line 1 \"{PRELUDE_FILE}\"\n{PRELUDE}\n#line 1 \"{}\"\n{}",
+        src.file, src.text
+    )
 }
 
 /// Compiles one kernel file to PTX for `arch` (`compute_XY`). NVRTC must be loadable

@@ -8,11 +8,14 @@
 //!   first use and cached as PTX by content hash and architecture.
 //! - [`backend`]: [`CudaOps`], the engine's [`engram_engine::Ops`] on the GPU, so the engine's
 //!   one model definition (`engram_engine::forward`) runs there unchanged.
+//! - [`exact`]: the exact-arithmetic islands as integer kernels, equal to `engram_exact` bit
+//!   for bit.
 //! - [`select`]: builds the operators for a [`DeviceChoice`].
 
 pub mod backend;
 pub mod device;
 mod error;
+pub mod exact;
 pub mod kernels;
 pub mod loader;
 pub mod select;

@@ -1,0 +1,368 @@
+//! The CUDA backend against the CPU path. Device selection is checked on every machine; the
+//! parity tests need a GPU and are skipped with a visible `SKIPPED` line when there is none
+//! (they run whenever one is present).
+
+use engram_cuda::exact::CudaExact;
+use engram_cuda::{ops_for, CudaOps, CudaOptions, DeviceChoice};
+use engram_engine::model::RopeLayout;
+use engram_engine::ops::AttnShape;
+use engram_engine::sampler::argmax;
+use engram_engine::{CpuOps, Model, Ops, Session, SessionOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("checkout root")
+}
+
+fn options() -> CudaOptions {
+    CudaOptions {
+        ptx_cache: None,
+        nvrtc_search_from: Some(root().to_path_buf()),
+    }
+}
+
+/// The GPU's description, or `None` after printing why the test is skipped.
+fn gpu_or_skip(test: &str) -> Option<()> {
+    match engram_cuda::probe() {
+        Ok(info) => {
+            eprintln!("{test}: running on {info}");
+            Some(())
+        }
+        Err(e) => {
+            // Straight to stderr, past the test harness's capture, so the skip is visible.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
+            None
+        }
+    }
+}
+
+fn model_path(name: &str) -> PathBuf {
+    let p = root().join("models").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh --with-qwen",
+        p.display()
+    );
+    p
+}
+
+const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const QWEN2: &str = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
+
+#[test]
+fn device_choice_parses() {
+    assert_eq!("cpu".parse::<DeviceChoice>(), Ok(DeviceChoice::Cpu));
+    assert_eq!("CUDA".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda));
+    assert_eq!("auto".parse::<DeviceChoice>(), Ok(DeviceChoice::Auto));
+    let err = "tpu".parse::<DeviceChoice>().unwrap_err();
+    assert!(err.contains("cpu, cuda or auto"), "{err}");
+}
+
+#[test]
+fn device_selection_never_panics() {
+    let cpu = ops_for(DeviceChoice::Cpu, 1, &options()).expect("cpu always works");
+    assert!(
+        !cpu.on_gpu && cpu.description.starts_with("cpu"),
+        "{}",
+        cpu.description
+    );
+    let auto = ops_for(DeviceChoice::Auto, 1, &options()).expect("auto always works");
+    match engram_cuda::probe() {
+        Err(why) => {
+            let msg = why.to_string();
+            assert!(
+                msg.starts_with("no GPU found") || msg.contains("CUDA"),
+                "{msg}"
+            );
+            let err = ops_for(DeviceChoice::Cuda, 1, &options())
+                .expect_err("cuda without a GPU must fail");
+            eprintln!("--device cuda here: {err}");
+            assert!(!auto.on_gpu, "auto without a GPU falls back to the CPU");
+            assert!(auto.description.contains("auto:"), "{}", auto.description);
+        }
+        Ok(_) => {
+            let gpu = ops_for(DeviceChoice::Cuda, 1, &options()).expect("cuda with a GPU");
+            assert!(gpu.on_gpu && auto.on_gpu);
+        }
+    }
+}
+
+/// Max |a - b| relative to max |a|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn noise(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn operators_match_the_cpu() {
+    if gpu_or_skip("operators_match_the_cpu").is_none() {
+        return;
+    }
+    let gpu = CudaOps::new(&options()).expect("CUDA backend");
+    let cpu = CpuOps::new(0);
+    for name in [SMOLLM2, QWEN2] {
+        let model = Model::load(model_path(name)).expect("model");
+        let l = &model.layers[0];
+        for w in [
+            &l.wq,
+            &l.wk,
+            &l.wv,
+            &l.wo,
+            &l.w_gate,
+            &l.w_up,
+            &l.w_down,
+            &model.output,
+        ] {
+            for n in [1usize, 3, 11] {
+                let x = noise(n * w.cols, 7 + n as u32);
+                let (mut a, mut b) = (vec![0f32; n * w.rows], vec![0f32; n * w.rows]);
+                cpu.matmul(w, &x, n, &mut a);
+                gpu.matmul(w, &x, n, &mut b);
+                let d = rel_diff(&a, &b);
+                eprintln!("{name} matmul {w:?} n={n}: rel diff {d:.2e}");
+                assert!(d < 1e-3, "{name} {w:?} n={n}: {d}");
+            }
+        }
+        let c = &model.config;
+        let x = noise(4 * c.n_embd, 3);
+        let (mut a, mut b) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        cpu.rms_norm(&x, &l.attn_norm, c.eps, &mut a);
+        gpu.rms_norm(&x, &l.attn_norm, c.eps, &mut b);
+        assert!(rel_diff(&a, &b) < 1e-5, "rms_norm");
+        for layout in [RopeLayout::Adjacent, RopeLayout::Halves] {
+            let mut a = noise(4 * c.n_embd, 5);
+            let mut b = a.clone();
+            cpu.rope(&mut a, 37, c.n_head, c.head_dim, layout, c.rope_base);
+            gpu.rope(&mut b, 37, c.n_head, c.head_dim, layout, c.rope_base);
+            assert!(
+                rel_diff(&a, &b) < 1e-4,
+                "rope {layout:?}: {}",
+                rel_diff(&a, &b)
+            );
+        }
+        let (mut a, up) = (noise(c.n_ff * 2, 9), noise(c.n_ff * 2, 10));
+        let mut b = a.clone();
+        cpu.swiglu(&mut a, &up);
+        gpu.swiglu(&mut b, &up);
+        assert!(rel_diff(&a, &b) < 1e-5, "swiglu");
+        let shape = AttnShape {
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            n_tokens: 3,
+            pos0: 40,
+        };
+        let kv = noise(43 * c.n_head_kv * c.head_dim, 11);
+        let vv = noise(43 * c.n_head_kv * c.head_dim, 12);
+        let q = noise(3 * c.n_embd, 13);
+        let (mut a, mut b) = (vec![0f32; q.len()], vec![0f32; q.len()]);
+        cpu.attention(&q, &kv, &vv, shape, &mut a);
+        gpu.attention(&q, &kv, &vv, shape, &mut b);
+        assert!(rel_diff(&a, &b) < 1e-4, "attention: {}", rel_diff(&a, &b));
+        let logits = noise(c.vocab, 17);
+        assert_eq!(gpu.argmax(&logits), argmax(&logits), "argmax");
+    }
+}
+
+/// Top-1 minus top-2 of the logits.
+fn margin(logits: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &v in logits {
+        if v > a {
+            b = a;
+            a = v;
+        } else if v > b {
+            b = v;
+        }
+    }
+    a - b
+}
+
+/// Greedy tokens of `n` steps after `prompt`, with the margin of each step's logits.
+fn greedy(model: &Arc<Model>, prompt: &[u32], n: usize) -> Vec<(u32, f32)> {
+    let mut s = Session::new(model, SessionOptions::default());
+    let mut logits = s.prefill(prompt).expect("prefill").to_vec();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = argmax(&logits);
+        out.push((t, margin(&logits)));
+        logits = s.decode_step(t).expect("decode").to_vec();
+    }
+    out
+}
+
+#[test]
+fn greedy_generation_matches_the_cpu_up_to_the_first_near_tie() {
+    if gpu_or_skip("greedy_generation_matches_the_cpu_up_to_the_first_near_tie").is_none() {
+        return;
+    }
+    for (name, fixture) in [
+        (SMOLLM2, "tests/fixtures/ref-smollm2-135m-q4_1.json"),
+        (QWEN2, "tests/fixtures/ref-qwen2.5-coder-0.5b-q4_k_m.json"),
+    ] {
+        let text = std::fs::read_to_string(root().join(fixture)).expect("fixture");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
+        let cpu = Arc::new(
+            Model::load_with(model_path(name), Arc::new(CpuOps::new(0))).expect("cpu model"),
+        );
+        let gpu_ops = Arc::new(CudaOps::new(&options()).expect("CUDA backend"));
+        let gpu = Arc::new(Model::load_with(model_path(name), gpu_ops).expect("gpu model"));
+        let mut compared = 0;
+        for chat in json["chat"].as_array().expect("chat prompts") {
+            let prompt: Vec<u32> = chat["prompt_tokens"]
+                .as_array()
+                .expect("prompt_tokens")
+                .iter()
+                .map(|v| v.as_u64().expect("token id") as u32)
+                .collect();
+            let n = chat["greedy_tokens"].as_array().map_or(16, |v| v.len());
+            let a = greedy(&cpu, &prompt, n);
+            let b = greedy(&gpu, &prompt, n);
+            for (i, ((ta, ma), (tb, _))) in a.iter().zip(&b).enumerate() {
+                assert_eq!(ta, tb, "{name}: token {i} differs (CPU margin {ma:.3})");
+                compared += 1;
+                if *ma < 1.0 {
+                    eprintln!("{name}: near-tie (margin {ma:.3}) at step {i}: compared up to here");
+                    break;
+                }
+            }
+        }
+        eprintln!("{name}: {compared} greedy tokens equal on CPU and GPU");
+        assert!(compared > 0);
+    }
+}
+
+#[test]
+fn exact_islands_equal_engram_exact_bit_for_bit() {
+    if gpu_or_skip("exact_islands_equal_engram_exact_bit_for_bit").is_none() {
+        return;
+    }
+    let gpu = CudaExact::new(&options()).expect("exact kernels");
+    let ints = |n: usize, seed: u32, mag: i32| -> Vec<i32> {
+        noise(n, seed)
+            .iter()
+            .map(|v| (v * mag as f32) as i32)
+            .collect()
+    };
+    // SiLU / SwiGLU over a wide range, including the extremes.
+    let mut x = ints(65_536, 1, 20 << 16);
+    x.extend([i32::MIN, i32::MAX, 0, -1, 1]);
+    let mut want = x.clone();
+    engram_exact::silu_inplace(&mut want);
+    let mut got = x.clone();
+    gpu.silu(&mut got).expect("silu");
+    assert_eq!(got, want, "silu");
+    let up = ints(x.len(), 2, 8 << 16);
+    let mut want = vec![0; x.len()];
+    engram_exact::swiglu(&x, &up, &mut want).expect("swiglu");
+    assert_eq!(gpu.swiglu(&x, &up).expect("swiglu"), want, "swiglu");
+    // RMSNorm, rows of 576 and 896.
+    let eps = engram_exact::rms_eps_from_f32_bits(1e-5f32.to_bits()).expect("eps");
+    for d in [576usize, 896] {
+        let x = ints(4 * d, 3, 6 << 16);
+        let w = ints(d, 4, 2 << 16);
+        let mut want = vec![0; x.len()];
+        for (xr, or) in x.chunks(d).zip(want.chunks_mut(d)) {
+            engram_exact::rms_norm(xr, &w, eps, or).expect("rms_norm");
+        }
+        assert_eq!(
+            gpu.rms_norm(&x, &w, eps).expect("rms_norm"),
+            want,
+            "rms_norm d={d}"
+        );
+    }
+    // Quantized activations.
+    let x = ints(32 * 64, 5, 40 << 16);
+    let mut blocks = vec![engram_exact::Q8Block::default(); 64];
+    engram_exact::quantize_act(&x, &mut blocks).expect("quantize");
+    let q = gpu.quantize_act(&x).expect("quantize");
+    for (i, b) in blocks.iter().enumerate() {
+        assert_eq!(&q.qs[32 * i..32 * i + 32], &b.qs[..], "block {i} quants");
+        assert_eq!(
+            (q.sums[i], q.shifts[i]),
+            (b.sum, b.shift),
+            "block {i} sum/shift"
+        );
+    }
+    // RoPE, both layouts, from the same CORDIC table.
+    let (n_heads, hd) = (9usize, 64usize);
+    let table = engram_exact::RopeTable::from_f32_base(10000f32.to_bits(), hd).expect("table");
+    let rows = 5;
+    let (mut cos, mut sin) = (vec![0; rows * hd / 2], vec![0; rows * hd / 2]);
+    for r in 0..rows {
+        let s = r * hd / 2..(r + 1) * hd / 2;
+        table
+            .cos_sin(100 + r as u32, &mut cos[s.clone()], &mut sin[s])
+            .expect("cos_sin");
+    }
+    for neox in [false, true] {
+        let x = ints(rows * n_heads * hd, 6, 4 << 16);
+        let mut want = x.clone();
+        for (r, row) in want.chunks_mut(n_heads * hd).enumerate() {
+            let (c, s) = (
+                &cos[r * hd / 2..(r + 1) * hd / 2],
+                &sin[r * hd / 2..(r + 1) * hd / 2],
+            );
+            for head in row.chunks_mut(hd) {
+                if neox {
+                    engram_exact::rope_neox(head, c, s).expect("rope");
+                } else {
+                    engram_exact::rope_adjacent(head, c, s).expect("rope");
+                }
+            }
+        }
+        let mut got = x.clone();
+        gpu.rope(&mut got, &cos, &sin, n_heads, hd, neox)
+            .expect("rope");
+        assert_eq!(got, want, "rope neox={neox}");
+    }
+    // Attention: 3 new queries at positions 60.. over 63 cached positions, GQA 9/3.
+    let (nh, nkv, pos0, nt) = (9usize, 3usize, 60usize, 3usize);
+    let q = ints(nt * nh * hd, 7, 3 << 16);
+    let k = ints((pos0 + nt) * nkv * hd, 8, 3 << 16);
+    let v = ints((pos0 + nt) * nkv * hd, 9, 3 << 16);
+    let scale = engram_exact::attention_scale_q30(hd);
+    let mut want = vec![0; q.len()];
+    for t in 0..nt {
+        for h in 0..nh {
+            let n_ctx = pos0 + t + 1;
+            let kvh = h / (nh / nkv);
+            let (mut sc, mut pr) = (vec![0; n_ctx], vec![0; n_ctx]);
+            let o = &mut want[(t * nh + h) * hd..(t * nh + h + 1) * hd];
+            engram_exact::attend(
+                &q[(t * nh + h) * hd..(t * nh + h + 1) * hd],
+                &k[kvh * hd..],
+                &v[kvh * hd..],
+                nkv * hd,
+                scale,
+                &mut sc,
+                &mut pr,
+                o,
+            )
+            .expect("attend");
+        }
+    }
+    assert_eq!(
+        gpu.attention(&q, &k, &v, nh, nkv, hd, pos0, scale)
+            .expect("attention"),
+        want,
+        "attention"
+    );
+}
