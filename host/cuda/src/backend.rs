@@ -46,7 +46,7 @@ pub struct CudaOptions {
 }
 
 /// Names of every kernel entry point the backend launches, by file.
-const ENTRY_POINTS: &[(&str, &[&'static str])] = &[
+const ENTRY_POINTS: &[(&str, &[&str])] = &[
     (
         "quant.cu",
         &[
@@ -266,14 +266,11 @@ impl Ops for CudaOps {
         let inner = &mut *guard;
         let bytes = w.bytes();
         let key = (bytes.as_ptr() as usize, bytes.len());
-        if !inner.weights.contains_key(&key) {
-            let dev = self
-                .stream
+        let wd = &*inner.weights.entry(key).or_insert_with(|| {
+            self.stream
                 .clone_htod(bytes)
-                .unwrap_or_else(|e| fail("uploading a weight", e));
-            inner.weights.insert(key, dev);
-        }
-        let wd = &inner.weights[&key];
+                .unwrap_or_else(|e| fail("uploading a weight", e))
+        });
         let b = &mut inner.buf;
         let xd = fit(&self.stream, &mut b.x, n * k);
         self.upload(x, xd);
@@ -341,14 +338,11 @@ impl Ops for CudaOps {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let key = (weight.as_ptr() as usize, d);
-        if !inner.vectors.contains_key(&key) {
-            let dev = self
-                .stream
+        let wd = &*inner.vectors.entry(key).or_insert_with(|| {
+            self.stream
                 .clone_htod(weight)
-                .unwrap_or_else(|e| fail("uploading a norm weight", e));
-            inner.vectors.insert(key, dev);
-        }
-        let wd = &inner.vectors[&key];
+                .unwrap_or_else(|e| fail("uploading a norm weight", e))
+        });
         let b = &mut inner.buf;
         let xd = fit(&self.stream, &mut b.x, x.len());
         self.upload(x, xd);

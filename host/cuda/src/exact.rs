@@ -15,7 +15,7 @@ use cudarc::driver::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const ENTRY_POINTS: &[(&str, &[&'static str])] = &[(
+const ENTRY_POINTS: &[(&str, &[&str])] = &[(
     "exact.cu",
     &[
         "exact_silu",
