@@ -1,8 +1,9 @@
 //! Kernel micro-benchmark: the matrix products of one SmolLM2 layer shape, pair-by-pair dot
 //! products against the tile kernels, for every kernel table this CPU runs.
 //!
-//! `cargo bench -p engram-engine --bench kernels [-- N_TOKENS]` prints, per table and weight
-//! type, nanoseconds per (row × token) for a 1536 × 576 matrix (the feed-forward shape),
+//! `cargo bench -p engram-engine --bench kernels [-- N_TOKENS [ROWS]]` prints, per table and
+//! weight type, nanoseconds per (row × token) for a ROWS × 576 matrix (default 1536, the
+//! feed-forward shape; 49152 = the output matrix, which streams from memory),
 //! single-threaded, the minimum over repeats (robust to a loaded machine).
 use engram_engine::kernels::Kernels;
 use engram_engine::quant::{quantize_act_row, GgmlType};
@@ -53,8 +54,10 @@ fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let n_tok: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(32);
-    let (rows, cols) = (1536usize, 576usize);
+    let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n_tok = nums.first().copied().unwrap_or(32);
+    // A large row count (e.g. 49152, the vocabulary) makes the matrix stream from DRAM.
+    let (rows, cols) = (nums.get(1).copied().unwrap_or(1536), 576usize);
     println!("{rows}x{cols} weights, {n_tok} tokens (and 1 token), ns per row·token, single thread");
     for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
         let (w, wn) = weights(ty, rows, cols);

@@ -363,9 +363,15 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], out: &mut [f32]) {
     }
 }
 
+/// `v` rounded half away from zero (as `f32::round`) and clamped to ±127, without the libm
+/// call `round` compiles to on baseline x86_64: truncation by conversion, then the exact
+/// fraction `v − trunc(v)` decides (|v| stays far below 2²³ here, where it is exact).
 #[inline(always)]
 fn round_i8(v: f32) -> i8 {
-    v.round().clamp(-127.0, 127.0) as i8
+    let v = v.clamp(-127.0, 127.0); // NaN stays NaN and converts to 0, as before
+    let t = v as i32;
+    let f = v - t as f32;
+    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as i8
 }
 
 /// Quantizes one row of activations `x` into format `ty`, writing `ty.row_bytes(x.len())` bytes.
@@ -418,6 +424,28 @@ pub fn quantize_act_row(ty: ActType, x: &[f32], out: &mut [u8]) {
                     *s = c.iter().map(|&q| q as i16).sum();
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_i8_equals_round_then_clamp() {
+        let reference = |v: f32| v.round().clamp(-127.0, 127.0) as i8;
+        let mut vals = vec![0.0f32, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 127.4, 200.0, -1e9, f32::NAN];
+        vals.extend([0.49999997f32, -0.49999997, 0.50000006, 126.49999, 3.4999998]);
+        let mut s = 0x9E37_79B9u32;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            vals.push((s as f32 / u32::MAX as f32 - 0.5) * 300.0);
+        }
+        for v in vals {
+            assert_eq!(round_i8(v), reference(v), "{v}");
         }
     }
 }

@@ -245,7 +245,17 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
     for (t, p) in ap.iter_mut().enumerate() {
         *p = a.add(t.min(toks - 1) * arb);
     }
+    // The rows of a full tile are contiguous (`R·wrb` bytes); the next tile's follow. Spread
+    // prefetches for those over this tile's block loop, `R·BYTES` bytes per block, so the
+    // many interleaved row streams do not wait on memory (a large matrix streams from DRAM).
+    let next = w.wrapping_add(2 * R * wrb);
+    let per_block = R * W::BYTES;
     for b in 0..nb {
+        let mut off = b * per_block;
+        while off < (b + 1) * per_block {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
+            off += 64;
+        }
         let mut x = [_mm256_setzero_si256(); R];
         let mut dh = [0u16; R];
         let mut mh = [0u16; R];
