@@ -8,11 +8,13 @@
 //!   ([`TypedValue`]) and bi-temporal history; [`MemoryStore::get`] answers "as of".
 //! * [`MemoryStore::forget`] erases content provably: each record is encrypted under its
 //!   own key in `keys.bin`, and forgetting destroys the key (see [`shred`]).
-//! * Conversations are stored content-addressed in a long tier.
+//! * Conversations are stored content-addressed in a long tier, turn by turn;
+//!   [`MemoryStore::recall_turns`] finds the turns that answer a question.
 //! * [`MemoryStore::recall`] returns [`Candidate`]s with the [`Features`] a policy needs,
 //!   ranked by PMLL's concert score by default.
 //! * [`atom`] exports and imports the whole memory as one verifiable `.atom` file.
 
+pub mod agency;
 pub mod ann;
 pub mod atom;
 pub mod bank;
@@ -26,11 +28,12 @@ pub mod line;
 pub mod recall;
 pub mod shred;
 pub mod store;
+pub mod turns;
 pub mod value;
 
 pub use ann::AnnConfig;
 pub use cell::{Cell, CellContent, CellId, Fact, Remembered, Source};
-pub use conversation::{ConversationContent, ExtractedFact, Gist};
+pub use conversation::{ConversationContent, ExtractedFact, Gist, Turn, TurnHit, TurnInput};
 pub use embedder::TextEmbedder;
 pub use error::{MemoryError, Result};
 pub use hash::{to_hex, Hash32};
@@ -40,4 +43,5 @@ pub use store::{
     now_micros, parse_addr, ForgetProof, ForgetReport, MemoryConfig, MemoryStore, Problem, Seal,
     Selector, Stats, VerifyReport,
 };
+pub use turns::TurnWeights;
 pub use value::{Shape, TypedValue};

@@ -9,70 +9,61 @@
 use crate::error::{MemoryError, Result};
 use crate::hash::{hash_bytes, hash_parts, Hash32};
 
-/// What a memory line records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Op {
-    /// A new cell (first value for its κ).
-    Remember = 1,
-    /// A new value for an existing κ; the previous version becomes history.
-    Supersede = 2,
-    /// Content of a cell or conversation was erased; the line keeps its content hash.
-    Forget = 3,
-    /// A conversation stored in the long tier.
-    Conversation = 4,
-    /// A conversation rewritten because facts extracted from it were forgotten.
-    Redact = 5,
-    /// An `.atom` file was imported (the content hash is the file's checksum).
-    Import = 6,
-}
-
-impl Op {
-    fn from_u8(b: u8) -> Option<Self> {
-        Some(match b {
-            1 => Self::Remember,
-            2 => Self::Supersede,
-            3 => Self::Forget,
-            4 => Self::Conversation,
-            5 => Self::Redact,
-            6 => Self::Import,
-            _ => return None,
-        })
-    }
-
-    /// The lower-case name used in listings.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Remember => "remember",
-            Self::Supersede => "supersede",
-            Self::Forget => "forget",
-            Self::Conversation => "conversation",
-            Self::Redact => "redact",
-            Self::Import => "import",
+/// Declares a one-byte code enum once: its variants with their codes and names, the
+/// decoding of a stored byte (`from_u8`) and the lower-case name used in listings.
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $code:literal => $label:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant = $code,)+
         }
+
+        impl $name {
+            fn from_u8(b: u8) -> Option<Self> {
+                [$(Self::$variant),+].into_iter().find(|v| *v as u8 == b)
+            }
+
+            /// The lower-case name used in listings.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// What a memory line records.
+    pub enum Op {
+        /// A new cell (first value for its κ).
+        Remember = 1 => "remember",
+        /// A new value for an existing κ; the previous version becomes history.
+        Supersede = 2 => "supersede",
+        /// Content of a cell or conversation was erased; the line keeps its content hash.
+        Forget = 3 => "forget",
+        /// A conversation stored in the long tier.
+        Conversation = 4 => "conversation",
+        /// A conversation rewritten because facts extracted from it were forgotten.
+        Redact = 5 => "redact",
+        /// An `.atom` file was imported (the content hash is the file's checksum).
+        Import = 6 => "import",
     }
 }
 
-/// What kind of record a line's key names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    /// A cell (fact version); the key is its id.
-    Cell = 1,
-    /// A conversation; the key is its BLAKE2b-256 address.
-    Conversation = 2,
-    /// The store as a whole (imports, seals).
-    Store = 3,
-}
-
-impl Kind {
-    fn from_u8(b: u8) -> Option<Self> {
-        Some(match b {
-            1 => Self::Cell,
-            2 => Self::Conversation,
-            3 => Self::Store,
-            _ => return None,
-        })
+code_enum! {
+    /// What kind of record a line's key names.
+    pub enum Kind {
+        /// A cell (fact version); the key is its id.
+        Cell = 1 => "cell",
+        /// A conversation; the key is its BLAKE2b-256 address.
+        Conversation = 2 => "conversation",
+        /// The store as a whole (imports, seals).
+        Store = 3 => "store",
     }
 }
 
@@ -108,10 +99,8 @@ impl MemoryLine {
         let mut v = Vec::with_capacity(24 + self.key.len() + self.ctx.len());
         v.extend_from_slice(&self.seq.to_le_bytes());
         v.push(self.kind as u8);
-        v.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        v.extend_from_slice(self.key.as_bytes());
-        v.extend_from_slice(&(self.ctx.len() as u32).to_le_bytes());
-        v.extend_from_slice(self.ctx.as_bytes());
+        put_str(&mut v, &self.key, 4);
+        put_str(&mut v, &self.ctx, 4);
         v.extend_from_slice(&self.timestamp.to_le_bytes());
         v
     }
@@ -159,11 +148,9 @@ impl MemoryLine {
         v.push(self.op as u8);
         v.push(self.kind as u8);
         v.extend_from_slice(&self.timestamp.to_le_bytes());
-        v.extend_from_slice(&(self.key.len() as u16).to_le_bytes());
-        v.extend_from_slice(self.key.as_bytes());
+        put_str(&mut v, &self.key, 2);
         v.extend_from_slice(&self.content_hash);
-        v.extend_from_slice(&(self.ctx.len() as u16).to_le_bytes());
-        v.extend_from_slice(self.ctx.as_bytes());
+        put_str(&mut v, &self.ctx, 2);
         v.extend_from_slice(&self.anchor);
         v
     }
@@ -175,13 +162,9 @@ impl MemoryLine {
         let op = Op::from_u8(r.take(1)?[0]).ok_or_else(|| corrupt("unknown op"))?;
         let kind = Kind::from_u8(r.take(1)?[0]).ok_or_else(|| corrupt("unknown kind"))?;
         let timestamp = i64::from_le_bytes(r.take(8)?.try_into().unwrap());
-        let klen = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-        let key =
-            String::from_utf8(r.take(klen)?.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
+        let key = r.string("key")?;
         let content_hash: Hash32 = r.take(32)?.try_into().unwrap();
-        let clen = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-        let ctx =
-            String::from_utf8(r.take(clen)?.to_vec()).map_err(|_| corrupt("ctx is not UTF-8"))?;
+        let ctx = r.string("ctx")?;
         let anchor: Hash32 = r.take(32)?.try_into().unwrap();
         if r.at != bytes.len() {
             return Err(corrupt("trailing bytes"));
@@ -197,6 +180,12 @@ impl MemoryLine {
             anchor,
         })
     }
+}
+
+/// Append `s` with its length as a little-endian integer of `width` bytes (2 or 4).
+fn put_str(v: &mut Vec<u8>, s: &str, width: usize) {
+    v.extend_from_slice(&(s.len() as u32).to_le_bytes()[..width]);
+    v.extend_from_slice(s.as_bytes());
 }
 
 fn corrupt(what: &str) -> MemoryError {
@@ -218,6 +207,13 @@ impl<'a> Reader<'a> {
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
+    }
+
+    /// A string written by `put_str(.., 2)`; `what` names the field in the error.
+    fn string(&mut self, what: &str) -> Result<String> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().unwrap()) as usize;
+        String::from_utf8(self.take(len)?.to_vec())
+            .map_err(|_| corrupt(&format!("{what} is not UTF-8")))
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::ann::{dot, normalize, AnnConfig, AnnIndex};
 use crate::cell::{norm_key, Cell, CellContent, CellId, Fact, Remembered, Source};
-use crate::conversation::{ConversationContent, ExtractedFact, Gist};
+use crate::conversation::{ConversationContent, ExtractedFact, Gist, Turn, TurnHit, TurnInput};
 use crate::embedder::TextEmbedder;
 use crate::error::{MemoryError, Result};
 use crate::hash::{from_hex32, hash_bytes, keyed_hash_parts, to_hex, Hash32};
@@ -25,6 +25,7 @@ use crate::lexical::{intersection_sorted, jaccard_sorted, token_vec, LexicalInde
 use crate::line::{genesis_anchor, Kind, MemoryLine, Op};
 use crate::recall::{Candidate, Features, RecallPolicy, Via};
 use crate::shred::{self, KeyVault};
+use crate::turns::{TurnIndex, TurnWeights};
 use crate::value::TypedValue;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,8 @@ pub struct MemoryConfig {
     pub no_sync: bool,
     /// ANN tuning.
     pub ann: AnnConfig,
+    /// Ranking of conversation turns by `recall_turns`.
+    pub turns: TurnWeights,
     /// Recall policy used when the store holds none (a store created by `import_atom`
     /// holds the imported one).
     pub policy: Option<RecallPolicy>,
@@ -75,6 +78,7 @@ impl std::fmt::Debug for MemoryConfig {
             .field("embedder", &self.embedder.as_ref().map(|e| e.dim()))
             .field("no_sync", &self.no_sync)
             .field("ann", &self.ann)
+            .field("turns", &self.turns)
             .field("policy", &self.policy)
             .finish()
     }
@@ -220,6 +224,35 @@ struct CellEntry {
     tokens: Vec<String>,
 }
 
+impl CellEntry {
+    /// The in-memory entry of a stored version; its lexical tokens cover subject, facet,
+    /// value and statement.
+    fn new(
+        id: CellId,
+        content: CellContent,
+        recorded_at: i64,
+        line_seq: u64,
+        slot: u64,
+        content_hash: Hash32,
+    ) -> Self {
+        Self {
+            tokens: token_vec(&format!(
+                "{} {} {} {}",
+                content.subject, content.facet, content.value.raw, content.text
+            )),
+            cell: Cell {
+                id,
+                content,
+                recorded_at,
+                line_seq,
+                valid_to: None,
+            },
+            slot,
+            content_hash,
+        }
+    }
+}
+
 /// (normalised key, text to embed) pairs.
 type LabelTexts<'a> = Vec<(String, &'a str)>;
 
@@ -251,6 +284,8 @@ pub(crate) struct State {
     lexical: LexicalIndex,
     ann: Option<AnnIndex>,
     convs: HashMap<Hash32, ConvEntry>,
+    /// Every turn of every conversation, for `recall_turns`; memory only.
+    turns: TurnIndex,
     reads: HashMap<CellId, u32>,
     /// Embedding of each subject's name (κ_coarse), for κ_fine scoring; memory only.
     subject_vecs: HashMap<String, Vec<f32>>,
@@ -455,21 +490,7 @@ impl MemoryStore {
             max_id = max_id.max(id + 1);
             max_slot = max_slot.max(h.slot + 1);
             let content_hash = hash_bytes(&plain);
-            versions.push(CellEntry {
-                tokens: token_vec(&format!(
-                    "{} {} {} {}",
-                    content.subject, content.facet, content.value.raw, content.text
-                )),
-                cell: Cell {
-                    id,
-                    content,
-                    recorded_at: h.time,
-                    line_seq: h.seq,
-                    valid_to: None,
-                },
-                slot: h.slot,
-                content_hash,
-            });
+            versions.push(CellEntry::new(id, content, h.time, h.seq, h.slot, content_hash));
         }
         versions.sort_by_key(|e| e.cell.line_seq);
         for e in versions {
@@ -491,10 +512,11 @@ impl MemoryStore {
                     to_hex(&addr)
                 ))
             })?;
-            let content: ConversationContent = postcard::from_bytes(&plain)
+            let content = ConversationContent::decode(&plain)
                 .map_err(|e| MemoryError::Corrupt(format!("conversation: {e}")))?;
             referenced.insert(h.slot);
             max_slot = max_slot.max(h.slot + 1);
+            st.turns.insert(addr, &content.turns, self.cfg.ann);
             st.convs.insert(
                 addr,
                 ConvEntry {
@@ -509,6 +531,7 @@ impl MemoryStore {
                 ann.rebuild();
             }
         }
+        st.turns.maintain();
         drop(st);
         let slots = keys.len() as u64 / shred::SLOT_BYTES;
         let mut shredded = 0;
@@ -654,6 +677,26 @@ impl MemoryStore {
         Ok(out)
     }
 
+    /// Stage `line` and the record it wrote in `batch`: the record (at sled key
+    /// `record_key`) is encrypted under a fresh key kept in key slot `slot`.
+    fn stage_record(
+        &self,
+        batch: &mut sled::Batch,
+        line: &MemoryLine,
+        record_key: &[u8],
+        slot: u64,
+        plain: &[u8],
+    ) -> Result<()> {
+        batch.insert(&lkey(line.seq), line.encode());
+        let key = KeyVault::fresh_key()?;
+        self.vault.put(slot, &key)?;
+        batch.insert(
+            record_key,
+            encode_record(&key, record_key, slot, line.seq, line.timestamp, plain),
+        );
+        Ok(())
+    }
+
     /// Remember one fact (durable when the call returns).
     pub fn remember(&self, fact: Fact) -> Result<Remembered> {
         Ok(self.remember_batch(vec![fact])?[0])
@@ -688,7 +731,7 @@ impl MemoryStore {
                 f.text = Some(default_text(
                     f.subject.trim(),
                     f.facet.trim(),
-                    f.value.trim(),
+                    &TypedValue::parse(&f.value).raw,
                 ));
             }
         }
@@ -777,31 +820,13 @@ impl MemoryStore {
                     &head,
                 );
                 head = line.anchor;
-                batch.insert(&lkey(seq), line.encode());
-                let key = KeyVault::fresh_key()?;
-                self.vault.put(slot, &key)?;
-                let ck = ckey(id);
-                batch.insert(&ck, encode_record(&key, &ck, slot, seq, now, &plain));
+                self.stage_record(&mut batch, &line, &ckey(id), slot, &plain)?;
                 outcomes.push(match current {
                     Some((_, previous)) => Remembered::Superseded { id, previous },
                     None => Remembered::Created(id),
                 });
                 pending.insert(kappa, (content.value.normalized.clone(), id));
-                new_entries.push(CellEntry {
-                    tokens: token_vec(&format!(
-                        "{} {} {} {}",
-                        content.subject, content.facet, content.value.raw, content.text
-                    )),
-                    cell: Cell {
-                        id,
-                        content,
-                        recorded_at: now,
-                        line_seq: seq,
-                        valid_to: None,
-                    },
-                    slot,
-                    content_hash,
-                });
+                new_entries.push(CellEntry::new(id, content, now, seq, slot, content_hash));
                 seq += 1;
             }
         }
@@ -928,6 +953,7 @@ impl MemoryStore {
                 .embed_texts(&[c.summary.as_str()])?
                 .pop()
                 .unwrap_or_default();
+            self.embed_turns(&mut c.turns)?;
         }
         let mut batch = sled::Batch::default();
         let (mut seq, mut head, mut next_slot) = (w.next_seq, w.head, w.next_slot);
@@ -966,11 +992,7 @@ impl MemoryStore {
                 &head,
             );
             head = line.anchor;
-            batch.insert(&lkey(seq), line.encode());
-            let key = KeyVault::fresh_key()?;
-            self.vault.put(slot, &key)?;
-            let vk = vkey(&addr);
-            batch.insert(&vk[..], encode_record(&key, &vk, slot, seq, now, &plain));
+            self.stage_record(&mut batch, &line, &vkey(&addr), slot, &plain)?;
             new_convs.push((
                 addr,
                 old_slot,
@@ -1005,6 +1027,7 @@ impl MemoryStore {
                 st.remove_version(*id);
             }
             for (addr, _, entry) in new_convs {
+                st.turns.insert(addr, &entry.content.turns, self.cfg.ann);
                 st.convs.insert(addr, entry);
             }
         }
@@ -1054,10 +1077,85 @@ impl MemoryStore {
 
 impl MemoryStore {
     /// Store a whole conversation in the long tier; returns its address, BLAKE2b-256 of
-    /// the transcript. Storing the same transcript again is idempotent.
+    /// the transcript. Storing the same transcript again is idempotent. Each non-empty
+    /// line of the transcript is kept as a turn (`Speaker: text` gives the speaker when
+    /// the name before the colon is short), so `recall_turns` can find it.
     pub fn store_conversation(
         &self,
         transcript: &str,
+        summary: &str,
+        facts: Vec<ExtractedFact>,
+        source: &Source,
+    ) -> Result<Hash32> {
+        let turns = transcript
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (speaker, text) = match l.split_once(':') {
+                    Some((s, t))
+                        if !s.trim().is_empty()
+                            && s.split_whitespace().count() <= 3
+                            && !t.trim().is_empty() =>
+                    {
+                        (s.trim(), t.trim())
+                    }
+                    _ => ("", l.trim()),
+                };
+                TurnInput {
+                    label: String::new(),
+                    speaker: speaker.to_string(),
+                    text: text.to_string(),
+                    time: None,
+                }
+            })
+            .collect();
+        self.store_conversation_with_turns(transcript, turns, summary, facts, source)
+    }
+
+    /// Store a conversation given turn by turn: the transcript is one `Speaker: text`
+    /// line per turn. Returns its address (BLAKE2b-256 of that transcript).
+    pub fn store_turns(
+        &self,
+        turns: Vec<TurnInput>,
+        summary: &str,
+        facts: Vec<ExtractedFact>,
+        source: &Source,
+    ) -> Result<Hash32> {
+        let transcript: String = turns
+            .iter()
+            .map(|t| {
+                if t.speaker.is_empty() {
+                    format!("{}\n", t.text.trim())
+                } else {
+                    format!("{}: {}\n", t.speaker.trim(), t.text.trim())
+                }
+            })
+            .collect();
+        self.store_conversation_with_turns(&transcript, turns, summary, facts, source)
+    }
+
+    /// Embed every turn's indexed text (no-op without an embedder).
+    fn embed_turns(&self, turns: &mut [Turn]) -> Result<()> {
+        if self.cfg.embedder.is_none() || turns.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = turns.iter().map(Turn::indexed_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut all = Vec::with_capacity(turns.len());
+        for chunk in refs.chunks(64) {
+            all.extend(self.embed_texts(chunk)?);
+        }
+        for (t, mut v) in turns.iter_mut().zip(all) {
+            normalize(&mut v);
+            t.embedding = v;
+        }
+        Ok(())
+    }
+
+    fn store_conversation_with_turns(
+        &self,
+        transcript: &str,
+        turns: Vec<TurnInput>,
         summary: &str,
         facts: Vec<ExtractedFact>,
         source: &Source,
@@ -1070,12 +1168,29 @@ impl MemoryStore {
             return Ok(addr);
         }
         let summary_embedding = self.embed_texts(&[summary])?.pop().unwrap_or_default();
+        let mut turns: Vec<Turn> = turns
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| Turn {
+                label: if t.label.is_empty() {
+                    i.to_string()
+                } else {
+                    t.label
+                },
+                speaker: t.speaker.trim().to_string(),
+                text: t.text.trim().to_string(),
+                time: t.time,
+                embedding: Vec::new(),
+            })
+            .collect();
+        self.embed_turns(&mut turns)?;
         let content = ConversationContent {
             transcript: transcript.to_string(),
             summary: summary.to_string(),
             facts,
             summary_embedding,
             redactions: 0,
+            turns,
         };
         let plain = content.canonical_bytes();
         let hash = hash_bytes(&plain);
@@ -1096,12 +1211,8 @@ impl MemoryStore {
             &w.head,
         );
         let slot = w.next_slot;
-        let key = KeyVault::fresh_key()?;
-        self.vault.put(slot, &key)?;
         let mut batch = sled::Batch::default();
-        batch.insert(&lkey(seq), line.encode());
-        let vk = vkey(&addr);
-        batch.insert(&vk[..], encode_record(&key, &vk, slot, seq, now, &plain));
+        self.stage_record(&mut batch, &line, &vkey(&addr), slot, &plain)?;
         let mut counters = w.next_id.to_le_bytes().to_vec();
         counters.extend_from_slice(&(slot + 1).to_le_bytes());
         batch.insert(b"N", counters);
@@ -1110,14 +1221,18 @@ impl MemoryStore {
         }
         self.tree.apply_batch(batch)?;
         self.sync_db()?;
-        self.state.write().unwrap().convs.insert(
-            addr,
-            ConvEntry {
-                content,
-                slot,
-                content_hash: hash,
-            },
-        );
+        {
+            let mut st = self.state.write().unwrap();
+            st.turns.insert(addr, &content.turns, self.cfg.ann);
+            st.convs.insert(
+                addr,
+                ConvEntry {
+                    content,
+                    slot,
+                    content_hash: hash,
+                },
+            );
+        }
         w.next_seq = seq + 1;
         w.head = line.anchor;
         w.next_slot = slot + 1;
@@ -1157,6 +1272,42 @@ impl MemoryStore {
         gists.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.addr.cmp(&b.addr)));
         gists.truncate(k);
         gists
+    }
+
+    /// The `k` stored turns that best answer the query, across all conversations: the
+    /// turn index's own ANN candidates and BM25 candidates, ranked by cosine + BM25 +
+    /// context (neighbouring turns) + speaker named (weights in [`MemoryConfig::turns`]).
+    pub fn recall_turns(
+        &self,
+        query: &str,
+        query_embedding: Option<&[f32]>,
+        k: usize,
+    ) -> Vec<TurnHit> {
+        if self.state.read().unwrap().turns.needs_rebuild() {
+            self.state.write().unwrap().turns.maintain();
+        }
+        let st = self.state.read().unwrap();
+        st.turns
+            .search(query, query_embedding, k, &self.cfg.turns)
+            .into_iter()
+            .filter_map(|s| {
+                let (addr, index) = st.turns.locate(s.id)?;
+                let t = st.convs.get(&addr)?.content.turns.get(index)?;
+                Some(TurnHit {
+                    addr,
+                    index,
+                    label: t.label.clone(),
+                    speaker: t.speaker.clone(),
+                    text: t.text.clone(),
+                    time: t.time,
+                    similarity: s.similarity,
+                    lexical: s.lexical,
+                    context: s.context,
+                    speaker_match: s.speaker_match,
+                    score: s.score,
+                })
+            })
+            .collect()
     }
 
     /// The full stored conversation at `addr`.
@@ -1327,21 +1478,27 @@ impl MemoryStore {
             .iter()
             .map(|id| st.ann.as_ref().and_then(|a| a.vector(*id)))
             .collect();
+        let entries: Vec<&CellEntry> = ids.iter().map(|id| &st.cells[id]).collect();
+        // Highest similarity of each candidate to any other (each pair computed once).
+        let mut closest = vec![0f32; ids.len()];
+        for i in 0..ids.len() {
+            for j in i + 1..ids.len() {
+                let sim = match (vecs[i], vecs[j]) {
+                    (Some(a), Some(b)) => dot(a, b),
+                    _ => jaccard_sorted(&entries[i].tokens, &entries[j].tokens),
+                };
+                closest[i] = closest[i].max(sim);
+                closest[j] = closest[j].max(sim);
+            }
+        }
         let mut out = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
-            let e = &st.cells[id];
+            let e = entries[i];
             let similarity = match (q, vecs[i]) {
                 (Some(q), Some(v)) => dot(q, v),
                 _ => 0.0,
             };
-            let novelty = 1.0
-                - (0..ids.len())
-                    .filter(|&j| j != i)
-                    .map(|j| match (vecs[i], vecs[j]) {
-                        (Some(a), Some(b)) => dot(a, b),
-                        _ => jaccard_sorted(&e.tokens, &st.cells[&ids[j]].tokens),
-                    })
-                    .fold(0f32, f32::max);
+            let novelty = 1.0 - closest[i];
             let age_secs = (now - e.cell.recorded_at) as f64 / 1e6;
             let facet_tokens = token_vec(&e.cell.content.facet);
             let kappa_match = named_set.contains(&norm_key(&e.cell.content.subject));
@@ -1650,7 +1807,8 @@ fn redact(
         .iter()
         .any(|f| f.cell.is_some_and(|id| ids.contains(&id)) || mentions(&f.text))
         || mentions(&c.transcript)
-        || mentions(&c.summary);
+        || mentions(&c.summary)
+        || c.turns.iter().any(|t| mentions(&t.text));
     if !hit {
         return None;
     }
@@ -1673,6 +1831,17 @@ fn redact(
             .collect(),
         summary_embedding: Vec::new(),
         redactions: c.redactions + 1,
+        turns: c
+            .turns
+            .iter()
+            .map(|t| Turn {
+                label: t.label.clone(),
+                speaker: t.speaker.clone(),
+                text: scrub(&t.text),
+                time: t.time,
+                embedding: Vec::new(),
+            })
+            .collect(),
     })
 }
 

@@ -56,15 +56,58 @@ pub struct TypedValue {
 
 impl TypedValue {
     /// Recognise the shape of `raw` and normalise it.
+    ///
+    /// A value that arrives already typed — `<shape>:<value>` as a capture plugin writes it,
+    /// e.g. `ip:10.0.0.7` — is taken as that shape when the rest really has it (or when the
+    /// prefix is `text:`): `raw` is then the untyped rest, so `ip:10.0.0.7` and `10.0.0.7`
+    /// are the same value. A prefix the rest does not fit (`ip:not an address`) is kept as
+    /// part of a text value.
     pub fn parse(raw: &str) -> Self {
-        let raw = raw.trim().to_string();
-        let (shape, canon) = classify(&raw);
+        let raw = raw.trim();
+        let (raw, (shape, canon)) = match typed_prefix(raw) {
+            Some(typed) => typed,
+            None => (raw, classify(raw)),
+        };
+        let raw = raw.to_string();
         Self {
             normalized: format!("{}:{}", shape.prefix(), canon),
             raw,
             shape,
         }
     }
+}
+
+/// Every shape, for recognising a `<shape>:` prefix.
+const SHAPES: [Shape; 8] = [
+    Shape::Ip,
+    Shape::Email,
+    Shape::Url,
+    Shape::Date,
+    Shape::Phone,
+    Shape::Number,
+    Shape::Bool,
+    Shape::Text,
+];
+
+/// `(untyped rest, classification)` when `s` is `<shape>:<rest>` and `rest` has that shape
+/// (any non-empty rest for `text:`).
+fn typed_prefix(s: &str) -> Option<(&str, (Shape, String))> {
+    let (prefix, rest) = s.split_once(':')?;
+    let shape = SHAPES.into_iter().find(|sh| sh.prefix() == prefix)?;
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if shape == Shape::Text {
+        return Some((rest, (Shape::Text, text_canon(rest))));
+    }
+    let found = classify(rest);
+    (found.0 == shape).then_some((rest, found))
+}
+
+fn text_canon(s: &str) -> String {
+    let collapsed: Vec<String> = s.split_whitespace().map(|w| w.to_lowercase()).collect();
+    collapsed.join(" ")
 }
 
 fn classify(s: &str) -> (Shape, String) {
@@ -91,8 +134,7 @@ fn classify(s: &str) -> (Shape, String) {
         "false" | "no" => return (Shape::Bool, "false".into()),
         _ => {}
     }
-    let collapsed: Vec<String> = s.split_whitespace().map(|w| w.to_lowercase()).collect();
-    (Shape::Text, collapsed.join(" "))
+    (Shape::Text, text_canon(s))
 }
 
 fn email(s: &str) -> Option<String> {
@@ -207,6 +249,35 @@ mod tests {
         assert_eq!(norm("3.50"), "number:3.5");
         assert_eq!(norm("Yes"), "bool:true");
         assert_eq!(norm("  Deep   Purple "), "text:deep purple");
+    }
+
+    #[test]
+    fn already_typed_values_keep_their_type() {
+        let v = TypedValue::parse("ip:10.0.0.7");
+        assert_eq!(
+            (v.shape, v.raw.as_str(), v.normalized.as_str()),
+            (Shape::Ip, "10.0.0.7", "ip:10.0.0.7")
+        );
+        assert_eq!(v, TypedValue::parse("10.0.0.7"));
+        assert_eq!(norm("email:Ada@Example.COM"), "email:Ada@example.com");
+        assert_eq!(norm("url:https://example.com/"), "url:https://example.com");
+        assert_eq!(norm("date:2024/03/09"), "date:2024-03-09");
+        assert_eq!(norm("number: 1,200"), "number:1200");
+        assert_eq!(norm("bool:yes"), "bool:true");
+        assert_eq!(norm("phone:+1 (555) 010-2030"), "phone:+15550102030");
+        // A declared text stays text even when the rest looks like another shape.
+        assert_eq!(norm("text:10.0.0.7"), "text:10.0.0.7");
+        assert_eq!(TypedValue::parse("text:Deep Purple").raw, "Deep Purple");
+    }
+
+    #[test]
+    fn a_prefix_that_does_not_fit_is_text() {
+        assert_eq!(norm("ip:not an address"), "text:ip:not an address");
+        assert_eq!(TypedValue::parse("ip:not an address").raw, "ip:not an address");
+        assert_eq!(norm("number:abc"), "text:number:abc");
+        assert_eq!(norm("note: buy milk"), "text:note: buy milk");
+        assert_eq!(norm("ip:"), "text:ip:");
+        assert_eq!(norm("https://example.com"), "url:https://example.com");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Cells, history, as-of, idempotence, conversations, persistence (no embedder needed).
 
 use engram_memory::{
-    ExtractedFact, Fact, MemoryConfig, MemoryStore, Op, Remembered, Shape, Source,
+    ExtractedFact, Fact, MemoryConfig, MemoryStore, Op, Remembered, Selector, Shape, Source,
+    TurnInput,
 };
 
 const HOUR: i64 = 3_600_000_000;
@@ -112,6 +113,98 @@ fn same_value_is_idempotent_by_normalised_shape() {
             previous: out[0].id()
         }
     );
+}
+
+#[test]
+fn a_value_typed_by_a_capture_plugin_is_the_same_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = s
+        .remember(Fact::new("build server", "ip", "ip:10.0.0.7"))
+        .unwrap();
+    let cell = s.get("build server", "ip", None).unwrap();
+    assert_eq!(cell.content.value.shape, Shape::Ip);
+    assert_eq!(cell.content.value.raw, "10.0.0.7");
+    assert_eq!(cell.content.value.normalized, "ip:10.0.0.7");
+    assert_eq!(cell.content.text, "build server ip: 10.0.0.7");
+    let b = s
+        .remember(Fact::new("build server", "ip", "10.0.0.7"))
+        .unwrap();
+    assert_eq!(b, Remembered::Unchanged(a.id()));
+}
+
+#[test]
+fn turns_are_recalled_by_label_after_reopen_and_redacted_by_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let turn = |label: &str, speaker: &str, text: &str| TurnInput {
+        label: label.into(),
+        speaker: speaker.into(),
+        text: text.into(),
+        time: Some(1_683_554_160_000_000),
+    };
+    let addr = {
+        let s = open(dir.path());
+        s.remember(Fact::new("Ann", "locker code", "Kx-5521")).unwrap();
+        s.store_turns(
+            vec![
+                turn("D1:1", "Ann", "Morning! How was the weekend?"),
+                turn("D1:2", "Bob", "Great, we finally went kayaking on lake Tahoe."),
+                turn("D1:3", "Ann", "My locker code is Kx-5521, keep it safe."),
+            ],
+            "Ann and Bob catch up",
+            vec![],
+            &Source::default(),
+        )
+        .unwrap()
+    };
+    let s = open(dir.path());
+    let hits = s.recall_turns("Where did Bob go kayaking?", None, 2);
+    assert_eq!(hits[0].label, "D1:2");
+    assert_eq!((hits[0].addr, hits[0].index), (addr, 1));
+    assert_eq!(hits[0].speaker, "Bob");
+    assert!(hits[0].speaker_match && hits[0].lexical == 1.0);
+    assert_eq!(hits[0].time, Some(1_683_554_160_000_000));
+    let conv = s.read_conversation(&addr).unwrap();
+    assert_eq!(conv.turns.len(), 3);
+    assert!(conv.transcript.starts_with("Ann: Morning!"));
+    // Forgetting the value scrubs it from the stored turns and the turn index.
+    s.forget(Selector::Kappa {
+        subject: "Ann".into(),
+        facet: "locker code".into(),
+    })
+    .unwrap();
+    assert!(s.recall_turns("Kx-5521", None, 3).is_empty());
+    let conv = s.read_conversation(&addr).unwrap();
+    assert!(conv.turns.iter().all(|t| !t.text.contains("Kx-5521")));
+    assert!(s.verify().unwrap().ok());
+}
+
+#[test]
+fn a_plain_transcript_is_kept_as_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let addr = s
+        .store_conversation(
+            "user: my favourite tea is oolong\nassistant: noted, oolong it is\n\nuser: thanks",
+            "tea",
+            vec![],
+            &Source::default(),
+        )
+        .unwrap();
+    let turns = s.read_conversation(&addr).unwrap().turns;
+    let spoken: Vec<(&str, &str)> = turns
+        .iter()
+        .map(|t| (t.speaker.as_str(), t.text.as_str()))
+        .collect();
+    assert_eq!(
+        spoken,
+        vec![
+            ("user", "my favourite tea is oolong"),
+            ("assistant", "noted, oolong it is"),
+            ("user", "thanks")
+        ]
+    );
+    assert_eq!(s.recall_turns("favourite tea", None, 1)[0].index, 0);
 }
 
 #[test]
