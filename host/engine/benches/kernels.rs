@@ -4,7 +4,9 @@
 //! `cargo bench -p engram-engine --bench kernels [-- N_TOKENS [ROWS]]` prints, per table and
 //! weight type, nanoseconds per (row × token) for a ROWS × 576 matrix (default 1536, the
 //! feed-forward shape; 49152 = the output matrix, which streams from memory),
-//! single-threaded, the minimum over repeats (robust to a loaded machine).
+//! single-threaded, the minimum over repeats (robust to a loaded machine). Under
+//! `cargo test --all-targets` (no `--bench` argument) it runs one small pass as a smoke test,
+//! so the benchmark cannot rot without CI noticing.
 use engram_engine::kernels::Kernels;
 use engram_engine::quant::{quantize_act_row, GgmlType};
 use std::time::Instant;
@@ -54,10 +56,12 @@ fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
     let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let n_tok = nums.first().copied().unwrap_or(32);
+    let n_tok = nums.first().copied().unwrap_or(if full { 32 } else { 3 });
     // A large row count (e.g. 49152, the vocabulary) makes the matrix stream from DRAM.
-    let (rows, cols) = (nums.get(1).copied().unwrap_or(1536), 576usize);
+    let (rows, cols) = (nums.get(1).copied().unwrap_or(if full { 1536 } else { 64 }), 576usize);
+    let reps = if full { 5 } else { 1 };
     println!("{rows}x{cols} weights, {n_tok} tokens (and 1 token), ns per row·token, single thread");
     for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
         let (w, wn) = weights(ty, rows, cols);
@@ -77,7 +81,7 @@ fn main() {
         for k in Kernels::available() {
             for toks in [1, n_tok] {
                 let dot = k.dot_for(ty);
-                let pairs = min_time(5, || {
+                let pairs = min_time(reps, || {
                     for r in 0..rows {
                         for t in 0..toks {
                             out[t * rows + r] = dot(&wb[r * wrb..(r + 1) * wrb], &ab[t * arb..(t + 1) * arb]);
@@ -93,7 +97,7 @@ fn main() {
                 );
                 if let Some(tile) = k.tile_for(ty, toks) {
                     let mut buf = [0f32; 64];
-                    let tiled = min_time(5, || {
+                    let tiled = min_time(reps, || {
                         let mut t0 = 0;
                         while t0 < toks {
                             let tt = (toks - t0).min(tile.toks);
