@@ -5,6 +5,8 @@
 //!   reference plus AVX2, chosen at run time).
 //! - [`tokenizer`] and [`template`]: byte-level BPE and the Jinja chat template from the GGUF.
 //! - [`model`], [`ops`] and [`forward`]: one llama/qwen2 model definition over a numeric seam.
+//! - [`exact_ops`]: the `--exact` operators (integer islands, bit-identical across threads and
+//!   SIMD widths) and the logits digest.
 //! - [`session`], [`sampler`] and [`generate`]: KV-cached sessions, sampling, streaming.
 //! - [`reference`]: the comparison against llama.cpp reference outputs.
 //!
@@ -19,6 +21,7 @@
 //! ```
 
 pub mod error;
+pub mod exact_ops;
 pub mod forward;
 pub mod generate;
 pub mod gguf;
@@ -34,6 +37,7 @@ pub mod template;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};
+pub use exact_ops::{ExactOps, LogitsDigest};
 pub use generate::{generate, GenerateOptions, Generation, StopReason};
 pub use model::{Arch, Config, Model};
 pub use ops::{CpuOps, Ops};

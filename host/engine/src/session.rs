@@ -7,6 +7,7 @@
 //! from a shorter history, or [`Session::truncate`] and re-append).
 
 use crate::error::{EngineError, Result};
+use crate::exact_ops::LogitsDigest;
 use crate::forward::{forward, KvCache, LogitsFor, Scratch};
 use crate::model::Model;
 use sha2::{Digest, Sha256};
@@ -28,6 +29,9 @@ pub struct Session {
     n_ctx: usize,
     /// Logits after the last token (`vocab` values), if any token was processed.
     last_logits: Option<Vec<f32>>,
+    /// Digest of every logits block computed since [`Session::enable_digest`] (off: `None`,
+    /// and nothing is hashed).
+    digest: Option<LogitsDigest>,
 }
 
 impl std::fmt::Debug for Session {
@@ -57,7 +61,20 @@ impl Session {
             scratch: Scratch::default(),
             n_ctx,
             last_logits: None,
+            digest: None,
         }
+    }
+
+    /// Starts (or restarts) a [`LogitsDigest`] of every logits block this session computes from
+    /// now on: each prefill's and decode step's logits, in order. Off by default; it reads the
+    /// logits and never changes them.
+    pub fn enable_digest(&mut self) {
+        self.digest = Some(LogitsDigest::new());
+    }
+
+    /// The logits digest, if [`Session::enable_digest`] was called.
+    pub fn digest(&self) -> Option<&LogitsDigest> {
+        self.digest.as_ref()
     }
 
     /// The model.
@@ -108,6 +125,9 @@ impl Session {
             &mut self.scratch,
         );
         self.tokens.extend_from_slice(tokens);
+        if let Some(d) = &mut self.digest {
+            d.update(&self.scratch.logits);
+        }
         let v = self.model.config.vocab;
         let last = &self.scratch.logits[self.scratch.logits.len() - v..];
         match &mut self.last_logits {

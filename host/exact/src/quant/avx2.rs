@@ -476,3 +476,194 @@ mod imp {
         acc
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+pub(super) use tiles::{tile8_avx2, tile8_vnni, vnni_available};
+
+/// Eight-row tiles over pre-decoded scales (see `super::packed`): the rows' integer block sums
+/// are reduced into one vector (lane `r` = row `r`), so the exact scaling runs once per block
+/// for eight rows, in `i64` lanes with one window base per row.
+#[cfg(target_arch = "x86_64")]
+mod tiles {
+    use std::arch::x86_64::*;
+
+    use super::super::{Q8Block, WeightFormat};
+
+    /// Whether the CPU has the AVX-512 VNNI byte dot product on 256-bit vectors.
+    pub(in super::super) fn vnni_available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+
+    /// `Σ u_j · s_j` in eight `i32` lanes for unsigned `u <= 128`, signed `|s| <= 127`: the
+    /// same integers with either instruction sequence.
+    #[inline(always)]
+    unsafe fn dotb<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn nib(p: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(p.cast());
+        _mm256_and_si256(
+            _mm256_set_m128i(_mm_srli_epi16::<4>(q), q),
+            _mm256_set1_epi8(0x0f),
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn hi_bits(bits: u32) -> __m256i {
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(bits as i32),
+            _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            ),
+        );
+        let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+        _mm256_and_si256(
+            _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1)),
+            _mm256_set1_epi8(0x10),
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn reduce8(p: &[__m256i; 8]) -> __m256i {
+        let h01 = _mm256_hadd_epi32(p[0], p[1]);
+        let h23 = _mm256_hadd_epi32(p[2], p[3]);
+        let h45 = _mm256_hadd_epi32(p[4], p[5]);
+        let h67 = _mm256_hadd_epi32(p[6], p[7]);
+        let a = _mm256_hadd_epi32(h01, h23);
+        let b = _mm256_hadd_epi32(h45, h67);
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(a, b),
+            _mm256_permute2x128_si256::<0x31>(a, b),
+        )
+    }
+
+    /// `acc += v · 2^sh` per lane (`v` eight `i32`, `sh` eight shifts in `0..=62`), as two
+    /// vectors of four `i64` lanes.
+    #[inline(always)]
+    unsafe fn add_shifted(acc: &mut [__m256i; 2], v: __m256i, sh: __m256i) {
+        let v0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+        let v1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v));
+        let s0 = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(sh));
+        let s1 = _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(sh));
+        acc[0] = _mm256_add_epi64(acc[0], _mm256_sllv_epi64(v0, s0));
+        acc[1] = _mm256_add_epi64(acc[1], _mm256_sllv_epi64(v1, s1));
+    }
+
+    /// Eight `i16` as eight `i32` lanes.
+    #[inline(always)]
+    unsafe fn load_i16x8(p: *const i16) -> __m256i {
+        _mm256_cvtepi16_epi32(_mm_loadu_si128(p.cast()))
+    }
+
+    /// The tile body: rows `w[r]` (`r < 8`, each `x.len()` blocks), scales `sc` laid out per
+    /// block as `[d_mant ×8, d_sh ×8, m_mant ×8, m_sh ×8]` (`i16`, the `m` part for `Q4_1`
+    /// only), activation shifts relative to `kmin`. Returns the eight `i64` window sums.
+    #[inline(always)]
+    unsafe fn body<const VNNI: bool>(
+        format: WeightFormat,
+        w: &[&[u8]; 8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        let bb = format.block_bytes();
+        let per = if format == WeightFormat::Q4_1 { 32 } else { 16 };
+        assert!(sc.len() >= x.len() * per && w.iter().all(|r| r.len() >= x.len() * bb));
+        let mut acc = [_mm256_setzero_si256(); 2];
+        // The tile's rows are contiguous and the next tile's follow: prefetch those, 8 blocks'
+        // worth per block, so the eight row streams do not wait on memory (only a hint: an
+        // address past the matrix is never dereferenced).
+        let next = w[0].as_ptr().wrapping_add(8 * x.len() * bb);
+        for (b, a) in x.iter().enumerate() {
+            let mut off = b * 8 * bb;
+            while off < (b + 1) * 8 * bb {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
+                off += 64;
+            }
+            let act = _mm256_loadu_si256(a.qs.as_ptr().cast());
+            let mut lanes = [_mm256_setzero_si256(); 8];
+            for (l, row) in lanes.iter_mut().zip(w.iter()) {
+                let p = row.as_ptr().add(b * bb);
+                *l = match format {
+                    WeightFormat::Q4_0 => dotb::<VNNI>(nib(p.add(2)), act),
+                    WeightFormat::Q4_1 => dotb::<VNNI>(nib(p.add(4)), act),
+                    WeightFormat::Q5_0 => {
+                        let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+                        dotb::<VNNI>(_mm256_or_si256(nib(p.add(6)), hi_bits(qh)), act)
+                    }
+                    _ => {
+                        let q = _mm256_loadu_si256(p.add(2).cast());
+                        dotb::<VNNI>(_mm256_sign_epi8(q, q), _mm256_sign_epi8(act, q))
+                    }
+                };
+            }
+            let isum = reduce8(&lanes);
+            let sum = _mm256_set1_epi32(a.sum as i32);
+            let ints = match format {
+                WeightFormat::Q4_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(sum)),
+                WeightFormat::Q5_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(sum)),
+                _ => isum,
+            };
+            let k = _mm256_set1_epi32((a.shift - kmin) as i32);
+            let s = sc.as_ptr().add(b * per);
+            add_shifted(
+                &mut acc,
+                _mm256_mullo_epi32(ints, load_i16x8(s)),
+                _mm256_add_epi32(load_i16x8(s.add(8)), k),
+            );
+            if format == WeightFormat::Q4_1 {
+                add_shifted(
+                    &mut acc,
+                    _mm256_mullo_epi32(sum, load_i16x8(s.add(16))),
+                    _mm256_add_epi32(load_i16x8(s.add(24)), k),
+                );
+            }
+        }
+        let mut out = [0i64; 8];
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), acc[0]);
+        _mm256_storeu_si256(out.as_mut_ptr().add(4).cast(), acc[1]);
+        out
+    }
+
+    /// One tile with AVX2 (`maddubs` + `madd`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn tile8_avx2(
+        format: WeightFormat,
+        w: &[&[u8]; 8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        body::<false>(format, w, sc, x, kmin)
+    }
+
+    /// One tile with AVX-512 VNNI (`vpdpbusd` on 256-bit vectors); the same integers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, AVX-512F/VL and AVX-512 VNNI.
+    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+    pub(in super::super) unsafe fn tile8_vnni(
+        format: WeightFormat,
+        w: &[&[u8]; 8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        body::<true>(format, w, sc, x, kmin)
+    }
+}

@@ -254,6 +254,24 @@ pub struct QuantMatrix<'a> {
     /// Per row, the smallest and largest exponent of its non-zero f16 block scales (32-element
     /// formats only): lets the AVX2 kernel accumulate a row in one 64-bit window.
     row_exp: Vec<(i8, i8)>,
+    /// Scales decoded at load time for eight-row tiles ([`QuantMatrix::with_packed_scales`]).
+    packed: Option<Packed>,
+}
+
+/// Block scales decoded once into the integers the tile kernels need.
+///
+/// For full tile `t` (rows `8t..8t+8`) and block `b`, `sc[(t·nb + b)·per ..]` holds eight `i16`
+/// mantissas of `d`, eight shifts `e − emin_row` (0 for a zero scale), and for `Q4_1` the same
+/// for `m` (`per` = 16 or 32). The kernels then multiply the eight rows' block sums by their
+/// mantissas in one instruction and add `v · 2^(shift + k_b − k_min)` into one `i64` lane per
+/// row; the row's total is that lane times `2^(emin_row + k_min + 24)` in Q87.40 — the same
+/// exact integer as the per-row kernels.
+#[derive(Debug, Clone)]
+struct Packed {
+    sc: Vec<i16>,
+    per: usize,
+    /// Per full tile, the largest exponent spread `emax − emin` of its rows.
+    spread: Vec<u8>,
 }
 
 impl<'a> QuantMatrix<'a> {
@@ -308,7 +326,44 @@ impl<'a> QuantMatrix<'a> {
             cols,
             row_bytes,
             row_exp,
+            packed: None,
         })
+    }
+
+    /// Decodes the block scales once (load time) for the eight-row tile kernels, which then
+    /// serve [`QuantMatrix::matvec_rows`] with AVX2 (and AVX-512 VNNI where present). The
+    /// results are the same bits; only `Q4_0`, `Q4_1`, `Q5_0` and `Q8_0` have tiles (other
+    /// formats are returned unchanged). Costs 4 bytes per block scale.
+    pub fn with_packed_scales(mut self) -> Self {
+        if self.format.block_len() != QK {
+            return self;
+        }
+        let nb = self.cols / QK;
+        let per = if self.format == WeightFormat::Q4_1 { 32 } else { 16 };
+        let tiles = self.rows / 8;
+        let mut sc = vec![0i16; tiles * nb * per];
+        let mut spread = vec![0u8; tiles];
+        let offs = self.format.scale_offsets();
+        for t in 0..tiles {
+            for i in 0..8 {
+                let r = 8 * t + i;
+                let (emin, emax) = self.row_exp[r];
+                spread[t] = spread[t].max((emax - emin) as u8);
+                let row = self.row_data(r);
+                for b in 0..nb {
+                    let block = &row[b * self.format.block_bytes()..];
+                    for (j, &off) in offs.iter().enumerate() {
+                        let bits = u16::from_le_bytes([block[off], block[off + 1]]);
+                        let (m, e) = crate::fixed::f16_parts_unchecked(bits);
+                        let at = (t * nb + b) * per + 16 * j;
+                        sc[at + i] = m as i16;
+                        sc[at + 8 + i] = if m == 0 { 0 } else { (e - emin as i32) as i16 };
+                    }
+                }
+            }
+        }
+        self.packed = Some(Packed { sc, per, spread });
+        self
     }
 
     /// The weight format.
@@ -464,6 +519,11 @@ impl<'a> QuantMatrix<'a> {
         check_len("matvec output", rows.len(), out.len())?;
         let shifts = shift_range(x);
         #[cfg(target_arch = "x86_64")]
+        if kernel.uses_avx2() && self.packed.is_some() {
+            self.matvec_tiled(rows, x, out, shifts);
+            return Ok(());
+        }
+        #[cfg(target_arch = "x86_64")]
         if kernel.uses_avx2() && self.format.block_len() == QK {
             let rows = rows.map(|r| {
                 let window = window_base(self.row_exp.get(r).copied(), shifts, x.len());
@@ -485,6 +545,54 @@ impl<'a> QuantMatrix<'a> {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl QuantMatrix<'_> {
+    /// [`QuantMatrix::matvec_rows`] through the eight-row tiles (AVX2 checked by the caller):
+    /// full tiles whose every term fits the `i64` window go through the tile kernel, the other
+    /// rows through the per-row kernel.
+    fn matvec_tiled(&self, rows: Range<usize>, x: &[Q8Block], out: &mut [i32], shifts: (u8, u8)) {
+        static VNNI: OnceLock<bool> = OnceLock::new();
+        let vnni = *VNNI.get_or_init(avx2::vnni_available);
+        let p = self.packed.as_ref().expect("checked by the caller");
+        let nb = x.len();
+        let kspread = (shifts.1 - shifts.0) as u32;
+        // Terms are below 2^30 in magnitude, shifted by at most spread + kspread, and each
+        // i64 lane receives at most 2·nb of them.
+        let bits = usize::BITS - (2 * nb).leading_zeros();
+        let one_row = |r: usize| {
+            let w = self.row_data(r);
+            let window = window_base(self.row_exp.get(r).copied(), shifts, nb);
+            // SAFETY: AVX2 was checked by the caller.
+            dot_to_act(unsafe { avx2::dot(self.format, w, x, window) })
+        };
+        let mut r = rows.start;
+        while r < rows.end {
+            let t = r / 8;
+            let full = r % 8 == 0 && r + 8 <= rows.end && t < p.spread.len();
+            if !full || p.spread[t] as u32 + kspread + bits > 32 {
+                out[r - rows.start] = one_row(r);
+                r += 1;
+                continue;
+            }
+            let w: [&[u8]; 8] = std::array::from_fn(|i| self.row_data(r + i));
+            let sc = &p.sc[t * nb * p.per..(t + 1) * nb * p.per];
+            // SAFETY: AVX2 (and for the VNNI kernel AVX-512 F/VL/VNNI) detected at run time.
+            let acc = unsafe {
+                if vnni {
+                    avx2::tile8_vnni(self.format, &w, sc, x, shifts.0)
+                } else {
+                    avx2::tile8_avx2(self.format, &w, sc, x, shifts.0)
+                }
+            };
+            for (i, &a) in acc.iter().enumerate() {
+                let base = self.row_exp[r + i].0 as i32 + shifts.0 as i32 + 24;
+                out[r - rows.start + i] = dot_to_act((a as i128) << base);
+            }
+            r += 8;
+        }
     }
 }
 

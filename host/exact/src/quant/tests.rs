@@ -481,3 +481,52 @@ proptest! {
         prop_assert_eq!(s, reference_dot(format, &row, &xq));
     }
 }
+
+#[test]
+fn packed_tiles_match_scalar_for_any_row_range() {
+    let mut rng = Rng::new(77);
+    for format in [
+        WeightFormat::Q4_0,
+        WeightFormat::Q4_1,
+        WeightFormat::Q5_0,
+        WeightFormat::Q8_0,
+    ] {
+        for (rows, nb) in [(8, 1), (19, 7), (24, 18), (16, 48), (9, 64 * 8 + 13)] {
+            // Model-like scales on most rows (the tile path), extreme ones on some (fallback).
+            let mut data: Vec<u8> = (0..rows)
+                .flat_map(|_| random_row(format, nb, &mut rng))
+                .collect();
+            let extreme_row = rng.below(rows as u64) as usize;
+            for (i, block) in data.chunks_exact_mut(format.block_bytes()).enumerate() {
+                if i / nb == extreme_row {
+                    continue;
+                }
+                for &off in format.scale_offsets() {
+                    let s = (0x1400 + rng.below(0x1000)) as u16 | (rng.below(2) as u16) << 15;
+                    block[off..off + 2].copy_from_slice(&s.to_le_bytes());
+                }
+            }
+            let plain = QuantMatrix::new(format, &data, rows, nb * QK).unwrap();
+            let packed = plain.clone().with_packed_scales();
+            for x in [
+                random_act(nb * QK, &mut rng),
+                (0..nb * QK)
+                    .map(|_| rng.range_i64(-(4 << 16), 4 << 16) as i32)
+                    .collect(),
+            ] {
+                let mut xq = vec![Q8Block::default(); nb];
+                quantize_act(&x, &mut xq).unwrap();
+                let mut want = vec![0; rows];
+                plain.matvec(&xq, &mut want, Kernel::Scalar).unwrap();
+                let mut got = vec![0; rows];
+                packed.matvec(&xq, &mut got, Kernel::Auto).unwrap();
+                assert_eq!(got, want, "{format:?} rows={rows} nb={nb}");
+                // An unaligned split of the rows gives the same bits.
+                let cut = 3.min(rows);
+                packed.matvec_rows(0..cut, &xq, &mut got[..cut], Kernel::Auto).unwrap();
+                packed.matvec_rows(cut..rows, &xq, &mut got[cut..], Kernel::Auto).unwrap();
+                assert_eq!(got, want, "{format:?} split at {cut}");
+            }
+        }
+    }
+}
