@@ -9,13 +9,14 @@
 //! - [`backend`]: [`CudaOps`], the engine's [`engram_engine::Ops`] on the GPU, so the engine's
 //!   one model definition (`engram_engine::forward`) runs there unchanged.
 //! - [`exact`]: the exact-arithmetic islands as integer kernels, equal to `engram_exact` bit
-//!   for bit.
+//!   for bit; [`CudaExactOps`] runs the engine's `--exact` mode with them.
 //! - [`select`]: builds the operators for a [`DeviceChoice`].
 
 pub mod backend;
 pub mod device;
 mod error;
 pub mod exact;
+pub mod exact_ops;
 pub mod kernels;
 pub mod loader;
 pub mod select;
@@ -23,4 +24,5 @@ pub mod select;
 pub use backend::{CudaOps, CudaOptions};
 pub use device::{gpu_line, nvrtc_line, probe, DeviceChoice, GpuInfo};
 pub use error::{CudaError, Result};
+pub use exact_ops::CudaExactOps;
 pub use select::{ops_for, Selected};

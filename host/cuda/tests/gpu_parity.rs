@@ -366,3 +366,44 @@ fn exact_islands_equal_engram_exact_bit_for_bit() {
         "attention"
     );
 }
+
+/// The logits digest of a greedy run of `n` tokens after each prompt, in exact mode.
+fn exact_digests(model: &Arc<Model>, prompts: &[String], n: usize) -> Vec<String> {
+    prompts
+        .iter()
+        .map(|p| {
+            let ids = model.tokenizer().encode(p, false);
+            let mut s = Session::new(model, SessionOptions::default());
+            s.enable_digest();
+            let opts = engram_engine::GenerateOptions {
+                max_tokens: n,
+                ..Default::default()
+            };
+            engram_engine::generate(&mut s, &ids, &opts, |_| true).expect("generate");
+            s.digest().expect("digest enabled").hex()
+        })
+        .collect()
+}
+
+#[test]
+fn exact_mode_digest_is_the_same_on_cpu_and_gpu() {
+    if gpu_or_skip("exact_mode_digest_is_the_same_on_cpu_and_gpu").is_none() {
+        return;
+    }
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/prompts-exact.json")).expect("fixture");
+    let prompts: Vec<String> = serde_json::from_str(&text).expect("prompts");
+    let prompts = &prompts[..4.min(prompts.len())];
+    let path = model_path(SMOLLM2);
+    let cpu = Arc::new(engram_engine::ExactOps::load_model(&path, 0).expect("cpu exact model"));
+    let ops = Arc::new(engram_cuda::CudaExactOps::new(0, &options()).expect("CUDA exact ops"));
+    let gpu = Arc::new(engram_cuda::CudaExactOps::load_model(&path, ops).expect("gpu exact model"));
+    let (a, b) = (
+        exact_digests(&cpu, prompts, 16),
+        exact_digests(&gpu, prompts, 16),
+    );
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        eprintln!("prompt {i}: cpu {x} gpu {y}");
+    }
+    assert_eq!(a, b, "exact-mode logits digests differ between CPU and GPU");
+}
