@@ -39,10 +39,10 @@ pub struct Tile {
     pub toks: usize,
 }
 
-/// Tile kernels for Q4_0, Q4_1, Q5_0, Q8_0 (in that order), for one tile shape.
+/// Tile kernels for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K (in that order), for one tile shape.
 #[derive(Clone, Copy)]
 struct TileSet {
-    fns: [TileFn; 4],
+    fns: [TileFn; 5],
     rows: usize,
     toks: usize,
 }
@@ -128,6 +128,7 @@ impl Kernels {
                             tile_x86::avx2::gemm_q4_1,
                             tile_x86::avx2::gemm_q5_0,
                             tile_x86::avx2::gemm_q8_0,
+                            tile_x86::avx2::gemm_q4k,
                         ],
                         rows: tile_x86::AVX2_GEMM.0,
                         toks: tile_x86::AVX2_GEMM.1,
@@ -138,6 +139,7 @@ impl Kernels {
                             tile_x86::avx2::gemv_q4_1,
                             tile_x86::avx2::gemv_q5_0,
                             tile_x86::avx2::gemv_q8_0,
+                            tile_x86::avx2::gemv_q4k,
                         ],
                         rows: tile_x86::GEMV_ROWS,
                         toks: 1,
@@ -167,6 +169,7 @@ impl Kernels {
                             tile_x86::avx512::gemm_q4_1,
                             tile_x86::avx512::gemm_q5_0,
                             tile_x86::avx512::gemm_q8_0,
+                            tile_x86::avx512::gemm_q4k,
                         ],
                         rows: tile_x86::AVX512_GEMM.0,
                         toks: tile_x86::AVX512_GEMM.1,
@@ -177,6 +180,7 @@ impl Kernels {
                             tile_x86::avx512::gemv_q4_1,
                             tile_x86::avx512::gemv_q5_0,
                             tile_x86::avx512::gemv_q8_0,
+                            tile_x86::avx512::gemv_q4k,
                         ],
                         rows: tile_x86::GEMV_ROWS,
                         toks: 1,
@@ -243,6 +247,7 @@ impl Kernels {
             GgmlType::Q4_1 => 1,
             GgmlType::Q5_0 => 2,
             GgmlType::Q8_0 => 3,
+            GgmlType::Q4K => 4,
             _ => return None,
         };
         Some(Tile {
@@ -376,7 +381,12 @@ mod tests {
                     let (wb, ab) = (view(&ws, w.len()), view(&as_, a.len()));
                     let r = (sc.dot_for(ty))(wb, ab);
                     let s = (simd.dot_for(ty))(wb, ab);
-                    assert_eq!(r.to_bits(), s.to_bits(), "{:?} {ty:?} n={n}: scalar {r} vs simd {s}", simd.isa);
+                    assert_eq!(
+                        r.to_bits(),
+                        s.to_bits(),
+                        "{:?} {ty:?} n={n}: scalar {r} vs simd {s}",
+                        simd.isa
+                    );
                 }
             }
         }
@@ -392,7 +402,12 @@ mod tests {
             for ty in ALL {
                 for n_tok in [1usize, 2, 3, 4, 5] {
                     let Some(tile) = simd.tile_for(ty, n_tok) else { continue };
-                    for (seed, n) in [(3u64, 64usize), (8, 576), (21, 1536)] {
+                    let sizes = if ty.block_size() == QK_K {
+                        [(3u64, 256usize), (8, 512), (21, 1536)]
+                    } else {
+                        [(3u64, 64usize), (8, 576), (21, 1536)]
+                    };
+                    for (seed, n) in sizes {
                         let n_rows = 9;
                         let wrb = ty.row_bytes(n);
                         let w = weights(ty, n * n_rows, seed);

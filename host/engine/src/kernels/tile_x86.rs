@@ -1,5 +1,5 @@
-//! Register-tiled products for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) on
-//! x86_64: one call computes `R` weight rows × `T` activation rows.
+//! Register-tiled products for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) and
+//! Q4_K on x86_64: one call computes `R` weight rows × `T` activation rows.
 //!
 //! Each weight block is unpacked to 32 bytes once and reused for all `T` activation blocks
 //! (prefill: several tokens), and each activation block is loaded once for all `R` rows
@@ -27,6 +27,11 @@ trait WBlock {
     const HAS_MIN: bool;
     /// The 32 quants.
     unsafe fn quants(p: *const u8) -> __m256i;
+    /// What [`WBlock::quants_biased`] adds to each quant to make it unsigned (0: already is).
+    const BIAS: i32;
+    /// The 32 quants plus [`WBlock::BIAS`], as unsigned bytes (for `vpdpbusd`, which takes an
+    /// unsigned operand: `Σ q·y = Σ (q + BIAS)·y − BIAS·Σ y`, exact in i32).
+    unsafe fn quants_biased(p: *const u8) -> __m256i;
     /// The scale's f16 bits.
     #[inline(always)]
     unsafe fn d_bits(p: *const u8) -> u16 {
@@ -99,6 +104,11 @@ impl WBlock for Q4_0 {
     unsafe fn quants(p: *const u8) -> __m256i {
         _mm256_sub_epi8(nibbles_32(p.add(2)), _mm256_set1_epi8(8))
     }
+    const BIAS: i32 = 8;
+    #[inline(always)]
+    unsafe fn quants_biased(p: *const u8) -> __m256i {
+        nibbles_32(p.add(2))
+    }
 }
 
 struct Q4_1;
@@ -108,6 +118,11 @@ impl WBlock for Q4_1 {
     const HAS_MIN: bool = true;
     #[inline(always)]
     unsafe fn quants(p: *const u8) -> __m256i {
+        nibbles_32(p.add(4))
+    }
+    const BIAS: i32 = 0;
+    #[inline(always)]
+    unsafe fn quants_biased(p: *const u8) -> __m256i {
         nibbles_32(p.add(4))
     }
 }
@@ -124,6 +139,13 @@ impl WBlock for Q5_0 {
         let hi = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xF0u8 as i8));
         _mm256_or_si256(lo, hi)
     }
+    const BIAS: i32 = 16;
+    #[inline(always)]
+    unsafe fn quants_biased(p: *const u8) -> __m256i {
+        let lo = nibbles_32(p.add(6));
+        let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
+        _mm256_or_si256(lo, _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10)))
+    }
 }
 
 struct Q8_0;
@@ -134,6 +156,11 @@ impl WBlock for Q8_0 {
     #[inline(always)]
     unsafe fn quants(p: *const u8) -> __m256i {
         _mm256_loadu_si256(p.add(2) as *const __m256i)
+    }
+    const BIAS: i32 = 128;
+    #[inline(always)]
+    unsafe fn quants_biased(p: *const u8) -> __m256i {
+        _mm256_xor_si256(Self::quants(p), _mm256_set1_epi8(0x80u8 as i8))
     }
 }
 
@@ -169,6 +196,14 @@ unsafe fn dot32<const VNNI: bool>(signed: bool, x: __m256i, y: __m256i) -> __m25
         // No saturation: |u| ≤ 128 and |s| ≤ 127, so each pair sum fits in i16.
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
+}
+
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
 }
 
 /// Lane `i` of the result is the sum of the 8 lanes of `p[i]` (exact integer sums).
@@ -259,9 +294,12 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
         let mut x = [_mm256_setzero_si256(); R];
         let mut dh = [0u16; R];
         let mut mh = [0u16; R];
+        // With VNNI, biased unsigned quants and one `vpdpbusd` per pair (the bias is taken
+        // off after the reduction); without, signed quants and the sign trick.
+        let biased = VNNI && W::BIAS != 0;
         for r in 0..R {
             let p = wp[r].add(b * W::BYTES);
-            x[r] = W::quants(p);
+            x[r] = if biased { W::quants_biased(p) } else { W::quants(p) };
             dh[r] = W::d_bits(p);
             if W::HAS_MIN {
                 mh[r] = W::m_bits(p);
@@ -270,6 +308,7 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
         let mut y = [_mm256_setzero_si256(); T];
         let mut da = [0f32; T];
         let mut sa = [0f32; T];
+        let mut ysum = [0i32; T];
         for t in 0..T {
             let p = ap[t].add(b * A::BYTES);
             y[t] = A::quants(p);
@@ -277,16 +316,32 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
             if W::HAS_MIN {
                 sa[t] = A::s(p);
             }
+            if biased {
+                ysum[t] = W::BIAS * hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), y[t]));
+            }
         }
         let dw = halves8::<R>(&dh);
-        let mw = if W::HAS_MIN { halves8::<R>(&mh) } else { _mm256_setzero_ps() };
+        let mw = if W::HAS_MIN {
+            halves8::<R>(&mh)
+        } else {
+            _mm256_setzero_ps()
+        };
         for g in 0..G {
             let mut p = [_mm256_setzero_si256(); 8];
             for (i, pi) in p.iter_mut().enumerate() {
                 let pair = 8 * g + i;
-                *pi = dot32::<VNNI>(W::SIGNED, x[pair % R], y[pair / R]);
+                *pi = dot32::<VNNI>(W::SIGNED && !biased, x[pair % R], y[pair / R]);
             }
-            let sum = _mm256_cvtepi32_ps(reduce8(&p));
+            let mut isum = reduce8(&p);
+            if biased {
+                let corr = if R == 8 {
+                    _mm256_set1_epi32(ysum[g])
+                } else {
+                    _mm256_set_m128i(_mm_set1_epi32(ysum[2 * g + 1]), _mm_set1_epi32(ysum[2 * g]))
+                };
+                isum = _mm256_sub_epi32(isum, corr);
+            }
+            let sum = _mm256_cvtepi32_ps(isum);
             let d = _mm256_mul_ps(dw, toks8::<R, T>(&da, g));
             acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(d, sum));
             if W::HAS_MIN {
@@ -296,7 +351,11 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
     }
     let mut res = [0f32; 64];
     for g in 0..G {
-        let v = if W::HAS_MIN { _mm256_add_ps(acc[g], mins[g]) } else { acc[g] };
+        let v = if W::HAS_MIN {
+            _mm256_add_ps(acc[g], mins[g])
+        } else {
+            acc[g]
+        };
         _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), v);
     }
     for t in 0..toks {
@@ -304,6 +363,149 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
             out[t * rows + r] = res[t * R + r];
         }
     }
+}
+
+/// Q4_K weights × Q8_K activations, `R ∈ {4, 8}` rows × `T` tokens in `G = R·T/8` groups of
+/// 8 pairs (pair `i = t·R + r`), like [`tile`]. Bit-identical to
+/// [`scalar::dot_q4k`](super::scalar::dot_q4k): per super-block the scaled sub-block sums and
+/// the minimums' sums are exact integers, then `acc += d·d_a·Σ − d_min·d_a·mins` in f32.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
+    w: *const u8,
+    wrb: usize,
+    rows: usize,
+    a: *const u8,
+    arb: usize,
+    toks: usize,
+    out: &mut [f32],
+) {
+    const WB: usize = std::mem::size_of::<BlockQ4K>();
+    const AB: usize = std::mem::size_of::<BlockQ8K>();
+    debug_assert!((R == 4 || R == 8) && R * T == 8 * G);
+    let nb = wrb / WB;
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); G];
+    let mut wp = [w; R];
+    for (r, p) in wp.iter_mut().enumerate() {
+        *p = w.add(r.min(rows - 1) * wrb);
+    }
+    let mut ap = [a; T];
+    for (t, p) in ap.iter_mut().enumerate() {
+        *p = a.add(t.min(toks - 1) * arb);
+    }
+    let next = w.wrapping_add(2 * R * wrb);
+    for b in 0..nb {
+        let mut off = b * R * WB;
+        while off < (b + 1) * R * WB {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
+            off += 64;
+        }
+        let bw: [&BlockQ4K; R] = std::array::from_fn(|r| &*(wp[r].add(b * WB) as *const BlockQ4K));
+        let ba: [&BlockQ8K; T] = std::array::from_fn(|t| &*(ap[t].add(b * AB) as *const BlockQ8K));
+        // Sub-block scales and minimums of each row; 16-element sums paired per sub-block.
+        let mut sc = [[0i16; 8]; R];
+        let mut mn = [[0i32; 8]; R];
+        for r in 0..R {
+            for j in 0..8 {
+                let (s, m) = q4k_scale_min(j, &bw[r].scales);
+                sc[r][j] = s as i16;
+                mn[r][j] = m as i32;
+            }
+        }
+        let bs: [[i32; 8]; T] =
+            std::array::from_fn(|t| std::array::from_fn(|k| ba[t].bsums[2 * k] as i32 + ba[t].bsums[2 * k + 1] as i32));
+        let mut p = [_mm256_setzero_si256(); 16]; // R·T ≤ 16 pairs
+        for j in 0..4 {
+            let mut lo = [_mm256_setzero_si256(); R];
+            let mut hi = [_mm256_setzero_si256(); R];
+            for r in 0..R {
+                let q = _mm256_loadu_si256(bw[r].qs.as_ptr().add(32 * j) as *const __m256i);
+                lo[r] = _mm256_and_si256(q, m4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            }
+            for t in 0..T {
+                let y1 = _mm256_loadu_si256(ba[t].qs.as_ptr().add(64 * j) as *const __m256i);
+                let y2 = _mm256_loadu_si256(ba[t].qs.as_ptr().add(64 * j + 32) as *const __m256i);
+                for r in 0..R {
+                    // No saturation: nibble ≤ 15, |y| ≤ 127, scales ≤ 63.
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], y1), _mm256_set1_epi16(sc[r][2 * j]));
+                    let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], y2), _mm256_set1_epi16(sc[r][2 * j + 1]));
+                    let i = t * R + r;
+                    p[i] = _mm256_add_epi32(p[i], _mm256_add_epi32(p1, p2));
+                }
+            }
+        }
+        let dw = halves8::<R>(&std::array::from_fn(|r| bw[r].d));
+        let dmw = halves8::<R>(&std::array::from_fn(|r| bw[r].dmin));
+        let da: [f32; T] = std::array::from_fn(|t| ba[t].d);
+        for g in 0..G {
+            let pg: [__m256i; 8] = std::array::from_fn(|i| p[8 * g + i]);
+            let sum = _mm256_cvtepi32_ps(reduce8(&pg));
+            let mins: [i32; 8] = std::array::from_fn(|i| {
+                let pair = 8 * g + i;
+                let (t, r) = (pair / R, pair % R);
+                (0..8).map(|k| mn[r][k] * bs[t][k]).sum()
+            });
+            let mins = _mm256_cvtepi32_ps(_mm256_loadu_si256(mins.as_ptr() as *const __m256i));
+            let dav = toks8::<R, T>(&da, g);
+            let t1 = _mm256_mul_ps(_mm256_mul_ps(dw, dav), sum);
+            let t2 = _mm256_mul_ps(_mm256_mul_ps(dmw, dav), mins);
+            acc[g] = _mm256_add_ps(acc[g], _mm256_sub_ps(t1, t2));
+        }
+    }
+    let mut res = [0f32; 64];
+    for g in 0..G {
+        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), acc[g]);
+    }
+    for t in 0..toks {
+        for r in 0..rows {
+            out[t * rows + r] = res[t * R + r];
+        }
+    }
+}
+
+/// Q4_K tile entry points (see [`tile_q4k`]).
+macro_rules! tile_fns_q4k {
+    ($feat:literal, $r:expr, $t:expr, $name:ident) => {
+        /// Q4_K tile kernel (see [`tile_q4k`]); the CPU features it needs were detected by
+        /// [`Kernels`](super::Kernels) before it was installed.
+        pub fn $name(w: &[u8], wrb: usize, rows: usize, a: &[u8], arb: usize, toks: usize, out: &mut [f32]) {
+            let (wb, ab) = (std::mem::size_of::<BlockQ4K>(), std::mem::size_of::<BlockQ8K>());
+            assert!(
+                (1..=$r).contains(&rows) && (1..=$t).contains(&toks),
+                "tile of {rows}×{toks} exceeds {}×{}",
+                $r,
+                $t
+            );
+            assert!(wrb.is_multiple_of(wb) && w.len() >= rows * wrb, "weight rows");
+            assert!(arb == wrb / wb * ab && a.len() >= toks * arb, "activation rows");
+            assert!(out.len() >= rows * toks, "tile output");
+            // Block fields are read through references: the rows must be aligned for them.
+            assert!(
+                (w.as_ptr() as usize).is_multiple_of(2) && wrb.is_multiple_of(2),
+                "weight alignment"
+            );
+            assert!(
+                (a.as_ptr() as usize).is_multiple_of(4) && arb.is_multiple_of(4),
+                "activation alignment"
+            );
+            #[target_feature(enable = $feat)]
+            unsafe fn imp(
+                w: *const u8,
+                wrb: usize,
+                rows: usize,
+                a: *const u8,
+                arb: usize,
+                toks: usize,
+                out: &mut [f32],
+            ) {
+                tile_q4k::<{ $r }, { $t }, { $r * $t / 8 }>(w, wrb, rows, a, arb, toks, out)
+            }
+            // SAFETY: shapes and alignment checked above; installed only after feature detection.
+            unsafe { imp(w.as_ptr(), wrb, rows, a.as_ptr(), arb, toks, out) }
+        }
+    };
 }
 
 /// Checks a tile call's slices against the shapes (the kernels read through raw pointers).
@@ -372,6 +574,8 @@ pub mod avx2 {
         gemv_q5_0: Q5_0, A8_0;
         gemv_q8_0: Q8_0, A8_0;
     );
+    tile_fns_q4k!("avx2,fma,f16c", AVX2_GEMM.0, AVX2_GEMM.1, gemm_q4k);
+    tile_fns_q4k!("avx2,fma,f16c", GEMV_ROWS, 1, gemv_q4k);
 }
 
 /// AVX-512 tiles: 256-bit vectors with VNNI byte dot products (`vpdpbusd`, AVX-512 VL+VNNI)
@@ -391,5 +595,17 @@ pub mod avx512 {
         gemv_q4_1: Q4_1, A8_1;
         gemv_q5_0: Q5_0, A8_0;
         gemv_q8_0: Q8_0, A8_0;
+    );
+    tile_fns_q4k!(
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        AVX512_GEMM.0,
+        AVX512_GEMM.1,
+        gemm_q4k
+    );
+    tile_fns_q4k!(
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        GEMV_ROWS,
+        1,
+        gemv_q4k
     );
 }
