@@ -69,7 +69,10 @@ fn main() {
         let wrb = ty.row_bytes(cols);
         let act = ty.act_type();
         let arb = act.row_bytes(cols);
-        let x: Vec<f32> = bytes(3, n_tok * cols).iter().map(|&b| (b as f32 - 128.0) / 40.0).collect();
+        let x: Vec<f32> = bytes(3, n_tok * cols)
+            .iter()
+            .map(|&b| (b as f32 - 128.0) / 40.0)
+            .collect();
         let mut a = vec![0u64; (n_tok * arb).div_ceil(8)];
         // SAFETY: within the allocation.
         let ab = unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut u8, n_tok * arb) };
@@ -103,7 +106,15 @@ fn main() {
                             let tt = (toks - t0).min(tile.toks);
                             for r0 in (0..rows).step_by(tile.rows) {
                                 let rr = (rows - r0).min(tile.rows);
-                                (tile.f)(&wb[r0 * wrb..(r0 + rr) * wrb], wrb, rr, &ab[t0 * arb..], arb, tt, &mut buf);
+                                (tile.f)(
+                                    &wb[r0 * wrb..(r0 + rr) * wrb],
+                                    wrb,
+                                    rr,
+                                    &ab[t0 * arb..],
+                                    arb,
+                                    tt,
+                                    &mut buf,
+                                );
                                 for t in 0..tt {
                                     for r in 0..rr {
                                         out[(t0 + t) * rows + r0 + r] = buf[t * rr + r];

@@ -202,7 +202,10 @@ unsafe fn f32_impl(a: &[f32], b: &[f32]) -> f32 {
     let mut i = 0;
     while i + 16 <= n {
         let p0 = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
-        let p1 = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i + 8)), _mm256_loadu_ps(b.as_ptr().add(i + 8)));
+        let p1 = _mm256_mul_ps(
+            _mm256_loadu_ps(a.as_ptr().add(i + 8)),
+            _mm256_loadu_ps(b.as_ptr().add(i + 8)),
+        );
         acc0 = _mm256_add_ps(acc0, p0);
         acc1 = _mm256_add_ps(acc1, p1);
         i += 16;

@@ -79,7 +79,10 @@ unsafe fn f32_impl(a: &[f32], b: &[f32]) -> f32 {
     let mut i = 0;
     while i + 16 <= n {
         for (k, ak) in acc.iter_mut().enumerate() {
-            let p = vmulq_f32(vld1q_f32(a.as_ptr().add(i + 4 * k)), vld1q_f32(b.as_ptr().add(i + 4 * k)));
+            let p = vmulq_f32(
+                vld1q_f32(a.as_ptr().add(i + 4 * k)),
+                vld1q_f32(b.as_ptr().add(i + 4 * k)),
+            );
             *ak = vaddq_f32(*ak, p);
         }
         i += 16;
