@@ -64,18 +64,12 @@ pub fn f32_to_act(x: f32) -> i32 {
     const BIG: f32 = 8_388_608.0; // 2^23: from here on every f32 is an integer
     let y = x * 65536.0;
     let a = y.abs();
-    if a < BIG {
-        // |y| + 2^23 lies in [2^23, 2^24), where the f32 spacing is 1: the addition rounds |y|
-        // to an integer (ties to even) and the subtraction is exact.
-        let r = ((a + BIG) - BIG) as i32;
-        if y < 0.0 {
-            -r
-        } else {
-            r
-        }
-    } else {
-        y as i32 // an integer already; `as` saturates (and maps NaN to 0)
-    }
+    // |y| + 2^23 lies in [2^23, 2^24), where the f32 spacing is 1: the addition rounds |y| to
+    // an integer (ties to even) and the subtraction is exact. From 2^23 on, |y| is an integer
+    // already. Written branch-free (selects, copysign, a saturating `as` that maps NaN to 0)
+    // so the compiler vectorizes it; the value is the same either way.
+    let r = if a < BIG { (a + BIG) - BIG } else { a };
+    r.copysign(y) as i32
 }
 
 /// `Q15.16 → f32`: the nearest `f32` (ties to even); exact for `|raw| < 2^24`.
@@ -207,6 +201,12 @@ thread_local! {
     /// Per-thread matvec output and attention scratch (query, scores, weights, output).
     static SCRATCH: std::cell::RefCell<(Vec<i32>, Vec<i32>, Vec<u32>, Vec<i32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+}
+
+thread_local! {
+    /// Per-thread buffers of the elementwise operators split over the pool.
+    static ELEM_SCRATCH: std::cell::RefCell<(Vec<i32>, Vec<i32>, Vec<i32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Rows of weights processed together per token in prefill (keeps them in L1).
@@ -404,14 +404,23 @@ impl Ops for ExactOps {
     }
 
     fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
-        let n = gate.len();
-        let mut guard = self.elem.lock().unwrap_or_else(|e| e.into_inner());
-        let ElemBuf { a, b, c } = &mut *guard;
-        let (g, u, o) = (fit(a, n), fit(b, n), fit(c, n));
-        to_act(gate, g);
-        to_act(up, u);
-        engram_exact::swiglu(g, u, o).expect("gate and up have the same length");
-        to_f32(o, gate);
+        assert_eq!(gate.len(), up.len(), "SwiGLU gate and up lengths");
+        // Elementwise, so any split over the threads gives the same bits.
+        let gp = SharedMut(gate.as_mut_ptr());
+        self.pool.for_chunks(gate.len(), 512, &|r| {
+            ELEM_SCRATCH.with(|cell| {
+                let mut guard = cell.borrow_mut();
+                let (a, b, c) = &mut *guard;
+                let n = r.len();
+                let (g, u, o) = (fit(a, n), fit(b, n), fit(c, n));
+                // SAFETY: each thread reads and writes only its own range of `gate`.
+                let gate = unsafe { std::slice::from_raw_parts_mut(gp.ptr().add(r.start), n) };
+                to_act(gate, g);
+                to_act(&up[r], u);
+                engram_exact::swiglu(g, u, o).expect("gate and up have the same length");
+                to_f32(o, gate);
+            });
+        });
     }
 
     fn attention(&self, q: &[f32], k_cache: &[f32], v_cache: &[f32], s: AttnShape, out: &mut [f32]) {

@@ -149,3 +149,32 @@ fn exact_qwen2_agrees_with_float_on_the_first_tokens() {
     eprintln!("qwen2 exact vs float: first {agree} of 8 greedy tokens agree");
     assert!(agree >= 4, "exact qwen2 diverged after {agree} tokens: {et:?} vs {ft:?}");
 }
+
+#[test]
+fn fixed_point_conversions_round_to_nearest_even_and_saturate() {
+    use engram_engine::exact_ops::{act_to_f32, f32_to_act};
+    let ulp = 1.0 / 65536.0;
+    assert_eq!(f32_to_act(1.0), 65536);
+    assert_eq!(f32_to_act(-1.5), -98304);
+    assert_eq!(f32_to_act(0.5 * ulp), 0); // tie to even
+    assert_eq!(f32_to_act(1.5 * ulp), 2);
+    assert_eq!(f32_to_act(-2.5 * ulp), -2);
+    assert_eq!(f32_to_act(-0.0), 0);
+    assert_eq!(f32_to_act(200.25), 200 * 65536 + 16384);
+    assert_eq!(f32_to_act(1e9), i32::MAX);
+    assert_eq!(f32_to_act(-1e9), i32::MIN);
+    assert_eq!(f32_to_act(f32::NAN), 0);
+    for raw in [0, 1, -1, 12345, -(1 << 23) + 7, (1 << 24) - 1, -(1 << 24)] {
+        assert_eq!(f32_to_act(act_to_f32(raw)), raw, "round trip of {raw}");
+    }
+    // Every f32 the exact path can produce maps back to the same raw value.
+    let mut x = 0x1234_5678u32;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let raw = (x as i32) >> 7; // |raw| < 2^24
+        assert_eq!(f32_to_act(act_to_f32(raw)), raw);
+        assert_eq!(act_to_f32(raw).to_bits(), engram_exact::fixed::act_to_f32_bits(raw));
+    }
+}

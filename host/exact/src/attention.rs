@@ -29,8 +29,51 @@ pub fn attention_scale_q30(head_dim: usize) -> u32 {
 /// interleaves heads (`stride` = elements per position). `scores` (Q15.16) and `probs` (Q2.30)
 /// are caller-owned scratch of length `t`, left holding the scores and the attention weights;
 /// `out` has length `d`. Never allocates.
+///
+/// On x86_64 with AVX2 (unless `ENGRAM_EXACT_SCALAR` forces scalar) the same integer code is
+/// compiled for AVX2 and auto-vectorized; every sum is exact, so the bits are the same.
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
+    q: &[i32],
+    keys: &[i32],
+    values: &[i32],
+    stride: usize,
+    scale_q30: u32,
+    scores: &mut [i32],
+    probs: &mut [u32],
+    out: &mut [i32],
+) -> Result<(), ExactError> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::Kernel::Auto.uses_avx2() {
+        // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
+        return unsafe { attend_avx2(q, keys, values, stride, scale_q30, scores, probs, out) };
+    }
+    attend_body(q, keys, values, stride, scale_q30, scores, probs, out)
+}
+
+/// [`attend`] compiled with AVX2 enabled.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_avx2(
+    q: &[i32],
+    keys: &[i32],
+    values: &[i32],
+    stride: usize,
+    scale_q30: u32,
+    scores: &mut [i32],
+    probs: &mut [u32],
+    out: &mut [i32],
+) -> Result<(), ExactError> {
+    attend_body(q, keys, values, stride, scale_q30, scores, probs, out)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_body(
     q: &[i32],
     keys: &[i32],
     values: &[i32],
