@@ -1,5 +1,7 @@
 //! Approximate nearest neighbours over cell embeddings: an inverted-file index (IVF) with
 //! int8 codes, exact float re-ranking, and an unindexed tail scanned exhaustively.
+//! Each list keeps its vectors' int8 codes contiguous, so a probe streams memory instead
+//! of gathering one code per cache miss.
 //!
 //! * Below `exact_below` vectors the index is an exact float scan (no approximation).
 //! * Above it, [`AnnIndex::rebuild`] trains `nlist ≈ √N` centroids by k-means on a sample
@@ -50,12 +52,13 @@ pub struct AnnIndex {
     cfg: AnnConfig,
     ids: Vec<u64>,
     vecs: Vec<f32>,
-    codes: Vec<i8>,
     scales: Vec<f32>,
     slot_of: HashMap<u64, u32>,
     centroids: Vec<f32>,
     /// `lists[nlist]` is the tail (vectors not yet assigned).
     lists: Vec<Vec<u32>>,
+    /// `list_codes[l][p*dim..(p+1)*dim]`: int8 code of the vector at `lists[l][p]`.
+    list_codes: Vec<Vec<i8>>,
     /// For each slot: (list, position in list).
     loc: Vec<(u32, u32)>,
 }
@@ -68,11 +71,11 @@ impl AnnIndex {
             cfg,
             ids: Vec::new(),
             vecs: Vec::new(),
-            codes: Vec::new(),
             scales: Vec::new(),
             slot_of: HashMap::new(),
             centroids: Vec::new(),
             lists: vec![Vec::new()],
+            list_codes: vec![Vec::new()],
             loc: Vec::new(),
         }
     }
@@ -112,12 +115,12 @@ impl AnnIndex {
         self.ids.push(id);
         self.vecs.extend_from_slice(v);
         let (code, scale) = quantize(v);
-        self.codes.extend_from_slice(&code);
         self.scales.push(scale);
         self.slot_of.insert(id, slot);
         let tail = self.nlist();
         self.loc.push((tail as u32, self.lists[tail].len() as u32));
         self.lists[tail].push(slot);
+        self.list_codes[tail].extend_from_slice(&code);
     }
 
     /// Remove `id` (no-op when absent).
@@ -127,19 +130,24 @@ impl AnnIndex {
         };
         let slot = slot as usize;
         // Unlink from its list, fixing the entry that moves into its place.
+        let d = self.dim;
         let (l, p) = self.loc[slot];
         let list = &mut self.lists[l as usize];
         list.swap_remove(p as usize);
+        let codes = &mut self.list_codes[l as usize];
+        let end = codes.len() - d;
+        if (p as usize) * d != end {
+            codes.copy_within(end.., p as usize * d);
+        }
+        codes.truncate(end);
         if let Some(&moved) = list.get(p as usize) {
             self.loc[moved as usize].1 = p;
         }
         // Move the last slot into `slot`.
         let last = self.ids.len() - 1;
         if slot != last {
-            let d = self.dim;
             self.ids[slot] = self.ids[last];
             self.vecs.copy_within(last * d..(last + 1) * d, slot * d);
-            self.codes.copy_within(last * d..(last + 1) * d, slot * d);
             self.scales[slot] = self.scales[last];
             self.loc[slot] = self.loc[last];
             let (ml, mp) = self.loc[slot];
@@ -148,7 +156,6 @@ impl AnnIndex {
         }
         self.ids.pop();
         self.vecs.truncate(last * self.dim);
-        self.codes.truncate(last * self.dim);
         self.scales.pop();
         self.loc.pop();
     }
@@ -170,6 +177,7 @@ impl AnnIndex {
         if n < self.cfg.exact_below {
             let all: Vec<u32> = (0..n as u32).collect();
             self.centroids.clear();
+            self.list_codes = vec![self.codes_of(&all)];
             self.lists = vec![all];
             self.loc = (0..n).map(|i| (0, i as u32)).collect();
             return;
@@ -215,8 +223,19 @@ impl AnnIndex {
             lists[c].push(slot as u32);
         }
         self.centroids = cents;
+        self.list_codes = lists.iter().map(|l| self.codes_of(l)).collect();
         self.lists = lists;
         self.loc = loc;
+    }
+
+    /// The int8 codes of `slots`, concatenated in order.
+    fn codes_of(&self, slots: &[u32]) -> Vec<i8> {
+        let d = self.dim;
+        let mut out = Vec::with_capacity(slots.len() * d);
+        for &s in slots {
+            out.extend(quantize(&self.vecs[s as usize * d..(s as usize + 1) * d]).0);
+        }
+        out
     }
 
     fn effective_nprobe(&self) -> usize {
@@ -249,11 +268,10 @@ impl AnnIndex {
         let (qcode, _) = quantize(q);
         let rerank = (k * 8).max(64);
         let mut approx = TopK::new(rerank);
-        let mut scan = |list: &[u32]| {
-            for &s in list {
-                let s = s as usize;
-                let sc = dot_i8(&qcode, &self.codes[s * d..(s + 1) * d]) as f32 * self.scales[s];
-                approx.push(sc, s as u32);
+        let mut scan = |l: usize| {
+            for (&s, code) in self.lists[l].iter().zip(self.list_codes[l].chunks_exact(d)) {
+                let sc = dot_i8(&qcode, code) as f32 * self.scales[s as usize];
+                approx.push(sc, s);
             }
         };
         let mut scanned = 0usize;
@@ -261,11 +279,10 @@ impl AnnIndex {
             if i >= self.cfg.min_probe && scanned >= self.cfg.scan_budget {
                 break;
             }
-            let list = &self.lists[c as usize];
-            scan(list);
-            scanned += list.len();
+            scan(c as usize);
+            scanned += self.lists[c as usize].len();
         }
-        scan(&self.lists[self.nlist()]);
+        scan(self.nlist());
         let mut top = TopK::new(k);
         for (_, s) in approx.into_sorted() {
             let s = s as usize;

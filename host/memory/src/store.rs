@@ -1283,12 +1283,24 @@ impl MemoryStore {
         query_embedding: Option<&[f32]>,
         k: usize,
     ) -> Vec<TurnHit> {
+        self.recall_turns_with(query, query_embedding, k, &self.cfg.turns)
+    }
+
+    /// [`MemoryStore::recall_turns`] with other ranking weights (a policy's own, or an
+    /// ablation: all zero ranks by the embedding alone).
+    pub fn recall_turns_with(
+        &self,
+        query: &str,
+        query_embedding: Option<&[f32]>,
+        k: usize,
+        weights: &TurnWeights,
+    ) -> Vec<TurnHit> {
         if self.state.read().unwrap().turns.needs_rebuild() {
             self.state.write().unwrap().turns.maintain();
         }
         let st = self.state.read().unwrap();
         st.turns
-            .search(query, query_embedding, k, &self.cfg.turns)
+            .search(query, query_embedding, k, weights)
             .into_iter()
             .filter_map(|s| {
                 let (addr, index) = st.turns.locate(s.id)?;
