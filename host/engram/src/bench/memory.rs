@@ -218,6 +218,16 @@ fn bank_figures(
         "exhaustive float scan",
         summary(&exact)?,
     ));
+    // The ANN stage inside recall (the policy's candidate count), to see what the rest
+    // of recall (routing, lexical anchor, features, ranking) adds to it.
+    let ann_k = store.policy().ann_candidates;
+    let mut ann_stage = Vec::new();
+    for q in qvecs {
+        let t = Instant::now();
+        std::hint::black_box(store.nearest(q, ann_k));
+        ann_stage.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let ann_stage = summary(&ann_stage)?;
     // End-to-end recall (query embedded beforehand).
     let mut lat = Vec::new();
     let mut hits = 0usize;
@@ -246,6 +256,10 @@ fn bank_figures(
     }
     report.figures.push(fig);
     let disk: u64 = walk_size(dir.path());
+    report.notes.push(format!(
+        "{label}: recall p50 {:.2} ms of which the ANN stage (top {ann_k}) p50 {:.2} ms, p99 {:.2} ms",
+        ls.median, ann_stage.median, ann_stage.p99
+    ));
     report.notes.push(format!(
         "{label}: wrote {n} cells in {write_secs:.1} s; index build {build_secs:.1} s; recall p50 {:.2} ms p99 {:.2} ms; \
          ANN recall@10 vs exhaustive {ann_recall:.3}; recall@5 of the real facts among all cells {:.3}; store on disk {:.0} MiB",

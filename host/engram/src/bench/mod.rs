@@ -5,6 +5,7 @@
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
 pub mod engine;
+pub mod locomo;
 pub mod machine;
 pub mod memory;
 pub mod plugins;
@@ -31,6 +32,10 @@ pub struct BenchArgs {
     /// Worker threads for suites that run the engine (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Data file of a suite that reads one (locomo: default `../shared/data/locomo10.json`
+    /// beside the checkout).
+    #[arg(long)]
+    pub data_file: Option<PathBuf>,
 }
 
 /// The benchmark suites.
@@ -44,6 +49,8 @@ pub enum Suite {
     Engine,
     /// Memory store: durable write throughput, ANN and recall latency at 10k/100k/1M cells.
     Memory,
+    /// LoCoMo-10: recall@1/5/10 of the questions' evidence turns, Engram vs bare MiniLM cosine.
+    Locomo,
     /// Plugin runtime: judge call overhead, instantiation, cold compile vs cached load.
     Plugins,
     /// Chat sessions over HTTP: TTFT per turn with persistent KV vs stateless replay, restart-resume.
@@ -77,6 +84,8 @@ pub struct BenchContext<'a> {
     pub threads: usize,
     /// The machine the run happens on (measured once per invocation).
     pub machine: &'a machine::Machine,
+    /// `--data-file`, for suites that read a data set.
+    pub data_file: Option<PathBuf>,
 }
 
 /// Run `engram bench`.
@@ -88,6 +97,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         quick: args.quick,
         threads,
         machine: &machine,
+        data_file: args.data_file.clone(),
     };
     let suites = match args.suite {
         Suite::All => Suite::each(),
@@ -100,6 +110,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
             Suite::Machine => machine::suite(&ctx),
             Suite::Engine => engine::suite(&ctx),
             Suite::Memory => memory::suite(&ctx),
+            Suite::Locomo => locomo::suite(&ctx),
             Suite::Plugins => plugins::suite(&ctx),
             Suite::Sessions => sessions::suite(&ctx),
         };
