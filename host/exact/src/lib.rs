@@ -77,7 +77,12 @@
 //! ```
 //!
 //! Row ranges of a matrix can be handed to threads ([`QuantMatrix::matvec_rows`]): the bits do
-//! not depend on the split.
+//! not depend on the split. [`QuantMatrix::with_packed_scales`] decodes the block scales once
+//! at load time for the eight-row tile kernels (AVX2, or AVX-512 VNNI where present): the same
+//! bits, about the float kernel's speed.
+//!
+//! The engine does exactly this in `engram_engine::exact_ops::ExactOps` (an implementation of
+//! its `Ops` seam), selected by `engram generate --exact` / `engram chat --exact`.
 
 #![warn(missing_docs)]
 
