@@ -6,8 +6,8 @@ use crate::model_files::DEFAULT_CHAT_MODEL;
 use anyhow::{bail, Context};
 use clap::Args;
 use engram_engine::{
-    generate, reference, ChatMessage, CpuOps, GenerateOptions, Model, SamplerConfig, Session,
-    SessionOptions,
+    generate, reference, ChatMessage, CpuOps, ExactOps, GenerateOptions, Model, SamplerConfig,
+    Session, SessionOptions,
 };
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ pub struct ModelArgs {
     /// Context length of the session (default: the model's, capped at 4096).
     #[arg(long, default_value_t = 0)]
     pub ctx: usize,
+    /// Exact mode: every operator of the forward pass runs in integer arithmetic, so the
+    /// logits are the same bits for any thread count, with or without SIMD, on any machine.
+    #[arg(long)]
+    pub exact: bool,
 }
 
 /// Sampling settings.
@@ -87,6 +91,10 @@ pub struct GenerateArgs {
     /// Feed the prompt as raw text instead of a user message in the chat template.
     #[arg(long)]
     raw: bool,
+    /// Print a BLAKE2b-256 digest of the logits stream (prompt and every decode step) at the
+    /// end, so two machines can compare runs (with `--exact` they must match bit for bit).
+    #[arg(long)]
+    digest: bool,
 }
 
 /// Arguments of `engram chat`.
@@ -102,6 +110,9 @@ pub struct ChatArgs {
     /// A system message.
     #[arg(long)]
     system: Option<String>,
+    /// Print a BLAKE2b-256 digest of the logits stream after every answer.
+    #[arg(long)]
+    digest: bool,
 }
 
 /// Arguments of `engram check-reference`.
@@ -118,11 +129,15 @@ pub(crate) fn load(places: &Places, args: &ModelArgs) -> anyhow::Result<Arc<Mode
         .model
         .clone()
         .unwrap_or_else(|| places.models.join(DEFAULT_CHAT_MODEL));
-    let ops = Arc::new(CpuOps::new(args.threads.unwrap_or(0)));
+    let threads = args.threads.unwrap_or(0);
     let t = std::time::Instant::now();
-    let model =
-        Model::load_with(&path, ops).with_context(|| format!("loading {}", path.display()))?;
-    tracing::info!(path = %path.display(), ms = t.elapsed().as_millis() as u64, "model loaded");
+    let model = if args.exact {
+        ExactOps::load_model(&path, threads)
+    } else {
+        Model::load_with(&path, Arc::new(CpuOps::new(threads)))
+    }
+    .with_context(|| format!("loading {}", path.display()))?;
+    tracing::info!(path = %path.display(), exact = args.exact, ms = t.elapsed().as_millis() as u64, "model loaded");
     Ok(Arc::new(model))
 }
 
@@ -135,6 +150,18 @@ fn stats(g: &engram_engine::Generation) {
         g.tokens.len(),
         g.stop
     );
+}
+
+/// Prints the session's logits digest (when `--digest` turned it on).
+fn print_digest(session: &Session, exact: bool) {
+    if let Some(d) = session.digest() {
+        println!(
+            "logits digest (blake2b-256, {} logits blocks, {}): {}",
+            d.rows(),
+            if exact { "exact" } else { "float" },
+            d.hex()
+        );
+    }
 }
 
 fn stream_out(text: &str) -> bool {
@@ -166,8 +193,12 @@ pub fn run_generate(places: &Places, args: &GenerateArgs) -> anyhow::Result<()> 
             n_ctx: args.model.ctx,
         },
     );
+    if args.digest {
+        session.enable_digest();
+    }
     let g = generate(&mut session, &ids, &args.sampling.options(), stream_out)?;
     println!();
+    print_digest(&session, args.model.exact);
     stats(&g);
     Ok(())
 }
@@ -241,6 +272,9 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
             .count();
         let reuse = common.min(ids.len().saturating_sub(1));
         session.truncate(reuse);
+        if args.digest {
+            session.enable_digest();
+        }
         let g = generate(&mut session, &ids[reuse..], &opts, stream_out);
         let g = match g {
             Ok(g) => g,
@@ -258,6 +292,7 @@ pub fn run_chat(places: &Places, args: &ChatArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         println!();
+        print_digest(&session, args.model.exact);
         if interactive {
             eprintln!(
                 "[reused {reuse} cached tokens, prefilled {}; {} generated at {:.1} tok/s]",

@@ -5,6 +5,7 @@
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
 pub mod engine;
+pub mod exact;
 pub mod locomo;
 pub mod machine;
 pub mod memory;
@@ -55,6 +56,8 @@ pub enum Suite {
     Plugins,
     /// Chat sessions over HTTP: TTFT per turn with persistent KV vs stateless replay, restart-resume.
     Sessions,
+    /// Exact mode vs the float path: perplexity, greedy agreement, decode speed, digests, NTT.
+    Exact,
 }
 
 impl Suite {
@@ -113,6 +116,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
             Suite::Locomo => locomo::suite(&ctx),
             Suite::Plugins => plugins::suite(&ctx),
             Suite::Sessions => sessions::suite(&ctx),
+            Suite::Exact => exact::suite(&ctx),
         };
         match result {
             Ok(report) => {
