@@ -34,6 +34,14 @@ pub struct ServeArgs {
     /// Sessions whose KV cache stays in memory before the least recently used goes to disk.
     #[arg(long, default_value_t = 16)]
     pub max_sessions: usize,
+    /// Memory heartbeat tick, ms: between turns it consolidates idle conversations and runs
+    /// the agency plugin's maintenance round (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub heartbeat_interval_ms: u64,
+    /// Quiet time before a heartbeat tick works, and before a conversation counts as
+    /// finished, ms.
+    #[arg(long, default_value_t = 30_000)]
+    pub heartbeat_idle_ms: u64,
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -56,6 +64,10 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     config.max_body_bytes = args.max_body_bytes;
     config.max_tokens_limit = args.max_tokens_limit;
     config.max_sessions_in_memory = args.max_sessions;
+    config.heartbeat = engram_server::heartbeat::HeartbeatSettings::from_millis(
+        args.heartbeat_interval_ms,
+        args.heartbeat_idle_ms,
+    );
     config.check().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -66,11 +78,12 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     let memory = if args.no_memory {
         None
     } else {
-        let settings = engram_server::memory::default_settings(
+        let mut settings = engram_server::memory::default_settings(
             &config.data_dir,
             &places.models,
             &places.plugins,
         );
+        settings.consolidate = config.heartbeat.enabled();
         let services = engram_server::memory::MemoryServices::open(&settings)
             .context("cannot start the memory services")?;
         Some(Arc::new(services))

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub max_queue: usize,
     /// Name reported by `/v1/models`.
     pub model_name: String,
+    /// The memory heartbeat (off by default).
+    pub heartbeat: crate::heartbeat::HeartbeatSettings,
 }
 
 impl ServerConfig {
@@ -39,6 +41,7 @@ impl ServerConfig {
             max_sessions_in_memory: 16,
             max_queue: 64,
             model_name,
+            heartbeat: crate::heartbeat::HeartbeatSettings::default(),
         }
     }
 

@@ -13,8 +13,11 @@
 //! blocks the engine and a dropped connection stops its generation.
 
 pub mod admin;
+pub mod agency;
+pub mod capabilities;
 pub mod config;
 pub mod error;
+pub mod heartbeat;
 pub mod memory;
 pub mod metrics;
 pub mod openai;
@@ -48,6 +51,7 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
     tracing::info!(%local, "engram is serving");
     println!("engram: serving on http://{local} (console at http://{local}/)");
     let app = router(state.clone());
+    let _heartbeat = heartbeat::spawn(state.config.heartbeat, state.memory.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

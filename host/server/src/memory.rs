@@ -9,18 +9,30 @@
 //!
 //! Every step is reported in the turn's [`MemoryReport`], including which plugin (or the
 //! host's fallback, when a plugin failed) answered.
+//!
+//! Agency on top (see [`crate::agency`]): a captured fact that overlaps an existing memory is
+//! superseded or merged by rule, each decision logged with its reason; "forget …" matches
+//! by token overlap, then embedding; questions to the assistant recall the capabilities
+//! corpus ([`crate::capabilities`]); stored conversations are recalled as a gist, and in
+//! full when the user asks for detail; the heartbeat ([`crate::heartbeat`]) consolidates
+//! idle conversations between turns. In no-replay mode ([`compose_prompt`]) the model sees
+//! only the system prompt, the rendered memory state and the latest user text.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use engram_memory::{Fact, MemoryConfig, MemoryStore, Selector, Source};
+use engram_memory::{ExtractedFact, Fact, MemoryConfig, MemoryStore, Remembered, Selector, Source};
 use engram_plugins::{
     AnsweredBy, Candidate, Features, Grants, HostConfig, PluginHost, PluginKind, Services, Slot,
 };
 use serde::Serialize;
 use serde_json::json;
 
-use crate::openai::MemoryKnobs;
+use crate::agency::{self, Plan, StoreBackend};
+use crate::heartbeat::{Pulse, RoundSummary, Turn};
+use crate::openai::{MemoryKnobs, Message, Role};
 
 /// Candidates recalled when a request gives no `k`.
 pub const DEFAULT_K: u32 = 8;
@@ -67,6 +79,8 @@ pub struct MemorySettings {
     pub plugins_dir: PathBuf,
     /// Folder of the compiled-component cache.
     pub plugin_cache_dir: PathBuf,
+    /// Record conversations for the heartbeat to consolidate (on only with the heartbeat).
+    pub consolidate: bool,
 }
 
 /// The store and the memory behaviour plugins, shared by every turn.
@@ -81,6 +95,14 @@ pub struct MemoryServices {
     pub policy: Slot,
     /// The fact capture slot.
     pub capture: Slot,
+    /// The agency (maintenance round) slot.
+    pub agency: Slot,
+    /// The `memory` import the agency plugin works through (also counts reads).
+    pub backend: Arc<StoreBackend>,
+    /// Activity and live conversations, for the heartbeat.
+    pub pulse: Pulse,
+    /// κ forgotten since the server started: consolidation never writes them back.
+    forgotten: Mutex<HashSet<(String, String)>>,
 }
 
 /// One recalled memory as reported to the client.
@@ -98,6 +120,9 @@ pub struct RecalledMemory {
     pub confidence: f32,
     /// The judge's evidence.
     pub evidence: String,
+    /// Whether it went into the prompt (accepted, or in no-replay mode routed to the
+    /// query's κ as part of the memory state).
+    pub in_prompt: bool,
 }
 
 /// What memory did before the answer.
@@ -112,6 +137,70 @@ pub struct Recall {
     pub forgotten: Vec<serde_json::Value>,
     /// Who answered the policy and judge calls.
     pub answered_by: Vec<serde_json::Value>,
+    /// Stored conversations recalled (gist, and the full transcript when asked for).
+    pub conversations: Vec<serde_json::Value>,
+}
+
+/// Most characters of a stored transcript put into a prompt when the user asks for detail.
+pub const MAX_TRANSCRIPT_CHARS: usize = 2000;
+/// Gist relevance (summary cosine or token overlap) needed to mention a conversation.
+pub const GIST_MIN_SCORE: f32 = 0.45;
+/// κ-routed candidates the memory state adds beyond what the judge accepted.
+pub const STATE_EXTRA: usize = 2;
+/// Cells an agency maintenance round looks at.
+pub const ROUND_BUDGET: u32 = 512;
+
+/// Whether any memory knob asks for the memory services this turn.
+pub fn knobs_active(knobs: &MemoryKnobs) -> bool {
+    knobs.recall || knobs.capture || knobs.consolidate || knobs.no_replay
+}
+
+/// The messages the model sees. With replay (the default) that is the whole conversation
+/// with the memory block as a system message just before the last user message; in
+/// no-replay mode it is the leading system prompt, the memory state and the latest user
+/// text only. Returns (prompt, the replaying prompt it stands in for — only in no-replay
+/// mode, to report what replay would have cost).
+pub fn compose_prompt(
+    messages: &[Message],
+    block: Option<&str>,
+    no_replay: bool,
+) -> (Vec<Message>, Option<Vec<Message>>) {
+    let replay = |messages: &[Message]| {
+        let mut out = messages.to_vec();
+        if let Some(block) = block {
+            let at = out
+                .iter()
+                .rposition(|m| m.role == Role::User)
+                .unwrap_or(out.len());
+            out.insert(at, system(block.to_string()));
+        }
+        out
+    };
+    if !no_replay {
+        return (replay(messages), None);
+    }
+    let mut out: Vec<Message> = messages
+        .iter()
+        .take_while(|m| m.role == Role::System)
+        .cloned()
+        .collect();
+    out.push(system(block.map(str::to_string).unwrap_or_else(|| {
+        "No stored memory is relevant to this message.".into()
+    })));
+    if let Some(last) = messages.iter().rev().find(|m| m.role == Role::User) {
+        out.push(last.clone());
+    }
+    (out, Some(replay(messages)))
+}
+
+fn system(text: String) -> Message {
+    Message {
+        role: Role::System,
+        content: Some(text),
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
+    }
 }
 
 impl MemoryServices {
@@ -132,12 +221,22 @@ impl MemoryServices {
             dir: settings.store_dir.clone(),
             message: err.to_string(),
         })?;
+        match crate::capabilities::seed(&store) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(facts = n, "seeded the capabilities corpus"),
+            Err(err) => tracing::warn!(%err, "cannot seed the capabilities corpus"),
+        }
+        let store = Arc::new(store);
+        let backend = Arc::new(StoreBackend::new(store.clone()));
         let host = PluginHost::new(
             HostConfig {
                 cache_dir: Some(settings.plugin_cache_dir.clone()),
                 ..HostConfig::default()
             },
-            Services::default(),
+            Services {
+                memory: Some(backend.clone()),
+                ..Services::default()
+            },
         )
         .map_err(|err| MemorySetupError::Plugin {
             kind: PluginKind::Judge,
@@ -156,12 +255,17 @@ impl MemoryServices {
         let judge = load(PluginKind::Judge, "judge_jaccard.wasm")?;
         let policy = load(PluginKind::RecallPolicy, "recall_concert.wasm")?;
         let capture = load(PluginKind::Capture, "capture_facts.wasm")?;
+        let agency = load(PluginKind::Agency, "agency_curator.wasm")?;
         Ok(MemoryServices {
-            store: Arc::new(store),
+            store,
             host,
             judge,
             policy,
             capture,
+            agency,
+            backend,
+            pulse: Pulse::new(settings.consolidate),
+            forgotten: Mutex::new(HashSet::new()),
         })
     }
 
@@ -171,41 +275,70 @@ impl MemoryServices {
             PluginKind::Judge => Some(&self.judge),
             PluginKind::RecallPolicy => Some(&self.policy),
             PluginKind::Capture => Some(&self.capture),
+            PluginKind::Agency => Some(&self.agency),
             _ => None,
         }
     }
 
-    /// Before the answer: forget what a "forget …" turn names, then recall for the text.
+    /// Before the answer: forget what a "forget …" turn names, then recall for the text
+    /// (user facts through policy and judge, self-knowledge for questions to the assistant,
+    /// stored conversations as a gist).
     pub fn before_turn(&self, user_text: &str, knobs: MemoryKnobs) -> Recall {
         let mut recall = Recall::default();
         let mut lines = Vec::new();
         if knobs.capture && is_forget_request(user_text) {
-            match self.store.forget(Selector::Query(user_text.to_string())) {
-                Ok(report) => {
-                    for (id, hash) in &report.forgotten {
-                        recall.forgotten.push(json!({
-                            "id": id.to_string(),
-                            "content_hash": engram_memory::to_hex(hash),
-                        }));
+            let targets = agency::forget_targets(&self.store, user_text);
+            let mut named = Vec::new();
+            for target in targets {
+                let content = &target.cell.content;
+                let kappa = (content.subject.clone(), content.facet.clone());
+                match self.store.forget(Selector::Kappa {
+                    subject: kappa.0.clone(),
+                    facet: kappa.1.clone(),
+                }) {
+                    Ok(report) => {
+                        let ids: Vec<u64> = report.forgotten.iter().map(|(id, _)| *id).collect();
+                        let decision =
+                            agency::log_decision(&self.store, "forget", &ids, &target.reason);
+                        for (id, hash) in &report.forgotten {
+                            recall.forgotten.push(json!({
+                                "id": id.to_string(),
+                                "content_hash": engram_memory::to_hex(hash),
+                                "subject": kappa.0,
+                                "facet": kappa.1,
+                                "reason": target.reason,
+                                "decision": decision.as_ref().map(|d| d.seq),
+                            }));
+                        }
+                        named.push(describe_kappa(&kappa.0, &kappa.1));
+                        lock(&self.forgotten)
+                            .insert((kappa.0.to_lowercase(), kappa.1.to_lowercase()));
                     }
-                    if report.forgotten.is_empty() {
-                        lines.push(
-                            "The user asked to forget something, but no stored memory matched."
-                                .to_string(),
-                        );
-                    } else {
-                        lines.push(format!(
-                            "The user asked to forget something: {} stored memory version(s) were erased. Confirm this; do not repeat the forgotten content.",
-                            report.forgotten.len()
-                        ));
-                    }
+                    Err(err) => tracing::warn!(%err, "forget failed"),
                 }
-                Err(err) => tracing::warn!(%err, "forget failed"),
+            }
+            if named.is_empty() {
+                lines.push(
+                    "The user asked you to forget something, but no stored memory matched. Say so."
+                        .to_string(),
+                );
+            } else {
+                lines.push(format!(
+                    "The user asked you to forget something. You erased what you remembered about: {}. Confirm that you forgot {}; do not guess or repeat the old value.",
+                    named.join("; "),
+                    named.join(" and ")
+                ));
             }
         }
         if knobs.recall && !is_forget_request(user_text) {
             let k = knobs.k.unwrap_or(DEFAULT_K).clamp(1, 64) as usize;
-            let found = self.store.recall(user_text, None, k);
+            let found: Vec<engram_memory::Candidate> = self
+                .store
+                .recall(user_text, None, k + 4)
+                .into_iter()
+                .filter(|c| !agency::is_capability(&c.cell))
+                .take(k)
+                .collect();
             if !found.is_empty() {
                 let candidates: Vec<Candidate> = found
                     .iter()
@@ -240,6 +373,7 @@ impl MemoryServices {
                 let verdicts = self.judge.judge(user_text, &ordered);
                 recall.answered_by.push(answered("judge", &verdicts.by));
                 let mut accepted = Vec::new();
+                let mut routed = Vec::new();
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -247,8 +381,27 @@ impl MemoryServices {
                         .get(i)
                         .map(|v| (v.accept, v.confidence, v.evidence.clone()))
                         .unwrap_or((false, 0.0, "the judge gave no verdict".into()));
+                    let mut in_prompt = accept;
+                    let routed_here = found
+                        .iter()
+                        .find(|c| c.cell.id.to_string() == candidate.id)
+                        .is_some_and(|c| {
+                            c.features.facet_match
+                                && (c.features.kappa_match
+                                    || names_owner(user_text, &c.cell.content.subject))
+                        });
                     if accept {
                         accepted.push(candidate.text.clone());
+                        if let Ok(id) = candidate.id.parse() {
+                            self.backend.note_read(id);
+                        }
+                    } else if routed_here && routed.len() < STATE_EXTRA {
+                        // The memory state also carries the cells the store routed to the
+                        // query's κ (subject or facet named), which a token-overlap judge
+                        // rejects when the statement holds several values ("chess and
+                        // hiking") or the question is paraphrased.
+                        routed.push(candidate.text.clone());
+                        in_prompt = true;
                     }
                     recall.recalled.push(
                         serde_json::to_value(RecalledMemory {
@@ -258,15 +411,37 @@ impl MemoryServices {
                             accepted: accept,
                             confidence,
                             evidence,
+                            in_prompt,
                         })
                         .unwrap_or_default(),
                     );
                 }
+                accepted.extend(routed);
                 if !accepted.is_empty() {
                     lines.push("Facts you remember about the user (use them to answer):".into());
                     lines.extend(accepted.iter().map(|text| format!("- {text}")));
                 }
             }
+            if crate::capabilities::addresses_assistant(user_text) {
+                let own = self.self_knowledge(user_text);
+                if !own.is_empty() {
+                    lines.insert(
+                        0,
+                        "What you know about yourself (answer with it, in the first person):"
+                            .into(),
+                    );
+                    let at = 1;
+                    for (i, (id, text)) in own.iter().enumerate() {
+                        lines.insert(at + i, format!("- {text}"));
+                        recall.recalled.push(json!({
+                            "id": id.to_string(), "text": text, "accepted": true,
+                            "capability": true, "in_prompt": true,
+                            "evidence": "the question addresses the assistant",
+                        }));
+                    }
+                }
+            }
+            lines.extend(self.recall_conversations(user_text, &mut recall.conversations));
         }
         if !lines.is_empty() {
             recall.prompt_block = Some(lines.join("\n"));
@@ -298,6 +473,8 @@ impl MemoryServices {
         }
         let mut captured = Vec::new();
         for fact in proposed {
+            let decided = agency::decide(&self.store, fact);
+            let fact = decided.fact;
             let write = Fact {
                 subject: fact.subject.clone(),
                 facet: fact.facet.clone(),
@@ -310,18 +487,340 @@ impl MemoryServices {
                 ..Fact::default()
             };
             match self.store.remember(write) {
-                Ok(outcome) => captured.push(json!({
-                    "subject": fact.subject,
-                    "facet": fact.facet,
-                    "value": fact.value,
-                    "statement": fact.statement,
-                    "outcome": format!("{outcome:?}"),
-                })),
+                Ok(outcome) => {
+                    let decision = match (&decided.plan, outcome) {
+                        (Plan::Supersede { old, reason }, Remembered::Superseded { id, .. }) => {
+                            agency::log_decision(&self.store, "supersede", &[old.id, id], reason)
+                        }
+                        (Plan::Merge { old, reason, .. }, Remembered::Superseded { id, .. }) => {
+                            agency::log_decision(&self.store, "merge", &[old.id, id], reason)
+                        }
+                        _ => None,
+                    };
+                    captured.push(json!({
+                        "subject": fact.subject,
+                        "facet": fact.facet,
+                        "value": fact.value,
+                        "statement": fact.statement,
+                        "outcome": format!("{outcome:?}"),
+                        "decision": decision.map(|d| json!({
+                            "seq": d.seq, "op": d.op, "reason": d.reason,
+                            "anchor": engram_memory::to_hex(&d.anchor),
+                        })),
+                    }))
+                }
                 Err(err) => tracing::warn!(%err, "cannot write a captured fact"),
             }
         }
         (captured, Some(by))
     }
+
+    /// Record a finished turn's conversation for the heartbeat (no-op when it is off). The
+    /// conversation is keyed by the session name, or by its first user message.
+    pub fn note_turn(&self, session: Option<&str>, messages: &[Message], answer: &str) {
+        if !self.pulse.enabled() {
+            return;
+        }
+        let mut turns: Vec<Turn> = messages
+            .iter()
+            .filter_map(|m| {
+                let role = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                    _ => return None,
+                };
+                Some(Turn {
+                    role,
+                    text: m.content.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        turns.push(Turn {
+            role: "assistant",
+            text: answer.to_string(),
+        });
+        let key = match session {
+            Some(name) => format!("session:{name}"),
+            None => format!(
+                "first:{}",
+                crate::sessions::short_hash(
+                    turns
+                        .iter()
+                        .find(|t| t.role == "user")
+                        .map_or("", |t| t.text.as_str())
+                        .as_bytes()
+                )
+            ),
+        };
+        self.pulse.note(&key, session.unwrap_or("derived"), turns);
+    }
+
+    /// One heartbeat round: consolidate every conversation idle for `idle`, then run the
+    /// agency plugin's maintenance round when anything was consolidated.
+    pub fn heartbeat_round(&self, idle: Duration) -> RoundSummary {
+        let mut summary = RoundSummary::default();
+        for (key, session, turns, upto) in self.pulse.finished(idle) {
+            match self.consolidate(&session, &turns) {
+                Ok(facts) => {
+                    summary.conversations += 1;
+                    summary.facts += facts;
+                    self.pulse.mark(&key, upto);
+                }
+                Err(err) => tracing::warn!(%err, session, "cannot consolidate a conversation"),
+            }
+        }
+        if summary.conversations > 0 {
+            let answer = self.agency.agency_round(ROUND_BUDGET);
+            match &answer.value {
+                Ok(report) => {
+                    summary.maintenance = true;
+                    tracing::info!(
+                        examined = report.examined,
+                        merged = report.merged,
+                        forgotten = report.forgotten,
+                        decayed = report.decayed,
+                        "agency maintenance round"
+                    );
+                }
+                Err(err) => tracing::warn!(%err, "the agency round failed"),
+            }
+        }
+        summary
+    }
+
+    /// Store one conversation segment in the long tier (full transcript + summary) and write
+    /// the facts stated in it that memory does not hold yet. Turns are replayed in order: a
+    /// later "forget" drops what it names, a later restatement replaces an earlier one.
+    /// Returns how many cells were written.
+    pub fn consolidate(&self, session: &str, turns: &[Turn]) -> Result<usize, String> {
+        let mut facts: Vec<engram_plugins::Fact> = Vec::new();
+        let mut asked = Vec::new();
+        for turn in turns.iter().filter(|t| t.role == "user") {
+            if is_forget_request(&turn.text) {
+                let terms = agency::forget_terms(&turn.text);
+                facts.retain(|f| {
+                    let have = agency::forget_terms(&format!(
+                        "{} {} {}",
+                        f.subject.replace(['.', '_'], " "),
+                        f.facet.replace('_', " "),
+                        f.statement
+                    ));
+                    let n = terms.iter().filter(|t| have.contains(t)).count();
+                    (n as f32) < agency::FORGET_MIN_OVERLAP * terms.len().max(1) as f32
+                });
+                continue;
+            }
+            let found = self.capture.capture(&turn.text).value;
+            if found.is_empty() && turn.text.trim_end().ends_with('?') {
+                asked.push(turn.text.trim().to_string());
+            }
+            for fact in found {
+                facts.retain(|f| {
+                    !(f.subject.eq_ignore_ascii_case(&fact.subject)
+                        && f.facet.eq_ignore_ascii_case(&fact.facet))
+                });
+                facts.push(fact);
+            }
+        }
+        let forgotten = lock(&self.forgotten).clone();
+        let source = Source {
+            session: Some(session.to_string()),
+            turn: None,
+        };
+        let mut extracted = Vec::new();
+        let mut written = 0;
+        let mut topics = Vec::new();
+        for fact in &facts {
+            let kappa = (fact.subject.to_lowercase(), fact.facet.to_lowercase());
+            topics.push(describe_kappa(&fact.subject, &fact.facet));
+            if forgotten.contains(&kappa) {
+                continue;
+            }
+            // Live capture (or a later conversation) may already hold this κ: the newer
+            // memory wins, consolidation only fills gaps.
+            if let Some(cell) = self.store.get(&fact.subject, &fact.facet, None) {
+                extracted.push(ExtractedFact {
+                    text: fact.statement.clone(),
+                    cell: Some(cell.id),
+                });
+                continue;
+            }
+            let outcome = self
+                .store
+                .remember(Fact {
+                    subject: fact.subject.clone(),
+                    facet: fact.facet.clone(),
+                    value: untyped(&fact.value).to_string(),
+                    text: Some(fact.statement.clone()),
+                    source: source.clone(),
+                    ..Fact::default()
+                })
+                .map_err(|e| e.to_string())?;
+            let id = match outcome {
+                Remembered::Created(id)
+                | Remembered::Unchanged(id)
+                | Remembered::Superseded { id, .. } => id,
+            };
+            written += 1;
+            extracted.push(ExtractedFact {
+                text: fact.statement.clone(),
+                cell: Some(id),
+            });
+        }
+        let transcript: String = turns
+            .iter()
+            .map(|t| format!("{}: {}\n", t.role, t.text.trim()))
+            .collect();
+        let summary = summarize(turns.len(), &topics, &asked);
+        self.store
+            .store_conversation(&transcript, &summary, extracted, &source)
+            .map_err(|e| e.to_string())?;
+        Ok(written)
+    }
+
+    /// The capability facts best matching a question to the assistant (at most 3): ranked by
+    /// how many of the question's content words they contain, the overview facts first on
+    /// ties (so "what can you do?" gets what Engram can do).
+    fn self_knowledge(&self, text: &str) -> Vec<(u64, String)> {
+        const FILLER: &[&str] = &[
+            "what", "you", "your", "yourself", "are", "is", "the", "a", "an", "tell", "me",
+            "about", "which", "how", "who", "engram", "of", "to", "and", "or", "in",
+        ];
+        let words: HashSet<String> = text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !FILLER.contains(w))
+            .map(str::to_string)
+            .collect();
+        let mut own: Vec<(usize, usize, u64, String)> = crate::capabilities::CORPUS
+            .iter()
+            .enumerate()
+            .filter_map(|(order, (facet, _))| {
+                let cell =
+                    self.store
+                        .get(crate::capabilities::CAPABILITIES_SUBJECT, facet, None)?;
+                let have: HashSet<String> = cell
+                    .content
+                    .text
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .map(str::to_string)
+                    .collect();
+                let score = words.iter().filter(|w| have.contains(*w)).count();
+                Some((score, order, cell.id, cell.content.text))
+            })
+            .collect();
+        own.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        own.into_iter()
+            .take(3)
+            .map(|(_, _, id, text)| (id, text))
+            .collect()
+    }
+
+    /// Gists of relevant stored conversations, and the full transcript of the best one
+    /// when the user asks for detail; returns prompt lines and fills the report entries.
+    fn recall_conversations(&self, text: &str, report: &mut Vec<serde_json::Value>) -> Vec<String> {
+        if self.store.stats().conversations == 0 {
+            return Vec::new();
+        }
+        let embedding = self.store.embed_query(text);
+        let gists: Vec<_> = self
+            .store
+            .recall_conversations(text, embedding.as_deref(), 2)
+            .into_iter()
+            .filter(|g| g.score >= GIST_MIN_SCORE)
+            .collect();
+        let mut lines = Vec::new();
+        let deep = wants_detail(text);
+        for (i, gist) in gists.iter().enumerate() {
+            let addr = engram_memory::to_hex(&gist.addr);
+            let full = deep && i == 0;
+            lines.push(format!(
+                "An earlier conversation [{}] (gist): {}",
+                &addr[..12],
+                gist.summary
+            ));
+            if full {
+                if let Some(content) = self.store.read_conversation(&gist.addr) {
+                    let transcript: String = content
+                        .transcript
+                        .chars()
+                        .take(MAX_TRANSCRIPT_CHARS)
+                        .collect();
+                    lines.push(format!("Its full transcript:\n{transcript}"));
+                }
+            }
+            report.push(json!({
+                "addr": addr, "summary": gist.summary, "score": gist.score,
+                "facts": gist.fact_count, "full": full,
+            }));
+        }
+        lines
+    }
+}
+
+/// A conversation's gist: its length, what the user told (κ only, never values — a value
+/// changed later must not come back through an old gist) and what they asked.
+fn summarize(turns: usize, topics: &[String], asked: &[String]) -> String {
+    let mut parts = vec![format!("A conversation of {turns} turns.")];
+    if !topics.is_empty() {
+        parts.push(format!("The user told you about: {}.", topics.join(", ")));
+    }
+    if !asked.is_empty() {
+        let questions: Vec<&str> = asked.iter().take(3).map(String::as_str).collect();
+        parts.push(format!("The user asked: {}", questions.join(" ")));
+    }
+    parts.join(" ")
+}
+
+/// "user.server" + "ip" → "your server's ip"; "user" + "city" → "your city".
+fn describe_kappa(subject: &str, facet: &str) -> String {
+    let facet = facet.replace('_', " ");
+    match subject.strip_prefix("user.") {
+        Some(owner) => format!("your {}'s {facet}", owner.replace('_', " ")),
+        None if subject == "user" => format!("your {facet}"),
+        None => format!("{subject}'s {facet}"),
+    }
+}
+
+/// Whether the query names the subject of a user fact: `user` is named by "my"; the owner of
+/// `user.build_box` by all of "build" and "box".
+pub fn names_owner(query: &str, subject: &str) -> bool {
+    let words: HashSet<String> = query
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let lower = subject.to_lowercase();
+    match lower.strip_prefix("user.") {
+        Some(owner) => owner
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .all(|w| words.contains(w)),
+        None => lower == "user" && (words.contains("my") || words.contains("i")),
+    }
+}
+
+/// Whether the user asks for the detail of an earlier conversation.
+pub fn wants_detail(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    [
+        "in detail",
+        "exactly",
+        "full conversation",
+        "whole conversation",
+        "word for word",
+        "transcript",
+        "what did i say",
+        "what did i tell",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemoryServices {
@@ -381,7 +880,7 @@ fn correction_value(text: &str) -> Option<&str> {
 
 /// Capture plugins give typed values (`ip:10.0.0.7`); the store recognises shapes itself, so
 /// pass the bare value when the prefix names the shape the store would recognise anyway.
-fn untyped(value: &str) -> &str {
+pub(crate) fn untyped(value: &str) -> &str {
     match value.split_once(':') {
         Some((prefix, rest)) if engram_memory::TypedValue::parse(rest).shape.prefix() == prefix => {
             rest
@@ -414,6 +913,7 @@ pub fn default_settings(data_dir: &Path, models_dir: &Path, plugins_dir: &Path) 
         embedder_dir: models_dir.join("all-MiniLM-L6-v2"),
         plugins_dir: plugins_dir.to_path_buf(),
         plugin_cache_dir: data_dir.join("plugin-cache"),
+        consolidate: false,
     }
 }
 
@@ -438,6 +938,38 @@ mod tests {
             None
         );
         assert_eq!(correction_value("My server's IP is 10.0.0.7"), None);
+    }
+
+    #[test]
+    fn no_replay_keeps_system_state_and_the_latest_user_text() {
+        let msg = |role, text: &str| Message {
+            content: Some(text.to_string()),
+            role,
+            ..system(String::new())
+        };
+        let history = vec![
+            msg(Role::System, "be brief"),
+            msg(Role::User, "My server's IP is 10.0.0.7"),
+            msg(Role::Assistant, "Noted."),
+            msg(Role::User, "What is my server's IP?"),
+        ];
+        let (replayed, none) = compose_prompt(&history, Some("- fact"), false);
+        assert!(none.is_none());
+        assert_eq!(replayed.len(), 5);
+        assert_eq!(replayed[3].content.as_deref(), Some("- fact"));
+        let (prompt, replay) = compose_prompt(&history, Some("- fact"), true);
+        let texts: Vec<_> = prompt.iter().map(|m| m.content.clone().unwrap()).collect();
+        assert_eq!(texts, ["be brief", "- fact", "What is my server's IP?"]);
+        assert_eq!(replay.unwrap(), replayed);
+    }
+
+    #[test]
+    fn kappas_read_as_the_users_things() {
+        assert_eq!(describe_kappa("user.server", "ip"), "your server's ip");
+        assert_eq!(
+            describe_kappa("user", "favourite_colour"),
+            "your favourite colour"
+        );
     }
 
     #[test]

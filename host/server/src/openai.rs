@@ -206,6 +206,14 @@ pub struct MemoryKnobs {
     /// How many memories to recall at most.
     #[serde(default)]
     pub k: Option<u32>,
+    /// Let the heartbeat consolidate this conversation (facts → cells, transcript → the
+    /// long tier) once it is idle.
+    #[serde(default)]
+    pub consolidate: bool,
+    /// No-replay mode: the model sees only the system prompt, the rendered memory state and
+    /// the latest user text, never the transcript; the report gives the token cost.
+    #[serde(default)]
+    pub no_replay: bool,
 }
 
 /// `POST /v1/chat/completions` body (and the native `/v1/chat`, which adds `memory`).

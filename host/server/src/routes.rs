@@ -180,7 +180,8 @@ async fn start_chat(
         (None, Flavour::Native) => MemoryKnobs {
             recall: true,
             capture: true,
-            k: None,
+            consolidate: true,
+            ..MemoryKnobs::default()
         },
         (None, Flavour::OpenAi) => MemoryKnobs::default(),
     };

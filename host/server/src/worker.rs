@@ -56,6 +56,11 @@ pub struct MemoryReport {
     pub forgotten: Vec<serde_json::Value>,
     /// Which plugin (or fallback) answered each memory call.
     pub plugins: Vec<serde_json::Value>,
+    /// Stored conversations recalled (gist first, the full transcript on demand).
+    pub conversations: Vec<serde_json::Value>,
+    /// No-replay mode's token cost: `prompt_tokens` sent vs `replay_prompt_tokens` that
+    /// replaying the transcript would have sent (absent with replay).
+    pub tokens: Option<serde_json::Value>,
 }
 
 /// Events a generation sends back to its HTTP handler, in order.
@@ -215,9 +220,13 @@ impl Worker {
                         .set(self.queued.load(Ordering::SeqCst) as i64);
                     let id = request.id.clone();
                     if !cancel.load(Ordering::SeqCst) {
+                        // The heartbeat stays quiet while a turn runs.
+                        let pulse = self.memory.clone();
+                        pulse.iter().for_each(|m| m.pulse.turn_started());
                         if let Err(err) = self.generate(*request, &events, &cancel) {
                             let _ = events.blocking_send(GenerationEvent::Failed(err));
                         }
+                        pulse.iter().for_each(|m| m.pulse.turn_finished());
                     }
                     lock(&self.running).remove(&id);
                     self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -264,7 +273,7 @@ impl Worker {
         let memory = self
             .memory
             .clone()
-            .filter(|_| knobs.recall || knobs.capture);
+            .filter(|_| crate::memory::knobs_active(&knobs));
         let user_text = request
             .messages
             .iter()
@@ -277,22 +286,31 @@ impl Worker {
             ..MemoryReport::default()
         };
         let mut prompt_messages = std::borrow::Cow::Borrowed(&request.messages);
+        let mut replay_messages = None;
         if let Some(memory) = &memory {
             let recall = memory.before_turn(&user_text, knobs);
             report.recalled = recall.recalled;
             report.forgotten = recall.forgotten;
             report.plugins = recall.answered_by;
-            if let Some(block) = recall.prompt_block {
-                let messages = prompt_messages.to_mut();
-                let at = messages
-                    .iter()
-                    .rposition(|m| m.role == Role::User)
-                    .unwrap_or(messages.len());
-                messages.insert(at, system_message(block));
-            }
+            report.conversations = recall.conversations;
+            let (prompt, replay) = crate::memory::compose_prompt(
+                &request.messages,
+                recall.prompt_block.as_deref(),
+                knobs.no_replay,
+            );
+            prompt_messages = std::borrow::Cow::Owned(prompt);
+            replay_messages = replay;
         }
         let prompt = self.render(&prompt_messages)?;
         let prompt_tokens = self.model.tokenizer().encode(&prompt, true);
+        if let Some(replay) = replay_messages {
+            let replayed = self.render(&replay)?;
+            let replay_tokens = self.model.tokenizer().encode(&replayed, true).len();
+            report.tokens = Some(serde_json::json!({
+                "prompt_tokens": prompt_tokens.len(),
+                "replay_prompt_tokens": replay_tokens,
+            }));
+        }
         let named = job.session.is_some();
         let lookup = job
             .session
@@ -397,6 +415,7 @@ impl Worker {
             let (captured, by) = memory.after_turn(&user_text, previous, knobs, &lookup, turn);
             report.captured = captured;
             report.plugins.extend(by);
+            memory.note_turn(job.session.as_deref(), &request.messages, &generation.text);
         }
         let _ = events.blocking_send(GenerationEvent::Finished {
             finish_reason,

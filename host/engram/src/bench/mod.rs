@@ -5,6 +5,7 @@
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
 pub mod engine;
+pub mod horizon;
 pub mod exact;
 pub mod locomo;
 pub mod machine;
@@ -27,9 +28,13 @@ pub struct BenchArgs {
     /// Smoke-sized run: fewer repeats and smaller inputs (used by CI).
     #[arg(long)]
     pub quick: bool,
-    /// Where to write the JSON report (default: `artifacts/bench/<suite>.json`).
-    #[arg(long)]
+    /// Where to write the JSON report (default: `artifacts/bench/<suite>.json`); `--json`
+    /// alone prints JSON on stdout instead (horizon: one object per N).
+    #[arg(long, num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
+    /// Sizes a suite that takes one runs at (horizon: facts planted, e.g. `--n 32`).
+    #[arg(long)]
+    pub n: Vec<usize>,
     /// Worker threads for suites that run the engine (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -58,6 +63,9 @@ pub enum Suite {
     Sessions,
     /// Exact mode vs the float path: perplexity, greedy agreement, decode speed, digests, NTT.
     Exact,
+    /// Memory horizon in no-replay mode: recall of N planted facts, stale/leak rates, token
+    /// savings vs replaying the transcript; chat latency with the heartbeat on vs off.
+    Horizon,
 }
 
 impl Suite {
@@ -89,6 +97,10 @@ pub struct BenchContext<'a> {
     pub machine: &'a machine::Machine,
     /// `--data-file`, for suites that read a data set.
     pub data_file: Option<PathBuf>,
+    /// `--n`: sizes for suites that take them (empty = the suite's defaults).
+    pub n: Vec<usize>,
+    /// `--json` without a path: print JSON on stdout.
+    pub json_stdout: bool,
 }
 
 /// Run `engram bench`.
@@ -101,6 +113,8 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         threads,
         machine: &machine,
         data_file: args.data_file.clone(),
+        n: args.n.clone(),
+        json_stdout: args.json.as_deref() == Some(std::path::Path::new("-")),
     };
     let suites = match args.suite {
         Suite::All => Suite::each(),
@@ -116,9 +130,16 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
             Suite::Locomo => locomo::suite(&ctx),
             Suite::Plugins => plugins::suite(&ctx),
             Suite::Sessions => sessions::suite(&ctx),
+            Suite::Horizon => horizon::suite(&ctx),
             Suite::Exact => exact::suite(&ctx),
         };
         match result {
+            Ok(report) if ctx.json_stdout => {
+                // Horizon printed its objects as it went; other suites print their report.
+                if suite != Suite::Horizon {
+                    println!("{}", serde_json::to_string(&report)?);
+                }
+            }
             Ok(report) => {
                 report.print();
                 let path = match (&args.json, args.suite) {

@@ -1,0 +1,649 @@
+//! `engram bench horizon`: how far memory carries a conversation without replaying it.
+//!
+//! The real server (`engram serve`, this binary, as a child process) is driven in no-replay
+//! mode: each turn the model sees only the system prompt, the rendered memory state and the
+//! latest user text. For each N (8, 16, 32, 64, 256, 1024 by default):
+//!
+//! 1. **plant** N facts, one per turn, through the real capture path; facts are generated from
+//!    templates (64 owners × 16 properties, typed values) in many surface forms ("My server's
+//!    IP is …", "The IP of my server is …", "By the way, …", "Actually, …");
+//! 2. **update** every 8th fact with a new value and **forget** every 8th fact (offset 4);
+//! 3. **ask** about each fact with a paraphrased question (six question forms), sending the
+//!    whole transcript so the server can report what replaying it would have cost.
+//!
+//! Reported per N (fractions 0..1): `fact_in_prompt_recall` (the expected value is in the
+//! memory state the model saw), `answer_recall` (the answer contains it), `token_savings`
+//! (1 − prompt tokens sent / prompt tokens a transcript replay would send, over the
+//! questions), `stale_rate` (an updated fact answered or rendered with its old value),
+//! `leak_rate` (a forgotten value in the answer or the prompt). For N ≥ 256 the answers
+//! (which need generation) are sampled: 64 questions spread over the facts; prompt recall is
+//! taken on every fact. Every run but `--quick` also measures chat latency p99 with the
+//! heartbeat on vs off. `--json` prints one JSON object per N.
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::report::{Better, Figure, Report, Summary};
+use super::BenchContext;
+
+/// The N of a full run.
+pub const DEFAULT_NS: &[usize] = &[8, 16, 32, 64, 256, 1024];
+/// Questions whose answers are generated at large N.
+pub const ANSWER_SAMPLE: usize = 64;
+/// Tokens generated per question.
+const ANSWER_TOKENS: u32 = 24;
+
+const OWNERS: &[&str] = &[
+    "server",
+    "laptop",
+    "router",
+    "printer",
+    "car",
+    "bike",
+    "boat",
+    "dog",
+    "cat",
+    "gym",
+    "bank",
+    "office",
+    "cabin",
+    "phone",
+    "tablet",
+    "camera",
+    "drone",
+    "piano",
+    "guitar",
+    "locker",
+    "garage",
+    "workshop",
+    "studio",
+    "shop",
+    "school",
+    "club",
+    "team",
+    "project",
+    "sister",
+    "brother",
+    "mother",
+    "father",
+    "dentist",
+    "doctor",
+    "landlord",
+    "neighbour",
+    "boss",
+    "friend",
+    "cousin",
+    "uncle",
+    "aunt",
+    "tutor",
+    "coach",
+    "lawyer",
+    "barber",
+    "plumber",
+    "mechanic",
+    "vet",
+    "pharmacy",
+    "library",
+    "bakery",
+    "hotel",
+    "flat",
+    "house",
+    "farm",
+    "garden",
+    "warehouse",
+    "backup disk",
+    "nas",
+    "database",
+    "website",
+    "mailbox",
+    "vpn",
+    "build box",
+];
+
+/// (facet, value kind).
+const FACETS: &[(&str, Kind)] = &[
+    ("ip", Kind::Ip),
+    ("port", Kind::Port),
+    ("pin", Kind::Pin),
+    ("nickname", Kind::Name),
+    ("email", Kind::Email),
+    ("serial", Kind::Serial),
+    ("colour", Kind::Word),
+    ("room", Kind::Port),
+    ("code", Kind::Pin),
+    ("alias", Kind::Name),
+    ("contact", Kind::Email),
+    ("tag", Kind::Serial),
+    ("password hint", Kind::Word),
+    ("floor", Kind::Port),
+    ("account", Kind::Serial),
+    ("motto", Kind::Word),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Ip,
+    Port,
+    Pin,
+    Name,
+    Email,
+    Serial,
+    Word,
+}
+
+const NAMES: &[&str] = &[
+    "Aurora", "Kestrel", "Juniper", "Marlow", "Sable", "Tamsin", "Orrin", "Wren", "Calder",
+    "Ysolde", "Bramble", "Isolde", "Fenwick", "Odessa", "Larkin", "Perrin",
+];
+const WORDS: &[&str] = &[
+    "teal", "amber", "crimson", "violet", "ochre", "cobalt", "saffron", "jade", "maroon", "ivory",
+    "indigo", "coral", "olive", "scarlet", "umber", "cerulean",
+];
+
+const PLANT_FORMS: &[&str] = &[
+    "My {o}'s {f} is {v}.",
+    "The {f} of my {o} is {v}.",
+    "By the way, my {o}'s {f} is {v}.",
+    "Just so you know, the {f} of my {o} is {v}.",
+    "FYI my {o}'s {f} is {v}.",
+    "Oh and my {o}'s {f} is {v}.",
+];
+const UPDATE_FORMS: &[&str] = &[
+    "Actually, my {o}'s {f} is {v}.",
+    "Update: the {f} of my {o} is now {v}.",
+];
+const QUESTION_FORMS: &[&str] = &[
+    "What is my {o}'s {f}?",
+    "What's the {f} of my {o}?",
+    "Remind me of my {o}'s {f}?",
+    "Tell me my {o}'s {f}.",
+    "Do you know my {o}'s {f}?",
+    "What {f} does my {o} have?",
+];
+
+/// One planted fact.
+#[derive(Debug, Clone)]
+struct PlantedFact {
+    owner: &'static str,
+    facet: &'static str,
+    value: String,
+    /// The value before an update (stale if it comes back).
+    old: Option<String>,
+    forgotten: bool,
+}
+
+fn value(kind: Kind, i: usize, round: usize) -> String {
+    let j = i * 2 + round; // distinct per fact and per update round
+    match kind {
+        Kind::Ip => format!(
+            "10.{}.{}.{}",
+            1 + j / 250 % 250,
+            1 + j % 250,
+            1 + (j * 7) % 250
+        ),
+        Kind::Port => format!("{}", 2000 + j * 3),
+        Kind::Pin => format!("{}", 40000 + (j * 11) % 50000),
+        Kind::Name => format!("{}{}", NAMES[j % NAMES.len()], j),
+        Kind::Email => format!("{}{j}@example.org", NAMES[j % NAMES.len()].to_lowercase()),
+        Kind::Serial => format!("SN-{:05}", 10000 + j * 37),
+        Kind::Word => format!("{}-{j}", WORDS[j % WORDS.len()]),
+    }
+}
+
+fn fill(form: &str, f: &PlantedFact, v: &str) -> String {
+    form.replace("{o}", f.owner)
+        .replace("{f}", f.facet)
+        .replace("{v}", v)
+}
+
+/// N facts over distinct (owner, facet) pairs: fact i = owner i mod 64, facet
+/// (i div 64 + i) mod 16 — a bijection onto the 1024 pairs.
+fn facts(n: usize) -> Vec<PlantedFact> {
+    (0..n)
+        .map(|i| {
+            let (q, r) = (i / OWNERS.len(), i % OWNERS.len());
+            let (facet, kind) = FACETS[(q + r) % FACETS.len()];
+            PlantedFact {
+                owner: OWNERS[r],
+                facet,
+                value: value(kind, i, 0),
+                old: None,
+                forgotten: false,
+            }
+        })
+        .collect()
+}
+
+fn kind_of(facet: &str) -> Kind {
+    FACETS
+        .iter()
+        .find(|(f, _)| *f == facet)
+        .map(|(_, k)| *k)
+        .unwrap_or(Kind::Word)
+}
+
+/// An `engram serve` child process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(ctx: &BenchContext<'_>, data: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("cannot find the engram executable")?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--threads"])
+            .arg(ctx.threads.to_string())
+            .arg("--models")
+            .arg(&ctx.places.models)
+            .arg("--data")
+            .arg(data)
+            .args(["--max-body-bytes", "16000000"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start `engram serve`")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("no stdout from `engram serve`")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else {
+                let _ = child.kill();
+                bail!("`engram serve` exited before serving (try it by hand to see why)");
+            };
+            let line = line.context("reading `engram serve` output")?;
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                break addr
+                    .parse()
+                    .with_context(|| format!("unexpected address in {line:?}"))?;
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, addr })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("cannot run `kill`")?;
+        if !status.success() {
+            self.child.kill().ok();
+        }
+        self.child
+            .wait()
+            .context("waiting for `engram serve` to exit")?;
+        Ok(())
+    }
+
+    /// One non-streaming native turn; the whole answer body.
+    fn chat(&self, body: &Value) -> anyhow::Result<Value> {
+        let body = body.to_string();
+        let mut stream = TcpStream::connect(self.addr).context("cannot connect to the server")?;
+        stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+        let request = format!(
+            "POST /v1/chat HTTP/1.0\r\nHost: bench\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let (head, rest) = answer
+            .split_once("\r\n\r\n")
+            .context("an answer without headers")?;
+        if !head.lines().next().unwrap_or("").contains(" 200 ") {
+            bail!("the server answered {head:?}: {rest}");
+        }
+        serde_json::from_str(rest).context("an answer that is not JSON")
+    }
+}
+
+fn turn(
+    server: &Server,
+    session: &str,
+    messages: Vec<Value>,
+    max_tokens: u32,
+    memory: Value,
+) -> anyhow::Result<Value> {
+    server.chat(&json!({
+        "messages": messages,
+        "session": session,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "memory": memory,
+    }))
+}
+
+fn user(text: &str) -> Value {
+    json!({"role": "user", "content": text})
+}
+
+/// The texts the model saw as memory state this turn.
+fn in_prompt(reply: &Value) -> Vec<String> {
+    reply["memory"]["recalled"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["in_prompt"].as_bool().unwrap_or(false))
+        .filter_map(|m| m["text"].as_str().map(str::to_lowercase))
+        .collect()
+}
+
+fn answer_text(reply: &Value) -> String {
+    reply["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+/// One N's results.
+#[derive(Debug, Clone)]
+pub struct HorizonResult {
+    /// Facts planted.
+    pub n: usize,
+    /// Expected value present in the rendered memory state.
+    pub fact_in_prompt_recall: f64,
+    /// Answer contains the expected value.
+    pub answer_recall: f64,
+    /// 1 − no-replay prompt tokens / replay prompt tokens (over the questions).
+    pub token_savings: f64,
+    /// Updated facts answered or rendered with their old value.
+    pub stale_rate: f64,
+    /// Forgotten facts whose value reached the answer or the prompt.
+    pub leak_rate: f64,
+    /// How many answers were generated.
+    pub answers: usize,
+}
+
+impl HorizonResult {
+    /// The JSON object `--json` prints (exactly the issue's keys).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "n": self.n,
+            "fact_in_prompt_recall": self.fact_in_prompt_recall,
+            "answer_recall": self.answer_recall,
+            "token_savings": self.token_savings,
+            "stale_rate": self.stale_rate,
+            "leak_rate": self.leak_rate,
+        })
+    }
+}
+
+const NO_REPLAY: fn() -> Value = || json!({"recall": true, "capture": true, "no_replay": true});
+const SYSTEM: &str = "You are Engram. Answer in one short sentence, using the facts you remember.";
+
+/// Plant, update, forget and ask N facts on `server`.
+fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
+    let session = format!("horizon-{n}");
+    let mut facts = facts(n);
+    let mut transcript: Vec<Value> = vec![json!({"role": "system", "content": SYSTEM})];
+    let say = |text: String, transcript: &mut Vec<Value>| -> anyhow::Result<Value> {
+        // A no-replay client sends only the latest text.
+        let messages = vec![transcript[0].clone(), user(&text)];
+        let reply = turn(server, &session, messages, 1, NO_REPLAY())?;
+        transcript.push(user(&text));
+        transcript.push(json!({"role": "assistant", "content": answer_text(&reply)}));
+        Ok(reply)
+    };
+    for (i, fact) in facts.clone().iter().enumerate() {
+        let form = PLANT_FORMS[i % PLANT_FORMS.len()];
+        say(fill(form, fact, &fact.value), &mut transcript)?;
+    }
+    for i in (0..n).step_by(8) {
+        let new = value(kind_of(facts[i].facet), i, 1);
+        let form = UPDATE_FORMS[(i / 8) % UPDATE_FORMS.len()];
+        say(fill(form, &facts[i], &new), &mut transcript)?;
+        facts[i].old = Some(std::mem::replace(&mut facts[i].value, new));
+    }
+    for i in (4..n).step_by(8) {
+        say(
+            format!("Forget my {}'s {}.", facts[i].owner, facts[i].facet),
+            &mut transcript,
+        )?;
+        facts[i].forgotten = true;
+    }
+    let step = if n > 128 {
+        n.div_ceil(ANSWER_SAMPLE)
+    } else {
+        1
+    };
+    let (mut in_prompt_hits, mut kept) = (0usize, 0usize);
+    let (mut answer_hits, mut answered) = (0usize, 0usize);
+    let (mut stale, mut updated, mut leaks, mut forgotten) = (0usize, 0usize, 0usize, 0usize);
+    let (mut sent, mut replay) = (0u64, 0u64);
+    for (i, fact) in facts.iter().enumerate() {
+        let question = fill(QUESTION_FORMS[i % QUESTION_FORMS.len()], fact, "");
+        let generate = i % step == 0 || fact.old.is_some() || fact.forgotten;
+        let mut messages = transcript.clone();
+        messages.push(user(&question));
+        let reply = turn(
+            server,
+            &format!("{session}-q"),
+            messages,
+            if generate { ANSWER_TOKENS } else { 1 },
+            NO_REPLAY(),
+        )?;
+        let tokens = &reply["memory"]["tokens"];
+        sent += tokens["prompt_tokens"].as_u64().unwrap_or(0);
+        replay += tokens["replay_prompt_tokens"].as_u64().unwrap_or(0);
+        let state = in_prompt(&reply);
+        let answer = if generate {
+            answer_text(&reply)
+        } else {
+            String::new()
+        };
+        let value = fact.value.to_lowercase();
+        if fact.forgotten {
+            forgotten += 1;
+            if answer.contains(&value) || state.iter().any(|t| t.contains(&value)) {
+                leaks += 1;
+            }
+            continue;
+        }
+        kept += 1;
+        if state.iter().any(|t| t.contains(&value)) {
+            in_prompt_hits += 1;
+        }
+        if generate {
+            answered += 1;
+            if answer.contains(&value) {
+                answer_hits += 1;
+            }
+        }
+        if let Some(old) = &fact.old {
+            updated += 1;
+            let old = old.to_lowercase();
+            if answer.contains(&old) || state.iter().any(|t| t.contains(&old)) {
+                stale += 1;
+            }
+        }
+    }
+    let frac = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Ok(HorizonResult {
+        n,
+        fact_in_prompt_recall: frac(in_prompt_hits, kept),
+        answer_recall: frac(answer_hits, answered),
+        token_savings: if replay == 0 {
+            0.0
+        } else {
+            1.0 - sent as f64 / replay as f64
+        },
+        stale_rate: frac(stale, updated),
+        leak_rate: frac(leaks, forgotten),
+        answers: answered,
+    })
+}
+
+/// Chat latency (ms per turn) over `turns` short conversations, with a pause between them
+/// long enough for an idle-gated heartbeat to run.
+fn latencies(server: &Server, turns: usize, pause: Duration) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(turns);
+    for i in 0..turns {
+        let fact = &facts(turns)[i];
+        let start = Instant::now();
+        turn(
+            server,
+            &format!("latency-{i}"),
+            vec![user(&fill(PLANT_FORMS[0], fact, &fact.value))],
+            8,
+            json!({"recall": true, "capture": true, "consolidate": true}),
+        )?;
+        out.push(start.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(pause);
+    }
+    Ok(out)
+}
+
+fn p99(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = ((sorted.len() as f64) * 0.99).ceil() as usize;
+    sorted[at.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs the suite.
+pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
+    let ns: Vec<usize> = if !ctx.n.is_empty() {
+        ctx.n.clone()
+    } else if ctx.quick {
+        vec![8]
+    } else {
+        DEFAULT_NS.to_vec()
+    };
+    let mut report = Report::new("horizon", ctx.quick, ctx.machine);
+    for &n in &ns {
+        if n == 0 || n > OWNERS.len() * FACETS.len() {
+            bail!("--n {n}: give 1..={}", OWNERS.len() * FACETS.len());
+        }
+        let data = tempfile::tempdir()?;
+        let server = Server::start(ctx, data.path(), &[])?;
+        let result = horizon(&server, n);
+        server.stop()?;
+        let result = result?;
+        if ctx.json_stdout {
+            println!("{}", result.to_json());
+        }
+        let one = |x: f64| Summary::of(&[x]).context("no samples");
+        let target = |t: &str| t.to_string();
+        let recall_target = match n {
+            8 | 32 => target("1.0"),
+            1024 => target("≥ 0.99"),
+            _ => target("—"),
+        };
+        report.figures.push(
+            Figure::alone(
+                &format!("N={n} fact in prompt"),
+                "fraction",
+                Better::Higher,
+                one(result.fact_in_prompt_recall)?,
+            )
+            .with_target(&recall_target),
+        );
+        let mut answer = Figure::alone(
+            &format!("N={n} answer recall ({} answers)", result.answers),
+            "fraction",
+            Better::Higher,
+            one(result.answer_recall)?,
+        );
+        if n == 32 {
+            answer = answer.with_target("≥ 0.95");
+        }
+        report.figures.push(answer);
+        let mut savings = Figure::alone(
+            &format!("N={n} token savings vs transcript"),
+            "fraction",
+            Better::Higher,
+            one(result.token_savings)?,
+        );
+        if n == 32 {
+            savings = savings.with_target("≥ 0.975");
+        }
+        report.figures.push(savings);
+        report.figures.push(
+            Figure::alone(
+                &format!("N={n} stale after update"),
+                "fraction",
+                Better::Lower,
+                one(result.stale_rate)?,
+            )
+            .with_target("0"),
+        );
+        report.figures.push(
+            Figure::alone(
+                &format!("N={n} leak after forget"),
+                "fraction",
+                Better::Lower,
+                one(result.leak_rate)?,
+            )
+            .with_target("0"),
+        );
+    }
+    if !ctx.quick {
+        // Heartbeat on vs off: the same turns, paced so the heartbeat runs between them.
+        let turns = 40;
+        let pause = Duration::from_millis(700);
+        let mut p = Vec::new();
+        for args in [
+            &[][..],
+            &[
+                "--heartbeat-interval-ms",
+                "100",
+                "--heartbeat-idle-ms",
+                "300",
+            ][..],
+        ] {
+            let data = tempfile::tempdir()?;
+            let server = Server::start(ctx, data.path(), args)?;
+            let samples = latencies(&server, turns, pause);
+            server.stop()?;
+            p.push(p99(&samples?));
+        }
+        report.figures.push(
+            Figure::against(
+                &format!("chat latency p99, heartbeat on ({turns} turns)"),
+                "ms",
+                Better::Lower,
+                Summary::of(&[p[1]]).context("no samples")?,
+                "heartbeat off",
+                Summary::of(&[p[0]]).context("no samples")?,
+            )
+            .with_target("within 10% of off"),
+        );
+    }
+    report.notes.push(
+        "no-replay mode through `engram serve`; facts planted through the capture plugin; \
+         at N > 128 answers are generated for a sample of 64 questions (plus every updated \
+         and forgotten fact), prompt recall is taken on all"
+            .into(),
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_are_distinct_pairs_with_distinct_values() {
+        let all = facts(1024);
+        let pairs: std::collections::HashSet<_> = all.iter().map(|f| (f.owner, f.facet)).collect();
+        assert_eq!(pairs.len(), 1024);
+        let values: std::collections::HashSet<_> = all.iter().map(|f| f.value.clone()).collect();
+        assert_eq!(values.len(), 1024);
+    }
+
+    #[test]
+    fn p99_of_few_samples_is_the_largest() {
+        assert_eq!(p99(&[1.0, 5.0, 3.0]), 5.0);
+    }
+}
