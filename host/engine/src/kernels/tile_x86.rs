@@ -424,9 +424,9 @@ unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
                 lo[r] = _mm256_and_si256(q, m4);
                 hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             }
-            for t in 0..T {
-                let y1 = _mm256_loadu_si256(ba[t].qs.as_ptr().add(64 * j) as *const __m256i);
-                let y2 = _mm256_loadu_si256(ba[t].qs.as_ptr().add(64 * j + 32) as *const __m256i);
+            for (t, bt) in ba.iter().enumerate() {
+                let y1 = _mm256_loadu_si256(bt.qs.as_ptr().add(64 * j) as *const __m256i);
+                let y2 = _mm256_loadu_si256(bt.qs.as_ptr().add(64 * j + 32) as *const __m256i);
                 for r in 0..R {
                     // No saturation: nibble ≤ 15, |y| ≤ 127, scales ≤ 63.
                     let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], y1), _mm256_set1_epi16(sc[r][2 * j]));
@@ -455,8 +455,8 @@ unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
         }
     }
     let mut res = [0f32; 64];
-    for g in 0..G {
-        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), acc[g]);
+    for (g, v) in acc.iter().enumerate() {
+        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), *v);
     }
     for t in 0..toks {
         for r in 0..rows {
