@@ -431,6 +431,14 @@ impl Loaded {
             Pre::Agency(p) => p.instantiate(&mut store).map(Instance::Agency),
         };
         match result {
+            Ok(_) if store.data().denied.is_some() => Err(PluginFailure::new(
+                &self.name,
+                FailureKind::CapabilityDenied,
+                format!(
+                    "capability not granted while instantiating: `{}`",
+                    store.data().denied.clone().unwrap_or_default()
+                ),
+            )),
             Ok(instance) => Ok(Warm {
                 store,
                 instance,
@@ -481,6 +489,23 @@ impl Loaded {
             let _ = warm.store.set_fuel(h.config.limits.fuel_per_call);
         }
         match f(&mut warm.store, &warm.instance) {
+            // The plugin answered after reaching for a capability it was not
+            // granted (answered empty): its answer is not trusted, and the
+            // instance is dropped.
+            Ok(_) if warm.store.data().denied.is_some() => {
+                let data = warm.store.data();
+                let what = data.denied.clone().unwrap_or_default();
+                let mut failure = PluginFailure::new(
+                    &self.name,
+                    FailureKind::CapabilityDenied,
+                    format!(
+                        "capability not granted: `{what}`; the answer was discarded \
+                         (grant it in the operator's config if the plugin needs it)"
+                    ),
+                );
+                failure.stderr = data.stderr_tail(STDERR_TAIL);
+                Err(failure)
+            }
             Ok(r) => {
                 warm.calls += 1;
                 let (out, err) = warm.store.data().output_len();

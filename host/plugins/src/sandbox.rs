@@ -71,13 +71,17 @@ pub(crate) fn linker(
         PluginState::cli,
     )?;
 
-    // The environment holds only granted variables (none by default): never
-    // the host's. It is always linked because Rust's panic machinery reads
-    // `RUST_BACKTRACE`, and a panic must stay a readable trap.
-    wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
-        &mut l,
-        PluginState::cli,
-    )?;
+    // The environment holds only granted variables: never the host's. With no
+    // grant it is denied (see `deny_environment`), not trapped, because Rust's
+    // panic hook reads `RUST_BACKTRACE` and a panic must stay a readable trap.
+    if caps.env.is_empty() {
+        deny_environment(&mut l, engine, component)?;
+    } else {
+        wasi::cli::environment::add_to_linker::<_, wasmtime_wasi::cli::WasiCli>(
+            &mut l,
+            PluginState::cli,
+        )?;
+    }
     if !caps.read_dirs.is_empty() {
         wasi::filesystem::preopens::add_to_linker::<_, wasmtime_wasi::filesystem::WasiFilesystem>(
             &mut l,
@@ -163,6 +167,57 @@ fn world_imports(kind: PluginKind) -> &'static [&'static str] {
             "engram:plugin/memory",
         ],
     }
+}
+
+/// Link `wasi:cli/environment` for a plugin granted no environment: every
+/// function answers empty (no variables, no arguments, no working directory)
+/// and records the attempt, so the host fails the call afterwards
+/// ([`FailureKind::CapabilityDenied`](crate::failure::FailureKind)) instead of
+/// trapping mid-way. A trap would hide a panic's message: Rust's panic hook
+/// reads `RUST_BACKTRACE` before it prints, and the trap that follows the panic
+/// still classifies the call as a panic.
+fn deny_environment(
+    l: &mut Linker<PluginState>,
+    engine: &Engine,
+    component: &Component,
+) -> wasmtime::Result<()> {
+    let ty = component.component_type();
+    let Some(name) = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .find(|name| name.split('@').next() == Some("wasi:cli/environment"))
+    else {
+        return Ok(());
+    };
+    let mut li = l.instance(name)?;
+    li.func_wrap(
+        "get-environment",
+        |mut store: wasmtime::StoreContextMut<'_, PluginState>, (): ()| {
+            store
+                .data_mut()
+                .deny("wasi:cli/environment#get-environment (no environment variables granted)");
+            Ok((Vec::<(String, String)>::new(),))
+        },
+    )?;
+    li.func_wrap(
+        "get-arguments",
+        |mut store: wasmtime::StoreContextMut<'_, PluginState>, (): ()| {
+            store
+                .data_mut()
+                .deny("wasi:cli/environment#get-arguments (plugins have no arguments)");
+            Ok((Vec::<String>::new(),))
+        },
+    )?;
+    li.func_wrap(
+        "initial-cwd",
+        |mut store: wasmtime::StoreContextMut<'_, PluginState>, (): ()| {
+            store
+                .data_mut()
+                .deny("wasi:cli/environment#initial-cwd (plugins have no working directory)");
+            Ok((None::<String>,))
+        },
+    )?;
+    Ok(())
 }
 
 /// Define every import of `component` whose interface is not in `linked` as

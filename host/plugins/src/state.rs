@@ -80,6 +80,10 @@ pub struct PluginState {
     pub(crate) services: Services,
     pub(crate) llm_tokens_left: u32,
     pub(crate) llm_tokens_per_call: u32,
+    /// The first ungranted capability the current call reached for that the
+    /// host answered with an empty value rather than a trap (see
+    /// `sandbox::deny_environment`); a call that sets it is failed afterwards.
+    pub(crate) denied: Option<String>,
 }
 
 impl PluginState {
@@ -105,6 +109,7 @@ impl PluginState {
             services,
             llm_tokens_left: limits.llm_tokens_per_call,
             llm_tokens_per_call: limits.llm_tokens_per_call,
+            denied: None,
         }
     }
 
@@ -112,6 +117,15 @@ impl PluginState {
     pub(crate) fn begin_call(&mut self) {
         self.llm_tokens_left = self.llm_tokens_per_call;
         self.limiter.memory_hit = false;
+        self.denied = None;
+    }
+
+    /// Record that the current call reached for `what`, which was not granted.
+    pub(crate) fn deny(&mut self, what: &str) {
+        if self.denied.is_none() {
+            tracing::warn!(plugin = &*self.plugin, "capability not granted: {what}");
+            self.denied = Some(what.to_string());
+        }
     }
 
     /// Bytes of captured stdout and stderr so far.

@@ -146,19 +146,28 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
         eprintln!("passwd: stopped as {}: {}", f.kind, f.message);
     }
     {
-        // The environment a plugin sees holds only granted variables: none here.
-        // (It is linked, not trapped, because Rust's panic hook reads it.)
+        // A plugin granted no environment that reaches for it is stopped: the
+        // read answers empty (nothing of the host's leaks) and the call is
+        // failed afterwards, falling back to the built-in tool answer.
         std::env::set_var("ENGRAM_TEST_SECRET", "hunter2");
         let slot = load(&host, PluginKind::Tool, &hostile_plugin("env"));
         let a = slot.tool_invoke("env", "{}");
-        assert!(matches!(&a.by, AnsweredBy::Plugin { .. }), "{:?}", a.by);
-        let seen = a.value.expect("env tool answers");
+        let AnsweredBy::Fallback(f) = &a.by else {
+            panic!("env: expected a fallback, got {:?} {:?}", a.by, a.value)
+        };
+        assert_eq!(f.kind, FailureKind::CapabilityDenied, "env: {f}");
+        assert!(f.message.contains("wasi:cli/environment"), "{}", f.message);
+        let shown = format!("{:?} {f}", a.value);
         assert!(
-            !seen.contains("hunter2") && !seen.contains("PATH="),
-            "host env leaked: {seen}"
+            !shown.contains("hunter2") && !shown.contains("PATH="),
+            "host env leaked: {shown}"
         );
-        let f = slot.tool_invoke("env", "{}");
-        eprintln!("env: plugin saw {seen:?} (cwd lookup: {:?})", f.by);
+        assert!(
+            matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable")),
+            "{:?}",
+            a.value
+        );
+        eprintln!("env: stopped as {}: {}", f.kind, f.message);
     }
 
     stop.store(true, Ordering::Relaxed);

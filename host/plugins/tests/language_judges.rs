@@ -4,7 +4,8 @@
 //!
 //! Needs `componentize-py` (in `.venv`, or `COMPONENTIZE_PY`) and Node with
 //! `examples/js-judge/node_modules` (`npm ci` there); `scripts/setup-ci.sh`
-//! installs both.
+//! installs both. The compiler's crates are optimised in the dev profile (see
+//! the workspace Cargo.toml), so these run in the debug test suite.
 
 mod common;
 
@@ -53,7 +54,6 @@ fn js_judge() -> &'static PathBuf {
 }
 
 #[test]
-#[ignore = "compiles 12–18 MB components: minutes in a debug build; run `cargo test --release -p engram-plugins --test language_judges -- --ignored`"]
 fn python_judge_passes_the_rust_judge_behaviour_tests() {
     let host = host_with(Services::default());
     let slot = load(&host, PluginKind::Judge, python_judge());
@@ -66,7 +66,6 @@ fn python_judge_passes_the_rust_judge_behaviour_tests() {
 }
 
 #[test]
-#[ignore = "compiles 12–18 MB components: minutes in a debug build; run `cargo test --release -p engram-plugins --test language_judges -- --ignored`"]
 fn javascript_judge_passes_the_rust_judge_behaviour_tests() {
     let host = host_with(Services::default());
     let slot = load(&host, PluginKind::Judge, js_judge());
@@ -78,7 +77,6 @@ fn javascript_judge_passes_the_rust_judge_behaviour_tests() {
 }
 
 #[test]
-#[ignore = "compiles 12–18 MB components: minutes in a debug build; run `cargo test --release -p engram-plugins --test language_judges -- --ignored`"]
 fn rust_python_and_js_judges_agree_and_hot_swap_into_one_slot() {
     let host = host_with(Services::default());
     let slot = load(&host, PluginKind::Judge, &default_plugin("judge-jaccard"));
