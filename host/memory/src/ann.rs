@@ -559,7 +559,10 @@ mod tests {
         for d in [1usize, 7, 8, 15, 16, 17, 33, 384, 385] {
             let a = rand_unit(&mut seed, d);
             let b = rand_unit(&mut seed, d);
-            assert!((dot(&a, &b) - dot_portable(&a, &b)).abs() < 1e-5, "f32 width {d}");
+            assert!(
+                (dot(&a, &b) - dot_portable(&a, &b)).abs() < 1e-5,
+                "f32 width {d}"
+            );
             let (qa, _) = quantize(&a);
             let (qb, _) = quantize(&b);
             assert_eq!(dot_i8(&qa, &qb), dot_i8_portable(&qa, &qb), "i8 width {d}");

@@ -490,7 +490,14 @@ impl MemoryStore {
             max_id = max_id.max(id + 1);
             max_slot = max_slot.max(h.slot + 1);
             let content_hash = hash_bytes(&plain);
-            versions.push(CellEntry::new(id, content, h.time, h.seq, h.slot, content_hash));
+            versions.push(CellEntry::new(
+                id,
+                content,
+                h.time,
+                h.seq,
+                h.slot,
+                content_hash,
+            ));
         }
         versions.sort_by_key(|e| e.cell.line_seq);
         for e in versions {

@@ -290,7 +290,11 @@ mod tests {
         let turns = vec![
             turn("Ann", "the zeppelin left at noon", unit(&[1.0, 0.0, 0.2])),
             turn("Bob", "nothing to report", unit(&[0.9, 0.5, 0.0])),
-            turn("Ann", "we talked about zeppelin rides", unit(&[0.0, 1.0, 0.0])),
+            turn(
+                "Ann",
+                "we talked about zeppelin rides",
+                unit(&[0.0, 1.0, 0.0]),
+            ),
         ];
         ix.insert([1; 32], &turns, AnnConfig::default());
         let q = unit(&[1.0, 0.1, 0.0]);
@@ -337,6 +341,6 @@ mod tests {
         let hits = ix.search("alpha", None, 5, &w);
         assert_eq!(hits.len(), 1);
         assert_eq!(ix.locate(hits[0].id), Some(([2; 32], 0)));
-        assert!(ix.postings.get("gamma").is_none());
+        assert!(!ix.postings.contains_key("gamma"));
     }
 }

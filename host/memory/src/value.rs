@@ -273,7 +273,10 @@ mod tests {
     #[test]
     fn a_prefix_that_does_not_fit_is_text() {
         assert_eq!(norm("ip:not an address"), "text:ip:not an address");
-        assert_eq!(TypedValue::parse("ip:not an address").raw, "ip:not an address");
+        assert_eq!(
+            TypedValue::parse("ip:not an address").raw,
+            "ip:not an address"
+        );
         assert_eq!(norm("number:abc"), "text:number:abc");
         assert_eq!(norm("note: buy milk"), "text:note: buy milk");
         assert_eq!(norm("ip:"), "text:ip:");

@@ -144,11 +144,16 @@ fn turns_are_recalled_by_label_after_reopen_and_redacted_by_forget() {
     };
     let addr = {
         let s = open(dir.path());
-        s.remember(Fact::new("Ann", "locker code", "Kx-5521")).unwrap();
+        s.remember(Fact::new("Ann", "locker code", "Kx-5521"))
+            .unwrap();
         s.store_turns(
             vec![
                 turn("D1:1", "Ann", "Morning! How was the weekend?"),
-                turn("D1:2", "Bob", "Great, we finally went kayaking on lake Tahoe."),
+                turn(
+                    "D1:2",
+                    "Bob",
+                    "Great, we finally went kayaking on lake Tahoe.",
+                ),
                 turn("D1:3", "Ann", "My locker code is Kx-5521, keep it safe."),
             ],
             "Ann and Bob catch up",
