@@ -89,10 +89,7 @@ fn load(path: &Path) -> anyhow::Result<Vec<LoConversation>> {
     let root: Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not JSON", path.display()))?;
     let Some(samples) = root.as_array() else {
-        bail!(
-            "{}: expected a JSON array of conversations",
-            path.display()
-        );
+        bail!("{}: expected a JSON array of conversations", path.display());
     };
     samples
         .iter()
@@ -182,10 +179,7 @@ fn parse_locomo_date(s: &str) -> Option<i64> {
         "am" if h == 12 => h = 0,
         _ => {}
     }
-    let parts: Vec<&str> = date
-        .split([' ', ','])
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = date.split([' ', ',']).filter(|p| !p.is_empty()).collect();
     let [day, month, year] = parts.as_slice() else {
         return None;
     };
@@ -294,17 +288,34 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
                 ..full
             },
         ),
-        ("without BM25", TurnWeights { lexical: 0.0, ..full }),
-        ("without context", TurnWeights { context: 0.0, ..full }),
-        ("without speaker", TurnWeights { speaker: 0.0, ..full }),
+        (
+            "without BM25",
+            TurnWeights {
+                lexical: 0.0,
+                ..full
+            },
+        ),
+        (
+            "without context",
+            TurnWeights {
+                context: 0.0,
+                ..full
+            },
+        ),
+        (
+            "without speaker",
+            TurnWeights {
+                speaker: 0.0,
+                ..full
+            },
+        ),
     ];
     let mut ablated: Vec<Tally> = vec![Tally::default(); ablations.len()];
     let (mut our_ms, mut base_ms, mut embed_ms) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ctx_tokens, mut q_tokens, mut replay_tokens) = (Vec::new(), Vec::new(), Vec::new());
     let (mut skipped, mut asked, mut ingest_secs, mut n_turns) = (0usize, 0usize, 0f64, 0usize);
     for conv in &convs {
-        let dir =
-            tempfile::tempdir_in(ctx.places.artifacts()).or_else(|_| tempfile::tempdir())?;
+        let dir = tempfile::tempdir_in(ctx.places.artifacts()).or_else(|_| tempfile::tempdir())?;
         let store = MemoryStore::open(
             dir.path(),
             MemoryConfig::durable().with_embedder(embedder.clone()),
@@ -322,7 +333,11 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
                 s.dedup();
                 s
             };
-            let summary = format!("LoCoMo {} session {n} between {}", conv.id, speakers.join(" and "));
+            let summary = format!(
+                "LoCoMo {} session {n} between {}",
+                conv.id,
+                speakers.join(" and ")
+            );
             let inputs = turns
                 .iter()
                 .map(|t| TurnInput {
@@ -441,7 +456,10 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
         let n = ours.by_cat[c].1;
         for (ki, k) in KS.iter().enumerate() {
             report.figures.push(Figure::against(
-                &format!("recall@{k}, category {c} {} ({n} questions)", category_name(*c)),
+                &format!(
+                    "recall@{k}, category {c} {} ({n} questions)",
+                    category_name(*c)
+                ),
                 "fraction",
                 Better::Higher,
                 one(ours.mean(Some(*c), ki))?,
