@@ -44,8 +44,8 @@ use crate::pool::ThreadPool;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use engram_exact::{
-    attend, attention_scale_q30, quantize_act, rms_eps_from_f32_bits, rope_adjacent, rope_neox, Q8Block,
-    QuantMatrix, RopeTable, WeightFormat,
+    attend, attention_scale_q30, quantize_act, rms_eps_from_f32_bits, rope_adjacent, rope_neox, Q8Block, QuantMatrix,
+    RopeTable, WeightFormat,
 };
 use std::collections::HashMap;
 
@@ -167,7 +167,10 @@ impl RopeCache {
         self.cos.resize(positions * half, 0);
         self.sin.resize(positions * half, 0);
         for p in have..positions {
-            let (c, s) = (&mut self.cos[p * half..(p + 1) * half], &mut self.sin[p * half..(p + 1) * half]);
+            let (c, s) = (
+                &mut self.cos[p * half..(p + 1) * half],
+                &mut self.sin[p * half..(p + 1) * half],
+            );
             self.table
                 .cos_sin(p as u32, c, s)
                 .expect("cos/sin slices have d/2 elements");
@@ -197,9 +200,13 @@ struct ElemBuf {
     c: Vec<i32>,
 }
 
+/// Per-thread matvec output and attention scratch: (matvec output, query ++ scores, attention
+/// weights, head output).
+type Scratch = (Vec<i32>, Vec<i32>, Vec<u32>, Vec<i32>);
+
 thread_local! {
     /// Per-thread matvec output and attention scratch (query, scores, weights, output).
-    static SCRATCH: std::cell::RefCell<(Vec<i32>, Vec<i32>, Vec<u32>, Vec<i32>)> =
+    static SCRATCH: std::cell::RefCell<Scratch> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
 
@@ -268,9 +275,8 @@ impl ExactOps {
         }
         let mut map = self.weights.write().unwrap_or_else(|e| e.into_inner());
         for w in all {
-            let key = w.bytes().as_ptr() as usize;
-            if !map.contains_key(&key) {
-                map.insert(key, Arc::new(ExactWeight::new(w)?));
+            if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(w.bytes().as_ptr() as usize) {
+                slot.insert(Arc::new(ExactWeight::new(w)?));
             }
         }
         Ok(())
@@ -354,7 +360,8 @@ impl Ops for ExactOps {
 
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         let d = weight.len();
-        let eps_q32 = rms_eps_from_f32_bits(eps.to_bits()).expect("the RMSNorm epsilon is a finite non-negative number");
+        let eps_q32 =
+            rms_eps_from_f32_bits(eps.to_bits()).expect("the RMSNorm epsilon is a finite non-negative number");
         let mut guard = self.elem.lock().unwrap_or_else(|e| e.into_inner());
         let ElemBuf { a, b, c } = &mut *guard;
         let (wq, xi, oi) = (fit(a, d), fit(b, d), fit(c, d));

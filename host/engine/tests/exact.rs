@@ -81,7 +81,11 @@ fn exact_digest_is_identical_across_threads_kernels_and_resume() {
     r.enable_digest();
     let (rest, _) = greedy(&mut r, STEPS - SPLIT, usize::MAX);
     assert_eq!([head, rest].concat(), tokens);
-    assert_eq!(r.digest().unwrap().hex(), tail, "resumed session's logits differ from the fresh run");
+    assert_eq!(
+        r.digest().unwrap().hex(),
+        tail,
+        "resumed session's logits differ from the fresh run"
+    );
 }
 
 #[test]
@@ -109,7 +113,11 @@ fn float_path_is_unchanged_by_the_exact_machinery() {
         off.update(&logits);
     }
     assert!(plain.digest().is_none());
-    assert_eq!(off.hex(), session_digest, "enabling the digest changed the float logits");
+    assert_eq!(
+        off.hex(),
+        session_digest,
+        "enabling the digest changed the float logits"
+    );
 
     // Straight through `forward` with the unchanged float operators, no session at all.
     let ops = CpuOps::new(1);
@@ -121,14 +129,25 @@ fn float_path_is_unchanged_by_the_exact_machinery() {
         forward(&m, &ops, &mut cache, &[t], LogitsFor::Last, &mut scratch);
         direct.update(&scratch.logits);
     }
-    assert_eq!(direct.hex(), session_digest, "the float session path differs from CpuOps + forward");
+    assert_eq!(
+        direct.hex(),
+        session_digest,
+        "the float session path differs from CpuOps + forward"
+    );
 
     // And exact mode really is another computation (same top token, other bits).
     let e = exact_model(1, Kernel::Auto);
     let mut x = Session::new(&e, SessionOptions::default());
     let exact_logits = x.prefill(&p).unwrap().to_vec();
-    let float_logits = Session::new(&m, SessionOptions::default()).prefill(&p).unwrap().to_vec();
-    assert_eq!(argmax(&exact_logits), argmax(&float_logits), "exact and float disagree on the first token");
+    let float_logits = Session::new(&m, SessionOptions::default())
+        .prefill(&p)
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        argmax(&exact_logits),
+        argmax(&float_logits),
+        "exact and float disagree on the first token"
+    );
     assert_ne!(exact_logits, float_logits);
 }
 
@@ -147,7 +166,10 @@ fn exact_qwen2_agrees_with_float_on_the_first_tokens() {
     let (et, _) = greedy(&mut es, 8, usize::MAX);
     let agree = ft.iter().zip(&et).take_while(|(a, b)| a == b).count();
     eprintln!("qwen2 exact vs float: first {agree} of 8 greedy tokens agree");
-    assert!(agree >= 4, "exact qwen2 diverged after {agree} tokens: {et:?} vs {ft:?}");
+    assert!(
+        agree >= 4,
+        "exact qwen2 diverged after {agree} tokens: {et:?} vs {ft:?}"
+    );
 }
 
 #[test]

@@ -339,16 +339,20 @@ impl<'a> QuantMatrix<'a> {
             return self;
         }
         let nb = self.cols / QK;
-        let per = if self.format == WeightFormat::Q4_1 { 32 } else { 16 };
+        let per = if self.format == WeightFormat::Q4_1 {
+            32
+        } else {
+            16
+        };
         let tiles = self.rows / 8;
         let mut sc = vec![0i16; tiles * nb * per];
         let mut spread = vec![0u8; tiles];
         let offs = self.format.scale_offsets();
-        for t in 0..tiles {
+        for (t, tile_spread) in spread.iter_mut().enumerate() {
             for i in 0..8 {
                 let r = 8 * t + i;
                 let (emin, emax) = self.row_exp[r];
-                spread[t] = spread[t].max((emax - emin) as u8);
+                *tile_spread = (*tile_spread).max((emax - emin) as u8);
                 let row = self.row_data(r);
                 for b in 0..nb {
                     let block = &row[b * self.format.block_bytes()..];
@@ -571,7 +575,7 @@ impl QuantMatrix<'_> {
         let mut r = rows.start;
         while r < rows.end {
             let t = r / 8;
-            let full = r % 8 == 0 && r + 8 <= rows.end && t < p.spread.len();
+            let full = r.is_multiple_of(8) && r + 8 <= rows.end && t < p.spread.len();
             if !full || p.spread[t] as u32 + kspread + bits > 32 {
                 out[r - rows.start] = one_row(r);
                 r += 1;

@@ -523,8 +523,12 @@ fn packed_tiles_match_scalar_for_any_row_range() {
                 assert_eq!(got, want, "{format:?} rows={rows} nb={nb}");
                 // An unaligned split of the rows gives the same bits.
                 let cut = 3.min(rows);
-                packed.matvec_rows(0..cut, &xq, &mut got[..cut], Kernel::Auto).unwrap();
-                packed.matvec_rows(cut..rows, &xq, &mut got[cut..], Kernel::Auto).unwrap();
+                packed
+                    .matvec_rows(0..cut, &xq, &mut got[..cut], Kernel::Auto)
+                    .unwrap();
+                packed
+                    .matvec_rows(cut..rows, &xq, &mut got[cut..], Kernel::Auto)
+                    .unwrap();
                 assert_eq!(got, want, "{format:?} split at {cut}");
             }
         }
