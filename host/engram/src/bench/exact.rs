@@ -40,7 +40,12 @@ fn nll(logits: &[f32], next: u32) -> f64 {
 fn perplexity(model: &Arc<Model>, tokens: &[u32]) -> anyhow::Result<f64> {
     const CHUNK: usize = 256;
     let vocab = model.config.vocab;
-    let mut s = Session::new(model, SessionOptions { n_ctx: tokens.len() });
+    let mut s = Session::new(
+        model,
+        SessionOptions {
+            n_ctx: tokens.len(),
+        },
+    );
     let mut total = 0f64;
     for (c, part) in tokens.chunks(CHUNK).enumerate() {
         let logits = s.prefill_all(part)?;
@@ -54,7 +59,9 @@ fn perplexity(model: &Arc<Model>, tokens: &[u32]) -> anyhow::Result<f64> {
 }
 
 fn chat_prompt(model: &Model, text: &str) -> anyhow::Result<Vec<u32>> {
-    let t = model.chat_template().context("the default model has no chat template")?;
+    let t = model
+        .chat_template()
+        .context("the default model has no chat template")?;
     Ok(model
         .tokenizer()
         .encode(&t.render(&[ChatMessage::new("user", text)], true)?, true))
@@ -270,7 +277,10 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
     let d1 = digest(&one, &prompt, n_decode)?;
     let dn = digest(&exact, &prompt, n_decode)?;
     report.figures.push(Figure::alone(
-        &format!("logits digest equal, 1 vs {} threads ({n_decode} tokens)", ctx.threads),
+        &format!(
+            "logits digest equal, 1 vs {} threads ({n_decode} tokens)",
+            ctx.threads
+        ),
         "bool",
         Better::Higher,
         s(&[f64::from(u8::from(d1 == dn))])?,
