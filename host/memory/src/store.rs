@@ -704,6 +704,19 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// Write `batch` with the id/slot counters: the new keys are synced first, then the
+    /// batch is applied and flushed (unless `no_sync`).
+    fn commit_batch(&self, mut batch: sled::Batch, next_id: u64, next_slot: u64) -> Result<()> {
+        let mut counters = next_id.to_le_bytes().to_vec();
+        counters.extend_from_slice(&next_slot.to_le_bytes());
+        batch.insert(b"N", counters);
+        if !self.cfg.no_sync {
+            self.vault.sync()?;
+        }
+        self.tree.apply_batch(batch)?;
+        self.sync_db()
+    }
+
     /// Remember one fact (durable when the call returns).
     pub fn remember(&self, fact: Fact) -> Result<Remembered> {
         Ok(self.remember_batch(vec![fact])?[0])
@@ -840,14 +853,7 @@ impl MemoryStore {
         if new_entries.is_empty() {
             return Ok(outcomes);
         }
-        let mut counters = next_id.to_le_bytes().to_vec();
-        counters.extend_from_slice(&next_slot.to_le_bytes());
-        batch.insert(b"N", counters);
-        if !self.cfg.no_sync {
-            self.vault.sync()?;
-        }
-        self.tree.apply_batch(batch)?;
-        self.sync_db()?;
+        self.commit_batch(batch, next_id, next_slot)?;
         {
             let mut st = self.state.write().unwrap();
             for e in new_entries {
@@ -1220,14 +1226,7 @@ impl MemoryStore {
         let slot = w.next_slot;
         let mut batch = sled::Batch::default();
         self.stage_record(&mut batch, &line, &vkey(&addr), slot, &plain)?;
-        let mut counters = w.next_id.to_le_bytes().to_vec();
-        counters.extend_from_slice(&(slot + 1).to_le_bytes());
-        batch.insert(b"N", counters);
-        if !self.cfg.no_sync {
-            self.vault.sync()?;
-        }
-        self.tree.apply_batch(batch)?;
-        self.sync_db()?;
+        self.commit_batch(batch, w.next_id, slot + 1)?;
         {
             let mut st = self.state.write().unwrap();
             st.turns.insert(addr, &content.turns, self.cfg.ann);
