@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Sessions whose KV cache stays in memory before the least recently used goes to disk.
     #[arg(long, default_value_t = 16)]
     pub max_sessions: usize,
+    /// Seconds a connection may take to send its request headers before it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
     /// Memory heartbeat tick, ms: between turns it consolidates idle conversations and runs
     /// the agency plugin's maintenance round (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -64,6 +67,10 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     config.max_body_bytes = args.max_body_bytes;
     config.max_tokens_limit = args.max_tokens_limit;
     config.max_sessions_in_memory = args.max_sessions;
+    config.header_read_timeout = Duration::try_from_secs_f64(args.header_timeout_secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--header-timeout-secs must be a positive number of seconds")?;
     config.heartbeat = engram_server::heartbeat::HeartbeatSettings::from_millis(
         args.heartbeat_interval_ms,
         args.heartbeat_idle_ms,
@@ -88,6 +95,14 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
             .context("cannot start the memory services")?;
         Some(Arc::new(services))
     };
+    // The tool plugins (tool_*.wasm) in the plugins folder, run server-side when a native
+    // request sets `server_tools`; they share the memory services' plugin host.
+    let tools = memory.as_ref().map(|services| {
+        Arc::new(engram_server::tools::server::ServerTools::load(
+            &services.host,
+            &places.plugins,
+        ))
+    });
     let metrics = Arc::new(engram_server::metrics::Metrics::new());
     let engine = engram_server::worker::EngineHandle::start(
         model,
@@ -96,6 +111,7 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
             max_sessions_in_memory: config.max_sessions_in_memory,
             max_queue: config.max_queue,
             memory: memory.clone(),
+            tools,
         },
         metrics.clone(),
     )

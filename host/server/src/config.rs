@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub max_queue: usize,
     /// Name reported by `/v1/models`.
     pub model_name: String,
+    /// A connection that has not sent its complete request headers within this time is
+    /// closed (slowloris protection); other connections are unaffected.
+    pub header_read_timeout: std::time::Duration,
     /// The memory heartbeat (off by default).
     pub heartbeat: crate::heartbeat::HeartbeatSettings,
 }
@@ -41,6 +44,7 @@ impl ServerConfig {
             max_sessions_in_memory: 16,
             max_queue: 64,
             model_name,
+            header_read_timeout: std::time::Duration::from_secs(10),
             heartbeat: crate::heartbeat::HeartbeatSettings::default(),
         }
     }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod agency;
 pub mod capabilities;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod heartbeat;
 pub mod memory;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openai;
 mod routes;
 pub mod sessions;
+pub mod tools;
 pub mod worker;
 
 pub use config::ServerConfig;
@@ -52,9 +54,13 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
     println!("engram: serving on http://{local} (console at http://{local}/)");
     let app = router(state.clone());
     let _heartbeat = heartbeat::spawn(state.config.heartbeat, state.memory.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    conn::serve_connections(
+        listener,
+        app,
+        state.config.header_read_timeout,
+        shutdown_signal(),
+    )
+    .await?;
     state.engine.shutdown();
     Ok(())
 }

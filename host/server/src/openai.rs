@@ -227,8 +227,8 @@ pub struct ChatRequest {
     /// Stream SSE chunks.
     #[serde(default)]
     pub stream: bool,
-    /// Streaming options.
-    #[serde(default)]
+    /// Streaming options (an object; the array form serde would also take is refused).
+    #[serde(default, deserialize_with = "object_only")]
     pub stream_options: Option<StreamOptions>,
     /// Most tokens to generate.
     #[serde(default)]
@@ -263,6 +263,42 @@ pub struct ChatRequest {
     /// Engram extension: memory knobs.
     #[serde(default)]
     pub memory: Option<MemoryKnobs>,
+    /// Engram extension (native `/v1/chat`): offer and run the server's tool plugins.
+    #[serde(default, deserialize_with = "object_only")]
+    pub server_tools: Option<crate::tools::server::ServerToolsKnob>,
+}
+
+/// Deserialize an optional struct only from a JSON object (or `null`): serde's derive also
+/// accepts a struct as an array of its fields, which clients never mean.
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        value @ serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map(Some).map_err(D::Error::custom)
+        }
+        other => Err(D::Error::custom(format!(
+            "expected an object, got {}",
+            match other {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                _ => "a boolean",
+            }
+        ))),
+    }
+}
+
+/// Whether `name` is a valid function name (OpenAI's rule: `[a-zA-Z0-9_-]{1,64}`).
+pub fn valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Limits a request is validated against.
@@ -381,9 +417,50 @@ impl ChatRequest {
                         ),
                     ));
                 }
+                if !valid_function_name(&tool.function.name) {
+                    return Err(ApiError::invalid(
+                        Some(format!("tools[{i}].function.name")),
+                        format!(
+                            "tools[{i}].function.name `{}` must be 1 to 64 of a-z, A-Z, 0-9, _ and -",
+                            tool.function.name
+                        ),
+                    ));
+                }
+                if let Some(parameters) = &tool.function.parameters {
+                    if !parameters.is_object() {
+                        return Err(ApiError::invalid(
+                            Some(format!("tools[{i}].function.parameters")),
+                            format!("tools[{i}].function.parameters must be a JSON schema object"),
+                        ));
+                    }
+                }
             }
         }
-        if let Some(ToolChoice::Named { function, .. }) = &self.tool_choice {
+        let server_tools = self.server_tools.is_some_and(|knob| knob.enabled);
+        let no_tools = self.tools.as_ref().is_none_or(|tools| tools.is_empty());
+        if no_tools
+            && !server_tools
+            && matches!(
+                self.tool_choice,
+                Some(ToolChoice::Mode(ToolChoiceMode::Required)) | Some(ToolChoice::Named { .. })
+            )
+        {
+            return Err(ApiError::invalid(
+                Some("tool_choice".into()),
+                "`tool_choice` asks for a tool call, but `tools` offers none".into(),
+            ));
+        }
+        for (i, message) in self.messages.iter().enumerate() {
+            if message.role == Role::Tool && message.tool_call_id.is_none() {
+                return Err(ApiError::invalid(
+                    Some(format!("messages[{i}].tool_call_id")),
+                    format!("messages[{i}] has role `tool` but no `tool_call_id`"),
+                ));
+            }
+        }
+        if let Some(ToolChoice::Named { function, .. }) =
+            self.tool_choice.as_ref().filter(|_| !server_tools)
+        {
             let offered = self
                 .tools
                 .iter()
@@ -481,6 +558,50 @@ mod tests {
         let body = br#"{"messages":[{"role":"wizard","content":"hi"}]}"#;
         let err = ChatRequest::parse(body).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("messages[0].role"));
+    }
+
+    #[test]
+    fn stream_options_must_be_an_object() {
+        let ok = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}"#;
+        assert!(ChatRequest::parse(ok).unwrap().stream_options.unwrap().include_usage);
+        let null = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":null}"#;
+        assert!(ChatRequest::parse(null).unwrap().stream_options.is_none());
+        for bad in ["[true]", "true", "\"x\"", "{\"include_usage\":\"yes\"}"] {
+            let body = format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}}],"stream_options":{bad}}}"#
+            );
+            let err = ChatRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some("stream_options"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tool_fields_are_validated() {
+        let base = |tools: &str, choice: &str| {
+            let body = format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}}],"tools":{tools},"tool_choice":{choice}}}"#
+            );
+            ChatRequest::parse(body.as_bytes()).and_then(|r| r.validate(LIMITS))
+        };
+        let weather = r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#;
+        assert!(base(weather, r#""required""#).is_ok());
+        assert!(base(weather, r#"{"type":"function","function":{"name":"get_weather"}}"#).is_ok());
+        let param = |r: Result<(), ApiError>| r.unwrap_err().param;
+        assert_eq!(
+            param(base(weather, r#"{"type":"function","function":{"name":"other"}}"#)).as_deref(),
+            Some("tool_choice")
+        );
+        assert_eq!(param(base("[]", r#""required""#)).as_deref(), Some("tool_choice"));
+        assert_eq!(
+            param(base(r#"[{"type":"function","function":{"name":"bad name\""}}]"#, r#""auto""#))
+                .as_deref(),
+            Some("tools[0].function.name")
+        );
+        let body = br#"{"messages":[{"role":"tool","content":"42"}]}"#;
+        assert_eq!(
+            ChatRequest::parse(body).unwrap().validate(LIMITS).unwrap_err().param.as_deref(),
+            Some("messages[0].tool_call_id")
+        );
     }
 
     #[test]

@@ -194,6 +194,11 @@ async fn start_chat(
     if let Some(session) = &session {
         crate::sessions::check_session_name(session)?;
     }
+    // Server-side tools are a native-endpoint feature.
+    let server_tools = match flavour {
+        Flavour::Native => request.server_tools,
+        Flavour::OpenAi => None,
+    };
     let id = new_completion_id();
     let stream = request.stream;
     let include_usage = request
@@ -209,6 +214,7 @@ async fn start_chat(
         request,
         received: std::time::Instant::now(),
         memory,
+        server_tools,
     };
     let events = state.engine.submit(generation)?;
     let created = unix_now();
@@ -248,10 +254,17 @@ async fn collect(
                 usage,
                 tool_calls,
                 memory,
+                server_tools,
             } => {
                 let mut message = json!({"role": "assistant", "content": text});
                 if let Some(calls) = tool_calls {
-                    message["content"] = serde_json::Value::Null;
+                    // A call answer's content is the text before the call, or null.
+                    let before = text.trim_end();
+                    message["content"] = if before.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        json!(before)
+                    };
                     message["tool_calls"] = serde_json::to_value(calls).unwrap_or_default();
                 }
                 let mut body = json!({
@@ -273,6 +286,7 @@ async fn collect(
                 }
                 if flavour == Flavour::Native {
                     body["memory"] = serde_json::to_value(memory).unwrap_or_default();
+                    body["server_tools"] = serde_json::to_value(server_tools).unwrap_or_default();
                 }
                 return Ok(Json(body).into_response());
             }
@@ -316,23 +330,34 @@ fn sse_stream(
                     usage,
                     tool_calls,
                     memory,
+                    server_tools,
                 } => {
                     let mut out = Vec::new();
-                    if let Some(calls) = tool_calls {
-                        let calls: Vec<_> = calls
-                            .iter()
-                            .enumerate()
-                            .map(|(index, call)| {
-                                let mut value = serde_json::to_value(call).unwrap_or_default();
-                                value["index"] = json!(index);
-                                value
-                            })
-                            .collect();
-                        out.push(chunk(json!({"tool_calls": calls}), None));
+                    // Each call as OpenAI streams it: id, type and name with empty
+                    // arguments first, then the arguments.
+                    for (index, call) in tool_calls.iter().flatten().enumerate() {
+                        out.push(chunk(
+                            json!({"tool_calls": [{
+                                "index": index,
+                                "id": call.id,
+                                "type": "function",
+                                "function": {"name": call.function.name, "arguments": ""},
+                            }]}),
+                            None,
+                        ));
+                        out.push(chunk(
+                            json!({"tool_calls": [{
+                                "index": index,
+                                "function": {"arguments": call.function.arguments},
+                            }]}),
+                            None,
+                        ));
                     }
                     let mut last = chunk(json!({}), Some(finish_reason));
                     if flavour == Flavour::Native {
                         last["memory"] = memory_json(&memory);
+                        last["server_tools"] =
+                            serde_json::to_value(server_tools).unwrap_or_default();
                     }
                     out.push(last);
                     if include_usage {

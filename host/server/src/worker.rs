@@ -41,6 +41,8 @@ pub struct GenerationRequest {
     pub received: Instant,
     /// The memory knobs in force for this turn (all off: the plain engine, byte for byte).
     pub memory: MemoryKnobs,
+    /// Server-side tools for this turn (native endpoint only; `None`: none offered).
+    pub server_tools: Option<crate::tools::server::ServerToolsKnob>,
 }
 
 /// What memory did during a turn (reported by the native endpoint and the console).
@@ -87,6 +89,8 @@ pub enum GenerationEvent {
         tool_calls: Option<Vec<ToolCall>>,
         /// What memory did.
         memory: MemoryReport,
+        /// Server-side tool calls run during the turn (native endpoint).
+        server_tools: Vec<crate::tools::server::ExecutedCall>,
     },
     /// The turn failed; nothing more follows.
     Failed(ApiError),
@@ -120,6 +124,8 @@ pub struct WorkerConfig {
     pub max_queue: usize,
     /// The memory services; `None` when the server runs without memory.
     pub memory: Option<Arc<MemoryServices>>,
+    /// The server's tool plugins (offered when a request sets `server_tools`).
+    pub tools: Option<Arc<crate::tools::server::ServerTools>>,
 }
 
 impl EngineHandle {
@@ -134,6 +140,7 @@ impl EngineHandle {
         let queued = Arc::new(AtomicUsize::new(0));
         let cache = SessionCache::new(config.sessions_dir, config.max_sessions_in_memory)?;
         let mut worker = Worker {
+            tools: config.tools,
             memory: config.memory,
             model,
             cache,
@@ -207,6 +214,7 @@ struct Worker {
     metrics: Arc<Metrics>,
     running: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
     queued: Arc<AtomicUsize>,
+    tools: Option<Arc<crate::tools::server::ServerTools>>,
 }
 
 impl Worker {
@@ -301,10 +309,11 @@ impl Worker {
             prompt_messages = std::borrow::Cow::Owned(prompt);
             replay_messages = replay;
         }
-        let prompt = self.render(&prompt_messages)?;
+        let plan = self.tool_plan(&job)?;
+        let prompt = self.render(&prompt_messages, plan.as_ref())?;
         let prompt_tokens = self.model.tokenizer().encode(&prompt, true);
         if let Some(replay) = replay_messages {
-            let replayed = self.render(&replay)?;
+            let replayed = self.render(&replay, plan.as_ref())?;
             let replay_tokens = self.model.tokenizer().encode(&replayed, true).len();
             report.tokens = Some(serde_json::json!({
                 "prompt_tokens": prompt_tokens.len(),
@@ -357,44 +366,279 @@ impl Worker {
             seed: request.seed.unwrap_or(0),
             ..SamplerConfig::default()
         };
-        let room = context.saturating_sub(prompt_tokens.len());
-        let options = GenerateOptions {
-            max_tokens: (job.max_tokens as usize).min(room),
-            stop: request.stop_strings(),
-            sampler,
-        };
+        let server_tools = self
+            .tools
+            .clone()
+            .filter(|_| job.server_tools.is_some_and(|knob| knob.enabled));
+        let rounds = job.server_tools.map(|knob| knob.rounds()).unwrap_or(0);
+        let mut plan = plan;
         let mut first = true;
+        let mut generated = 0u32;
+        let mut prompt_len = prompt_tokens.len();
+        let mut conversation: Option<Vec<Message>> = None;
+        let mut executed = Vec::new();
+        let mut rounds_done = 0;
+        let (answer, finish_reason) = loop {
+            let room = context.saturating_sub(prompt_len);
+            let options = GenerateOptions {
+                max_tokens: (job.max_tokens as usize).min(room),
+                stop: request.stop_strings(),
+                sampler,
+            };
+            let (answer, finish_reason, tokens) = self.answer_once(
+                &mut session,
+                plan.as_ref(),
+                options,
+                events,
+                cancel,
+                (job.received, &mut first),
+            )?;
+            generated += tokens;
+            // Server-side tools: run the calls in the sandbox and feed the results back,
+            // unless a call is the client's (it goes back to the client) or rounds ran out.
+            let Some(tools) = server_tools.as_ref().filter(|tools| {
+                !answer.calls.is_empty()
+                    && answer.calls.iter().all(|call| tools.has(&call.name))
+                    && rounds_done < rounds
+                    && !cancel.load(Ordering::SeqCst)
+            }) else {
+                break (answer, finish_reason);
+            };
+            rounds_done += 1;
+            let conversation = conversation.get_or_insert_with(|| prompt_messages.to_vec());
+            let calls =
+                crate::tools::to_tool_calls(&format!("{}-{rounds_done}", job.id), &answer.calls);
+            conversation.push(Message {
+                role: Role::Assistant,
+                content: (!answer.content.is_empty()).then(|| answer.content.clone()),
+                tool_calls: Some(calls.clone()),
+                tool_call_id: None,
+                name: None,
+            });
+            for call in &calls {
+                let run = tools.invoke(rounds_done, &call.function.name, &call.function.arguments);
+                conversation.push(Message {
+                    role: Role::Tool,
+                    content: Some(run.for_model()),
+                    tool_call_id: Some(call.id.clone()),
+                    name: Some(call.function.name.clone()),
+                    tool_calls: None,
+                });
+                executed.push(run);
+            }
+            // Later rounds are the model's choice; the last one offers no server tools, so
+            // the model answers in text.
+            plan = plan.map(|mut plan| {
+                plan.choice = crate::tools::Choice::Auto;
+                if rounds_done == rounds {
+                    plan.tools.retain(|t| !tools.has(&t.function.name));
+                }
+                plan
+            });
+            plan = plan.filter(|plan| !plan.tools.is_empty());
+            let prompt = self.render(conversation, plan.as_ref())?;
+            let tokens = self.model.tokenizer().encode(&prompt, true);
+            if tokens.len() >= context {
+                return Err(ApiError::invalid(
+                    Some("messages".into()),
+                    format!(
+                        "the tool results filled the model's context ({context} tokens);                          ask for fewer rounds"
+                    ),
+                ));
+            }
+            session
+                .sync(&tokens)
+                .map_err(|err| ApiError::internal(format!("prefill failed: {err}")))?;
+            prompt_len = tokens.len();
+        };
+        self.finish_turn(
+            FinishedTurn {
+                job: &job,
+                lookup,
+                named,
+                prompt_tokens: prompt_len as u32,
+                cached,
+                generated,
+                finish_reason,
+                answer,
+                memory,
+                report,
+                user_text,
+                server_tools: executed,
+            },
+            session,
+            events,
+        )
+    }
+
+    /// The tools of a turn: the request's own, plus the server's tool plugins when the
+    /// request enables them (`server_tools`); `tool_choice` applies to both.
+    fn tool_plan(&self, job: &GenerationRequest) -> Result<Option<crate::tools::ToolPlan>, ApiError> {
+        let request = &job.request;
+        let server = self
+            .tools
+            .as_ref()
+            .filter(|_| job.server_tools.is_some_and(|knob| knob.enabled));
+        let Some(server) = server else {
+            return Ok(crate::tools::ToolPlan::for_request(request));
+        };
+        let mut merged = request.clone();
+        let mut tools = request.tools.clone().unwrap_or_default();
+        let extra: Vec<_> = server
+            .specs()
+            .into_iter()
+            .filter(|spec| !tools.iter().any(|t| t.function.name == spec.function.name))
+            .collect();
+        tools.extend(extra);
+        merged.tools = Some(tools);
+        let plan = crate::tools::ToolPlan::for_request(&merged);
+        if let Some(crate::tools::Choice::Named(name)) = plan.as_ref().map(|p| &p.choice) {
+            if !plan.as_ref().is_some_and(|p| p.names().contains(name)) {
+                return Err(ApiError::invalid(
+                    Some("tool_choice".into()),
+                    format!("`tool_choice` names `{name}`, which neither `tools` nor the server's tools offer"),
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// One answer from a session holding the prompt: a forced call, or free generation
+    /// (with a call's text held back from the deltas when tools are offered). Returns the
+    /// parsed answer, why it ended and the tokens it took.
+    fn answer_once(
+        &mut self,
+        session: &mut Session,
+        plan: Option<&crate::tools::ToolPlan>,
+        mut options: GenerateOptions,
+        events: &mpsc::Sender<GenerationEvent>,
+        cancel: &AtomicBool,
+        (received, first): (Instant, &mut bool),
+    ) -> Result<(crate::tools::parse::ParsedAnswer, FinishReason, u32), ApiError> {
         let metrics = self.metrics.clone();
-        let received = job.received;
-        let outcome = generate(&mut session, &[], &options, |text| {
-            if first {
-                first = false;
+        if let Some(plan) = plan.filter(|plan| plan.forced()) {
+            // The server writes the call; no content is streamed.
+            if std::mem::take(first) {
                 metrics
                     .time_to_first_token
                     .observe(received.elapsed().as_secs_f64());
             }
-            !cancel.load(Ordering::SeqCst)
-                && events
-                    .blocking_send(GenerationEvent::Delta(text.to_string()))
-                    .is_ok()
-        });
-        let generation = match outcome {
-            Ok(generation) => generation,
-            Err(err) => {
-                // The session may hold a partial answer: drop it rather than cache it.
-                return Err(ApiError::internal(format!("generation failed: {err}")));
+            let names = plan.names();
+            let target = match &plan.choice {
+                crate::tools::Choice::Named(name) => crate::tools::forced::Target::Named(name),
+                _ => crate::tools::forced::Target::AnyOf(&names),
+            };
+            let forced = crate::tools::forced::forced_call(
+                session,
+                self.tool_protocol(),
+                target,
+                options.sampler,
+                options.max_tokens.max(1),
+                &|| cancel.load(Ordering::SeqCst),
+            )
+            .map_err(|err| ApiError::internal(format!("generation failed: {err}")))?;
+            let answer = crate::tools::parse::ParsedAnswer {
+                content: String::new(),
+                calls: vec![forced.call],
+            };
+            return Ok((answer, FinishReason::ToolCalls, forced.tokens));
+        }
+        // With tools offered (auto), a call's text is held back from the content deltas and
+        // generation stops at the call's closing tag.
+        let tools_auto = plan.is_some();
+        if tools_auto {
+            options.stop.push(crate::tools::parse::HERMES_CLOSE.to_string());
+            options.stop.push(crate::tools::parse::SEED_CLOSE.to_string());
+        }
+        let mut seen = String::new();
+        let mut streamed = 0usize;
+        let outcome = generate(session, &[], &options, |text| {
+            if std::mem::take(first) {
+                metrics
+                    .time_to_first_token
+                    .observe(received.elapsed().as_secs_f64());
             }
-        };
+            if cancel.load(Ordering::SeqCst) {
+                return false;
+            }
+            let delta = if tools_auto {
+                seen.push_str(text);
+                let safe = crate::tools::parse::streamable_len(&seen).max(streamed);
+                let delta = seen[streamed..safe].to_string();
+                streamed = safe;
+                delta
+            } else {
+                text.to_string()
+            };
+            delta.is_empty() || events.blocking_send(GenerationEvent::Delta(delta)).is_ok()
+        });
+        // On failure the session may hold a partial answer: the caller drops it.
+        let generation =
+            outcome.map_err(|err| ApiError::internal(format!("generation failed: {err}")))?;
         let generated = generation.tokens.len() as u32;
-        self.metrics.completion_tokens.inc_by(generated as u64);
-        let finish_reason = match generation.stop {
+        let mut finish_reason = match generation.stop {
             StopReason::MaxTokens => FinishReason::Length,
             _ => FinishReason::Stop,
         };
+        let answer = match plan {
+            Some(plan) => {
+                let answer = crate::tools::parse::parse_answer(&generation.text, &plan.names());
+                if answer.calls.is_empty() {
+                    // No call after all: release the held-back text.
+                    if generation.text.len() > streamed {
+                        let _ = events.blocking_send(GenerationEvent::Delta(
+                            generation.text[streamed..].to_string(),
+                        ));
+                    }
+                } else {
+                    finish_reason = FinishReason::ToolCalls;
+                }
+                answer
+            }
+            None => crate::tools::parse::ParsedAnswer {
+                content: generation.text,
+                calls: Vec::new(),
+            },
+        };
+        Ok((answer, finish_reason, generated))
+    }
+
+    /// The tool-call protocol of the loaded model's chat template.
+    fn tool_protocol(&self) -> crate::tools::Protocol {
+        self.model
+            .chat_template()
+            .map(|t| crate::tools::Protocol::for_template(t.source()))
+            .unwrap_or(crate::tools::Protocol::Text)
+    }
+
+    /// Account the turn, capture memory, report it and file the session.
+    fn finish_turn(
+        &mut self,
+        turn: FinishedTurn<'_>,
+        session: Session,
+        events: &mpsc::Sender<GenerationEvent>,
+    ) -> Result<(), ApiError> {
+        let FinishedTurn {
+            job,
+            lookup,
+            named,
+            prompt_tokens,
+            cached,
+            generated,
+            finish_reason,
+            answer,
+            memory,
+            mut report,
+            user_text,
+            server_tools,
+        } = turn;
+        let request = &job.request;
+        let knobs = job.memory;
+        self.metrics.completion_tokens.inc_by(generated as u64);
         let usage = Usage {
-            prompt_tokens: prompt_tokens.len() as u32,
+            prompt_tokens,
             completion_tokens: generated,
-            total_tokens: prompt_tokens.len() as u32 + generated,
+            total_tokens: prompt_tokens + generated,
             prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: cached,
             },
@@ -415,22 +659,27 @@ impl Worker {
             let (captured, by) = memory.after_turn(&user_text, previous, knobs, &lookup, turn);
             report.captured = captured;
             report.plugins.extend(by);
-            memory.note_turn(job.session.as_deref(), &request.messages, &generation.text);
+            memory.note_turn(job.session.as_deref(), &request.messages, &answer.content);
         }
+        let tool_calls = (!answer.calls.is_empty())
+            .then(|| crate::tools::to_tool_calls(&job.id, &answer.calls));
         let _ = events.blocking_send(GenerationEvent::Finished {
             finish_reason,
             usage,
-            tool_calls: None,
+            tool_calls,
             memory: report,
+            server_tools,
         });
-        // File the session under the name the next turn will look for.
+        // File the session under the name the next turn will look for: the assistant
+        // message as the client will echo it (a tool-call answer's content is its text
+        // before the call, `null` when there is none).
         let next_name = if named {
             lookup.clone()
         } else {
             let mut conversation = request.messages.clone();
             conversation.push(Message {
                 role: Role::Assistant,
-                ..system_message(generation.text)
+                ..system_message(answer.content)
             });
             derived_name(&conversation)
         };
@@ -453,7 +702,24 @@ impl Worker {
         self.metrics.sessions_in_memory.set(self.cache.len() as i64);
     }
 
-    fn render(&self, messages: &[Message]) -> Result<String, ApiError> {
+    fn render(
+        &self,
+        messages: &[Message],
+        plan: Option<&crate::tools::ToolPlan>,
+    ) -> Result<String, ApiError> {
+        if plan.is_some() || crate::tools::prompt::has_tool_traffic(messages) {
+            let template = self.model.chat_template().ok_or_else(|| {
+                ApiError::internal(
+                    "the model has no chat template (tokenizer.chat_template)".into(),
+                )
+            })?;
+            return crate::tools::prompt::render(
+                template,
+                self.model.tokenizer(),
+                messages,
+                plan.map(|plan| plan.tools.as_slice()),
+            );
+        }
         let turns: Vec<ChatMessage> = messages
             .iter()
             .map(|m| {
@@ -470,6 +736,22 @@ impl Worker {
             .render(&turns, true)
             .map_err(|err| ApiError::invalid(Some("messages".into()), err.to_string()))
     }
+}
+
+/// Everything [`Worker::finish_turn`] needs about a generated answer.
+struct FinishedTurn<'a> {
+    job: &'a GenerationRequest,
+    lookup: String,
+    named: bool,
+    prompt_tokens: u32,
+    cached: u32,
+    generated: u32,
+    finish_reason: FinishReason,
+    answer: crate::tools::parse::ParsedAnswer,
+    memory: Option<Arc<MemoryServices>>,
+    report: MemoryReport,
+    user_text: String,
+    server_tools: Vec<crate::tools::server::ExecutedCall>,
 }
 
 /// A system message carrying `text`.
