@@ -25,6 +25,10 @@ pub struct ModelArgs {
     /// Context length of the session (default: the model's, capped at 4096).
     #[arg(long, default_value_t = 0)]
     pub ctx: usize,
+    /// Where to compute: cpu, cuda (an error without a GPU) or auto (CUDA when a GPU works,
+    /// else the CPU).
+    #[arg(long, default_value = "cpu", env = "ENGRAM_DEVICE")]
+    pub device: engram_cuda::DeviceChoice,
     /// Exact mode: every operator of the forward pass runs in integer arithmetic, so the
     /// logits are the same bits for any thread count, with or without SIMD, on any machine.
     #[arg(long)]
@@ -132,13 +136,63 @@ pub(crate) fn load(places: &Places, args: &ModelArgs) -> anyhow::Result<Arc<Mode
     let threads = args.threads.unwrap_or(0);
     let t = std::time::Instant::now();
     let model = if args.exact {
-        ExactOps::load_model(&path, threads)
+        match exact_gpu_ops(places, args, threads)? {
+            Some(ops) => engram_cuda::CudaExactOps::load_model(&path, ops),
+            None => ExactOps::load_model(&path, threads),
+        }
     } else {
-        Model::load_with(&path, Arc::new(CpuOps::new(threads)))
+        Model::load_with(&path, device_ops(places, args, threads)?)
     }
     .with_context(|| format!("loading {}", path.display()))?;
     tracing::info!(path = %path.display(), exact = args.exact, ms = t.elapsed().as_millis() as u64, "model loaded");
     Ok(Arc::new(model))
+}
+
+/// Where the CUDA backend caches compiled PTX and where it looks for NVRTC's `.venv`.
+pub(crate) fn cuda_options(places: &Places) -> engram_cuda::CudaOptions {
+    engram_cuda::CudaOptions {
+        ptx_cache: Some(places.data.join("cache").join("ptx")),
+        nvrtc_search_from: Some(places.base.clone()),
+    }
+}
+
+/// The float operators for `--device` (the CPU ones for the default `cpu`).
+fn device_ops(
+    places: &Places,
+    args: &ModelArgs,
+    threads: usize,
+) -> anyhow::Result<Arc<dyn engram_engine::Ops>> {
+    if args.device == engram_cuda::DeviceChoice::Cpu {
+        return Ok(Arc::new(CpuOps::new(threads)));
+    }
+    let selected = engram_cuda::ops_for(args.device, threads, &cuda_options(places))
+        .with_context(|| format!("--device {}", args.device))?;
+    eprintln!("device: {}", selected.description);
+    Ok(selected.ops)
+}
+
+/// `--exact` with `--device cuda|auto`: the exact operators with their islands on the GPU
+/// (`None`: the CPU's exact operators).
+fn exact_gpu_ops(
+    places: &Places,
+    args: &ModelArgs,
+    threads: usize,
+) -> anyhow::Result<Option<Arc<engram_cuda::CudaExactOps>>> {
+    use engram_cuda::{CudaExactOps, DeviceChoice};
+    let made = match args.device {
+        DeviceChoice::Cpu => return Ok(None),
+        DeviceChoice::Cuda => CudaExactOps::new(threads, &cuda_options(places))
+            .with_context(|| format!("--exact --device {}", args.device))?,
+        DeviceChoice::Auto => match CudaExactOps::new(threads, &cuda_options(places)) {
+            Ok(ops) => ops,
+            Err(e) => {
+                eprintln!("device: cpu (exact); auto: {e}");
+                return Ok(None);
+            }
+        },
+    };
+    eprintln!("device: {made:?} (exact islands on the GPU, quantized products on the CPU)");
+    Ok(Some(Arc::new(made)))
 }
 
 fn stats(g: &engram_engine::Generation) {

@@ -70,6 +70,9 @@ pub fn run(places: &Places) -> anyhow::Result<()> {
         println!("  {} ({bytes} bytes)", component.display());
     }
     println!();
+    println!("gpu: {}", engram_cuda::gpu_line());
+    println!("  nvrtc: {}", engram_cuda::nvrtc_line(Some(&places.base)));
+    println!();
     println!("store: {}", places.data.display());
     if places.data.join("memory").is_dir() {
         println!("  memory store present");

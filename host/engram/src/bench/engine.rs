@@ -73,8 +73,43 @@ fn peer(
     Ok((first("prefill_tok_s")?, first("decode_tok_s")?))
 }
 
+/// `--device cuda|auto`: our prefill/decode on the GPU. The llama.cpp peer here is its CPU
+/// build, so it is not run next to the GPU (that would compare devices, not engines).
+fn gpu_suite(ctx: &BenchContext<'_>) -> anyhow::Result<Option<Report>> {
+    let options = crate::cmd_generate::cuda_options(ctx.places);
+    let selected = engram_cuda::ops_for(ctx.device, ctx.threads, &options)
+        .with_context(|| format!("--device {}", ctx.device))?;
+    if !selected.on_gpu {
+        eprintln!("device: {} — running the CPU suite", selected.description);
+        return Ok(None);
+    }
+    let path = ctx.places.models.join(DEFAULT_CHAT_MODEL);
+    let (n_prompt, n_decode, repeats) = if ctx.quick { (32, 16, 1) } else { (128, 64, 5) };
+    let model = Arc::new(Model::load_with(&path, selected.ops)?);
+    ours(&model, 8, 4)?; // compile/load kernels, upload the weights
+    let (mut op, mut od) = (vec![], vec![]);
+    for _ in 0..repeats {
+        let (p, d) = ours(&model, n_prompt, n_decode)?;
+        op.push(p);
+        od.push(d);
+    }
+    let s = |v: &[f64]| Summary::of(v).context("no samples");
+    let mut report = Report::new("engine", ctx.quick, ctx.machine);
+    for (name, v) in [(format!("prefill ({n_prompt} tokens), GPU"), &op), (format!("decode ({n_decode} tokens), GPU"), &od)] {
+        report.figures.push(Figure::alone(&name, "tok/s", Better::Higher, s(v)?));
+    }
+    report.notes.push(format!("device {}; model {DEFAULT_CHAT_MODEL}", selected.description));
+    report.notes.push("peer not run: the llama-cpp-python here is a CPU build (a CUDA build needs CMAKE_ARGS=-DGGML_CUDA=on on the GPU machine)".into());
+    Ok(Some(report))
+}
+
 /// Runs the suite.
 pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
+    if ctx.device != engram_cuda::DeviceChoice::Cpu {
+        if let Some(report) = gpu_suite(ctx)? {
+            return Ok(report);
+        }
+    }
     let path = ctx.places.models.join(DEFAULT_CHAT_MODEL);
     let (n_prompt, n_decode, repeats) = if ctx.quick { (32, 16, 1) } else { (128, 64, 5) };
     let model = Arc::new(Model::load_with(&path, Arc::new(CpuOps::new(ctx.threads)))?);

@@ -5,9 +5,9 @@
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
 pub mod engine;
-pub mod horizon;
-pub mod exact;
 pub mod locomo;
+pub mod exact;
+pub mod horizon;
 pub mod machine;
 pub mod memory;
 pub mod plugins;
@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// beside the checkout).
     #[arg(long)]
     pub data_file: Option<PathBuf>,
+    /// Where the engine suite computes: cpu, cuda (an error without a GPU) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: engram_cuda::DeviceChoice,
 }
 
 /// The benchmark suites.
@@ -93,6 +96,8 @@ pub struct BenchContext<'a> {
     pub quick: bool,
     /// Engine threads.
     pub threads: usize,
+    /// Where the engine suite computes (`--device`).
+    pub device: engram_cuda::DeviceChoice,
     /// The machine the run happens on (measured once per invocation).
     pub machine: &'a machine::Machine,
     /// `--data-file`, for suites that read a data set.
@@ -111,6 +116,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         places,
         quick: args.quick,
         threads,
+        device: args.device,
         machine: &machine,
         data_file: args.data_file.clone(),
         n: args.n.clone(),
@@ -130,8 +136,8 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
             Suite::Locomo => locomo::suite(&ctx),
             Suite::Plugins => plugins::suite(&ctx),
             Suite::Sessions => sessions::suite(&ctx),
-            Suite::Horizon => horizon::suite(&ctx),
             Suite::Exact => exact::suite(&ctx),
+            Suite::Horizon => horizon::suite(&ctx),
         };
         match result {
             Ok(report) if ctx.json_stdout => {
