@@ -61,7 +61,7 @@ pub fn addresses_assistant(text: &str) -> bool {
         .any(|w| matches!(*w, "you" | "your" | "yourself" | "you're" | "engram"));
     let first_person = words
         .iter()
-        .any(|w| matches!(*w, "my" | "i" | "me" | "mine" | "i'm" | "we" | "our"));
+        .any(|w| matches!(*w, "my" | "i" | "mine" | "i'm" | "we" | "our"));
     let question = lower.trim_end().ends_with('?')
         || words.first().is_some_and(|w| {
             matches!(
