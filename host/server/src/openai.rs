@@ -273,24 +273,27 @@ pub struct ChatRequest {
 fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    use serde::de::Error;
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => Ok(None),
-        value @ serde_json::Value::Object(_) => {
-            serde_json::from_value(value).map(Some).map_err(D::Error::custom)
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
         }
-        other => Err(D::Error::custom(format!(
-            "expected an object, got {}",
-            match other {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                _ => "a boolean",
-            }
-        ))),
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+            // The map access keeps the caller's field-path tracking, so errors inside name
+            // the inner field (`stream_options.include_usage`).
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
     }
+    d.deserialize_any(ObjectOnly(std::marker::PhantomData))
 }
 
 /// Whether `name` is a valid function name (OpenAI's rule: `[a-zA-Z0-9_-]{1,64}`).
@@ -566,7 +569,12 @@ mod tests {
         assert!(ChatRequest::parse(ok).unwrap().stream_options.unwrap().include_usage);
         let null = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":null}"#;
         assert!(ChatRequest::parse(null).unwrap().stream_options.is_none());
-        for bad in ["[true]", "true", "\"x\"", "{\"include_usage\":\"yes\"}"] {
+        let nested = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":"yes"}}"#;
+        assert_eq!(
+            ChatRequest::parse(nested).unwrap_err().param.as_deref(),
+            Some("stream_options.include_usage")
+        );
+        for bad in ["[true]", "true", "\"x\""] {
             let body = format!(
                 r#"{{"messages":[{{"role":"user","content":"hi"}}],"stream_options":{bad}}}"#
             );
