@@ -28,7 +28,8 @@ fi
 # componentize-py (Python → component) and componentize-js (JavaScript → component).
 echo "== plugin guest toolchains (componentize-py, componentize-js)"
 .venv/bin/pip install --quiet --disable-pip-version-check "componentize-py==0.25.1"
-if [ ! -d examples/js-judge/node_modules/@bytecodealliance/componentize-js ]; then
+if [ ! -d examples/js-judge/node_modules/@bytecodealliance/componentize-js ] \
+   || [ ! -d examples/js-judge/node_modules/@bytecodealliance/preview2-shim ]; then
   # `npm install` (not `npm ci`): the lock omits optional per-platform packages that newer
   # npm versions insist on, which makes `npm ci` refuse it.
   (cd examples/js-judge && npm install --no-audit --no-fund --loglevel=error)
