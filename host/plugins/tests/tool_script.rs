@@ -57,7 +57,8 @@ fn runs_scripts_and_stops_hostile_ones_while_the_host_keeps_serving() {
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let client = {
-        let (calc, stop, served, failed) = (calc.clone(), stop.clone(), served.clone(), failed.clone());
+        let (calc, stop, served, failed) =
+            (calc.clone(), stop.clone(), served.clone(), failed.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let a = calc.tool_invoke("calc", r#"{"expression":"6*7"}"#);
@@ -95,7 +96,9 @@ fn runs_scripts_and_stops_hostile_ones_while_the_host_keeps_serving() {
                     matches!(failure.kind, FailureKind::Timeout | FailureKind::OutOfFuel),
                     "{code}: stopped as {failure}"
                 );
-                assert!(matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable")));
+                assert!(
+                    matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable"))
+                );
                 // The slot backs off briefly after a failure.
                 std::thread::sleep(Duration::from_millis(300));
             }
@@ -120,15 +123,24 @@ fn runs_scripts_and_stops_hostile_ones_while_the_host_keeps_serving() {
         ),
         AnsweredBy::Fallback(failure) => {
             assert!(
-                matches!(failure.kind, FailureKind::MemoryLimit | FailureKind::Trap | FailureKind::Timeout),
+                matches!(
+                    failure.kind,
+                    FailureKind::MemoryLimit | FailureKind::Trap | FailureKind::Timeout
+                ),
                 "memory bomb stopped as {}: {failure}",
                 failure.kind
             );
-            assert!(matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable")));
+            assert!(
+                matches!(&a.value, Err(ToolError::Failed(m)) if m.contains("tool unavailable"))
+            );
         }
     }
     println!("memory bomb: stopped in {:?} by {:?}", t.elapsed(), a.by);
-    assert!(t.elapsed() < Duration::from_secs(3), "memory bomb took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "memory bomb took {:?}",
+        t.elapsed()
+    );
 
     // The plugin serves again after its failures (the slot backs off briefly after one).
     std::thread::sleep(Duration::from_millis(300));
@@ -136,6 +148,10 @@ fn runs_scripts_and_stops_hostile_ones_while_the_host_keeps_serving() {
 
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "calls through the other slot failed");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "calls through the other slot failed"
+    );
     assert!(served.load(Ordering::Relaxed) > 0);
 }

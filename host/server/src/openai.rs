@@ -566,7 +566,13 @@ mod tests {
     #[test]
     fn stream_options_must_be_an_object() {
         let ok = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}"#;
-        assert!(ChatRequest::parse(ok).unwrap().stream_options.unwrap().include_usage);
+        assert!(
+            ChatRequest::parse(ok)
+                .unwrap()
+                .stream_options
+                .unwrap()
+                .include_usage
+        );
         let null = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":null}"#;
         assert!(ChatRequest::parse(null).unwrap().stream_options.is_none());
         let nested = br#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":"yes"}}"#;
@@ -593,21 +599,40 @@ mod tests {
         };
         let weather = r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#;
         assert!(base(weather, r#""required""#).is_ok());
-        assert!(base(weather, r#"{"type":"function","function":{"name":"get_weather"}}"#).is_ok());
+        assert!(base(
+            weather,
+            r#"{"type":"function","function":{"name":"get_weather"}}"#
+        )
+        .is_ok());
         let param = |r: Result<(), ApiError>| r.unwrap_err().param;
         assert_eq!(
-            param(base(weather, r#"{"type":"function","function":{"name":"other"}}"#)).as_deref(),
+            param(base(
+                weather,
+                r#"{"type":"function","function":{"name":"other"}}"#
+            ))
+            .as_deref(),
             Some("tool_choice")
         );
-        assert_eq!(param(base("[]", r#""required""#)).as_deref(), Some("tool_choice"));
         assert_eq!(
-            param(base(r#"[{"type":"function","function":{"name":"bad name\""}}]"#, r#""auto""#))
-                .as_deref(),
+            param(base("[]", r#""required""#)).as_deref(),
+            Some("tool_choice")
+        );
+        assert_eq!(
+            param(base(
+                r#"[{"type":"function","function":{"name":"bad name\""}}]"#,
+                r#""auto""#
+            ))
+            .as_deref(),
             Some("tools[0].function.name")
         );
         let body = br#"{"messages":[{"role":"tool","content":"42"}]}"#;
         assert_eq!(
-            ChatRequest::parse(body).unwrap().validate(LIMITS).unwrap_err().param.as_deref(),
+            ChatRequest::parse(body)
+                .unwrap()
+                .validate(LIMITS)
+                .unwrap_err()
+                .param
+                .as_deref(),
             Some("messages[0].tool_call_id")
         );
     }

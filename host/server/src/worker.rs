@@ -473,7 +473,10 @@ impl Worker {
 
     /// The tools of a turn: the request's own, plus the server's tool plugins when the
     /// request enables them (`server_tools`); `tool_choice` applies to both.
-    fn tool_plan(&self, job: &GenerationRequest) -> Result<Option<crate::tools::ToolPlan>, ApiError> {
+    fn tool_plan(
+        &self,
+        job: &GenerationRequest,
+    ) -> Result<Option<crate::tools::ToolPlan>, ApiError> {
         let request = &job.request;
         let server = self
             .tools
@@ -547,8 +550,12 @@ impl Worker {
         // generation stops at the call's closing tag.
         let tools_auto = plan.is_some();
         if tools_auto {
-            options.stop.push(crate::tools::parse::HERMES_CLOSE.to_string());
-            options.stop.push(crate::tools::parse::SEED_CLOSE.to_string());
+            options
+                .stop
+                .push(crate::tools::parse::HERMES_CLOSE.to_string());
+            options
+                .stop
+                .push(crate::tools::parse::SEED_CLOSE.to_string());
         }
         let mut seen = String::new();
         let mut streamed = 0usize;
@@ -661,8 +668,8 @@ impl Worker {
             report.plugins.extend(by);
             memory.note_turn(job.session.as_deref(), &request.messages, &answer.content);
         }
-        let tool_calls = (!answer.calls.is_empty())
-            .then(|| crate::tools::to_tool_calls(&job.id, &answer.calls));
+        let tool_calls =
+            (!answer.calls.is_empty()).then(|| crate::tools::to_tool_calls(&job.id, &answer.calls));
         let _ = events.blocking_send(GenerationEvent::Finished {
             finish_reason,
             usage,

@@ -95,10 +95,18 @@ fn gpu_suite(ctx: &BenchContext<'_>) -> anyhow::Result<Option<Report>> {
     }
     let s = |v: &[f64]| Summary::of(v).context("no samples");
     let mut report = Report::new("engine", ctx.quick, ctx.machine);
-    for (name, v) in [(format!("prefill ({n_prompt} tokens), GPU"), &op), (format!("decode ({n_decode} tokens), GPU"), &od)] {
-        report.figures.push(Figure::alone(&name, "tok/s", Better::Higher, s(v)?));
+    for (name, v) in [
+        (format!("prefill ({n_prompt} tokens), GPU"), &op),
+        (format!("decode ({n_decode} tokens), GPU"), &od),
+    ] {
+        report
+            .figures
+            .push(Figure::alone(&name, "tok/s", Better::Higher, s(v)?));
     }
-    report.notes.push(format!("device {}; model {DEFAULT_CHAT_MODEL}", selected.description));
+    report.notes.push(format!(
+        "device {}; model {DEFAULT_CHAT_MODEL}",
+        selected.description
+    ));
     report.notes.push("peer not run: the llama-cpp-python here is a CPU build (a CUDA build needs CMAKE_ARGS=-DGGML_CUDA=on on the GPU machine)".into());
     Ok(Some(report))
 }

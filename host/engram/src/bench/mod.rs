@@ -5,9 +5,9 @@
 //! one file each; `--quick` runs a smoke-sized version (CI runs it so no suite can rot).
 
 pub mod engine;
-pub mod locomo;
 pub mod exact;
 pub mod horizon;
+pub mod locomo;
 pub mod machine;
 pub mod memory;
 pub mod plugins;

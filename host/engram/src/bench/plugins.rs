@@ -130,7 +130,11 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         // Fresh store + instantiate (pooling) + call: no warm instances kept.
         let cold = cold_host.load(PluginKind::Judge, path, &Grants::default())?;
         let cands = candidates(1);
-        let fresh_calls = if *lang == "python" { 200 } else { lang_calls / 10 };
+        let fresh_calls = if *lang == "python" {
+            200
+        } else {
+            lang_calls / 10
+        };
         let fresh = time_calls(fresh_calls, || {
             std::hint::black_box(cold.judge(query, &cands));
         });
@@ -164,7 +168,12 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         "agency_curator",
     ]
     .iter()
-    .map(|name| (name.to_string(), ctx.places.plugins.join(format!("{name}.wasm"))))
+    .map(|name| {
+        (
+            name.to_string(),
+            ctx.places.plugins.join(format!("{name}.wasm")),
+        )
+    })
     .collect();
     loads.extend(
         judges

@@ -60,7 +60,10 @@ impl Decoder<'_> {
     }
 
     /// Sample one token whose bytes `accept` takes, append it, and return its bytes.
-    fn constrained(&mut self, mut accept: impl FnMut(&[u8]) -> bool) -> Result<Option<Vec<u8>>, EngineError> {
+    fn constrained(
+        &mut self,
+        mut accept: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
         let model = self.session.model().clone();
         let tok = model.tokenizer();
         let Some(id) = pick(&self.logits, tok, self.sampler, &mut self.rng, &mut accept) else {
@@ -169,7 +172,11 @@ pub fn forced_call(
         tokens: 0,
     };
     let (open, name_end, close) = match protocol {
-        Protocol::Template => (format!("{HERMES_OPEN}\n{{\"name\": \""), "\"", format!("}}\n{HERMES_CLOSE}")),
+        Protocol::Template => (
+            format!("{HERMES_OPEN}\n{{\"name\": \""),
+            "\"",
+            format!("}}\n{HERMES_CLOSE}"),
+        ),
         Protocol::Text => (SEED_OPEN.to_string(), "\">", SEED_CLOSE.to_string()),
     };
     let mut stop = false;
@@ -207,7 +214,10 @@ pub fn forced_call(
                 None => {
                     // Cancelled (or no valid token, which byte-level vocabularies rule out):
                     // finish the name the model started, else the first one.
-                    let i = options.iter().position(|o| o.starts_with(&typed)).unwrap_or(0);
+                    let i = options
+                        .iter()
+                        .position(|o| o.starts_with(&typed))
+                        .unwrap_or(0);
                     d.force(std::str::from_utf8(&options[i][typed.len()..]).unwrap_or(""))?;
                     names[i].clone()
                 }

@@ -247,11 +247,7 @@ impl JsonPrefix {
         let next = match escape {
             Escape::None => match b {
                 b'"' => {
-                    self.state = if key {
-                        State::Colon
-                    } else {
-                        State::AfterValue
-                    };
+                    self.state = if key { State::Colon } else { State::AfterValue };
                     return true;
                 }
                 b'\\' => Escape::Backslash,

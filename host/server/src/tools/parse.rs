@@ -166,7 +166,10 @@ mod tests {
                 arguments: r#"{"city":"Paris"}"#.into()
             }]
         );
-        let a = parse_answer(r#"<tool name="calc">{"expression": "2+2"}</tool>"#, &offered());
+        let a = parse_answer(
+            r#"<tool name="calc">{"expression": "2+2"}</tool>"#,
+            &offered(),
+        );
         assert_eq!(a.content, "");
         assert_eq!(a.calls[0].name, "calc");
         assert_eq!(a.calls[0].arguments, r#"{"expression":"2+2"}"#);

@@ -214,7 +214,9 @@ mod tests {
             function: FunctionSpec {
                 name: name.into(),
                 description: Some("Get the weather".into()),
-                parameters: Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+                parameters: Some(
+                    json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+                ),
             },
         }
     }
@@ -244,11 +246,7 @@ mod tests {
         }]);
         let mut result = message(Role::Tool, Some("18 C, sunny"));
         result.tool_call_id = Some("call_1".into());
-        vec![
-            message(Role::User, Some("Weather in Paris?")),
-            call,
-            result,
-        ]
+        vec![message(Role::User, Some("Weather in Paris?")), call, result]
     }
 
     fn tokenizer() -> Tokenizer {
@@ -268,11 +266,19 @@ mod tests {
     #[test]
     fn template_with_tool_support_gets_tools_calls_and_results() {
         let template = ChatTemplate::with_tokens(QWEN_LIKE, String::new(), String::new()).unwrap();
-        let text = render(&template, &tokenizer(), &conversation(), Some(&[spec("get_weather")])).unwrap();
+        let text = render(
+            &template,
+            &tokenizer(),
+            &conversation(),
+            Some(&[spec("get_weather")]),
+        )
+        .unwrap();
         assert!(text.contains("<tools>{"), "{text}");
         assert!(text.contains("\"name\":\"get_weather\""), "{text}");
         assert!(
-            text.contains(r#"<tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>"#),
+            text.contains(
+                r#"<tool_call>{"name": "get_weather", "arguments": {"city":"Paris"}}</tool_call>"#
+            ),
             "{text}"
         );
         assert!(text.contains("[tool]18 C, sunny"), "{text}");
@@ -282,7 +288,13 @@ mod tests {
     #[test]
     fn template_without_tool_support_gets_the_text_protocol() {
         let template = ChatTemplate::with_tokens(PLAIN, String::new(), String::new()).unwrap();
-        let text = render(&template, &tokenizer(), &conversation(), Some(&[spec("get_weather")])).unwrap();
+        let text = render(
+            &template,
+            &tokenizer(),
+            &conversation(),
+            Some(&[spec("get_weather")]),
+        )
+        .unwrap();
         assert!(text.starts_with("[system]You can call tools."), "{text}");
         assert!(text.contains("- get_weather: Get the weather"), "{text}");
         assert!(

@@ -37,7 +37,9 @@ fn yes() -> bool {
 impl ServerToolsKnob {
     /// The rounds this knob allows.
     pub fn rounds(&self) -> u32 {
-        self.max_rounds.unwrap_or(DEFAULT_ROUNDS).clamp(1, MAX_ROUNDS)
+        self.max_rounds
+            .unwrap_or(DEFAULT_ROUNDS)
+            .clamp(1, MAX_ROUNDS)
     }
 }
 
@@ -115,7 +117,10 @@ impl ServerTools {
     pub fn add(&mut self, slot: Slot) {
         let index = self.slots.len();
         for spec in slot.tool_describe().value {
-            let taken = self.offered.iter().any(|o| o.spec.function.name == spec.name);
+            let taken = self
+                .offered
+                .iter()
+                .any(|o| o.spec.function.name == spec.name);
             if taken || !crate::openai::valid_function_name(&spec.name) {
                 tracing::warn!(name = %spec.name, "tool skipped: name taken or invalid");
                 continue;
