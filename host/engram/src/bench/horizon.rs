@@ -22,13 +22,13 @@
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::report::{Better, Figure, Report, Summary};
+use super::serve_child::ServeChild;
 use super::BenchContext;
 
 /// The N of a full run.
@@ -228,67 +228,20 @@ fn kind_of(facet: &str) -> Kind {
 }
 
 /// An `engram serve` child process.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
+struct Server(ServeChild);
 
 impl Server {
+    /// `engram serve` with `extra` arguments and a body limit that fits the largest planted
+    /// conversation.
     fn start(ctx: &BenchContext<'_>, data: &Path, extra: &[&str]) -> anyhow::Result<Server> {
-        let exe = std::env::current_exe().context("cannot find the engram executable")?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--threads"])
-            .arg(ctx.threads.to_string())
-            .arg("--models")
-            .arg(&ctx.places.models)
-            .arg("--data")
-            .arg(data)
-            .args(["--max-body-bytes", "16000000"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start `engram serve`")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("no stdout from `engram serve`")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.kill();
-                bail!("`engram serve` exited before serving (try it by hand to see why)");
-            };
-            let line = line.context("reading `engram serve` output")?;
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                break addr
-                    .parse()
-                    .with_context(|| format!("unexpected address in {line:?}"))?;
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Server { child, addr })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .context("cannot run `kill`")?;
-        if !status.success() {
-            self.child.kill().ok();
-        }
-        self.child
-            .wait()
-            .context("waiting for `engram serve` to exit")?;
-        Ok(())
+        let args = [&["--max-body-bytes", "16000000"][..], extra].concat();
+        Ok(Server(ServeChild::start(ctx, data, &args)?))
     }
 
     /// One non-streaming native turn; the whole answer body.
     fn chat(&self, body: &Value) -> anyhow::Result<Value> {
         let body = body.to_string();
-        let mut stream = TcpStream::connect(self.addr).context("cannot connect to the server")?;
+        let mut stream = TcpStream::connect(self.0.addr).context("cannot connect to the server")?;
         stream.set_read_timeout(Some(Duration::from_secs(600)))?;
         let request = format!(
             "POST /v1/chat HTTP/1.0\r\nHost: bench\r\nContent-Type: application/json\r\n\
@@ -528,7 +481,7 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         let data = tempfile::tempdir()?;
         let server = Server::start(ctx, data.path(), &[])?;
         let result = horizon(&server, n);
-        server.stop()?;
+        server.0.stop()?;
         let result = result?;
         if ctx.json_stdout {
             println!("{}", result.to_json());
@@ -605,7 +558,7 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             let data = tempfile::tempdir()?;
             let server = Server::start(ctx, data.path(), args)?;
             let samples = latencies(&server, turns, pause);
-            server.stop()?;
+            server.0.stop()?;
             p.push(p99(&samples?));
         }
         report.figures.push(

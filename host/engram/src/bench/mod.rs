@@ -12,6 +12,7 @@ pub mod machine;
 pub mod memory;
 pub mod plugins;
 pub mod report;
+pub mod serve_child;
 pub mod sessions;
 
 use clap::{Args, ValueEnum};

@@ -19,12 +19,11 @@
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::report::{Better, Figure, Report, Summary};
+use super::serve_child::ServeChild;
 use super::BenchContext;
 
 /// The user side of the conversation (cycled when more turns are asked for).
@@ -69,63 +68,9 @@ struct Turn {
 }
 
 /// An `engram serve` child process.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
+struct Server(ServeChild);
 
 impl Server {
-    fn start(ctx: &BenchContext<'_>, data: &Path) -> anyhow::Result<Server> {
-        let exe = std::env::current_exe().context("cannot find the engram executable")?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--threads"])
-            .arg(ctx.threads.to_string())
-            .arg("--models")
-            .arg(&ctx.places.models)
-            .arg("--data")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start `engram serve`")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("no stdout from `engram serve`")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let Some(line) = lines.next() else {
-                let _ = child.kill();
-                bail!("`engram serve` exited before serving (try it by hand to see why)");
-            };
-            let line = line.context("reading `engram serve` output")?;
-            if let Some(rest) = line.split("serving on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                break addr
-                    .parse()
-                    .with_context(|| format!("unexpected address in {line:?}"))?;
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Server { child, addr })
-    }
-
-    /// SIGTERM, then wait: the server persists its sessions and exits.
-    fn stop(mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .context("cannot run `kill`")?;
-        if !status.success() {
-            self.child.kill().ok();
-        }
-        self.child
-            .wait()
-            .context("waiting for `engram serve` to exit")?;
-        Ok(())
-    }
-
     /// One streaming chat turn; TTFT is taken at the first non-empty content delta.
     fn turn(&self, messages: &[Value], session: Option<&str>) -> anyhow::Result<Turn> {
         let mut body = json!({
@@ -139,7 +84,7 @@ impl Server {
             body["session"] = json!(session);
         }
         let body = body.to_string();
-        let mut stream = TcpStream::connect(self.addr).context("cannot connect to the server")?;
+        let mut stream = TcpStream::connect(self.0.addr).context("cannot connect to the server")?;
         stream.set_read_timeout(Some(Duration::from_secs(600)))?;
         // HTTP/1.0: the answer is delimited by the connection closing (no chunked framing).
         let request = format!(
@@ -212,7 +157,7 @@ fn run_once(
 ) -> anyhow::Result<Run> {
     let question = |i: usize| QUESTIONS[i % QUESTIONS.len()];
     let data = tempfile::tempdir().context("cannot create a temporary data folder")?;
-    let server = Server::start(ctx, data.path())?;
+    let server = Server(ServeChild::start(ctx, data.path(), &[])?);
     // Warm the process (thread pool, page cache) outside any session we measure.
     server.turn(&[user("Hello.")], Some(&format!("warmup-{repeat}")))?;
 
@@ -231,20 +176,20 @@ fn run_once(
         let prompt = &history[..2 * i + 1];
         stateless.push(server.turn(prompt, Some(&format!("replay-{repeat}-{i}")))?);
     }
-    server.stop()?;
+    server.0.stop()?;
 
     // Restart-resume: a second conversation up to `resume_at`, a restart, then that turn.
     let data = tempfile::tempdir().context("cannot create a temporary data folder")?;
-    let server = Server::start(ctx, data.path())?;
+    let server = Server(ServeChild::start(ctx, data.path(), &[])?);
     server.turn(&[user("Hello.")], Some(&format!("warmup-{repeat}")))?;
     for i in 0..resume_at {
         let prompt = &history[..2 * i + 1];
         server.turn(prompt, None)?;
     }
-    server.stop()?;
-    let server = Server::start(ctx, data.path())?;
+    server.0.stop()?;
+    let server = Server(ServeChild::start(ctx, data.path(), &[])?);
     let resumed = server.turn(&history[..2 * resume_at + 1], None)?;
-    server.stop()?;
+    server.0.stop()?;
     if resumed.text != persistent[resume_at].text {
         bail!(
             "turn {} after a restart answered {:?}, without restart {:?}",
