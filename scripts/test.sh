@@ -8,5 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh --ci
 cargo test --workspace --all-targets
-cargo build -p engram
+# The whole workspace (same feature set as the tests above, so this only links): `-p engram`
+# alone would unify features differently and rebuild the binary and its crates (~4 min).
+cargo build --workspace
 ENGRAM_BIN="$root/target/debug/engram" .venv/bin/python -m pytest -q tests/python
