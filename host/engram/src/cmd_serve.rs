@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// finished, ms.
     #[arg(long, default_value_t = 30_000)]
     pub heartbeat_idle_ms: u64,
+    /// Poll the plugins folder every this many ms and hot-swap a slot when its component file
+    /// changes (a rebuild); 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub watch_plugins_ms: u64,
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -71,6 +75,8 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|d| !d.is_zero())
         .context("--header-timeout-secs must be a positive number of seconds")?;
+    config.watch_plugins = (args.watch_plugins_ms > 0)
+        .then(|| std::time::Duration::from_millis(args.watch_plugins_ms));
     config.heartbeat = engram_server::heartbeat::HeartbeatSettings::from_millis(
         args.heartbeat_interval_ms,
         args.heartbeat_idle_ms,

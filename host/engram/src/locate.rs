@@ -10,7 +10,8 @@ pub struct Places {
     pub models: PathBuf,
     /// Folder holding the memory store, session snapshots and caches.
     pub data: PathBuf,
-    /// Folder holding the default plugins' built components.
+    /// Folder holding the plugin components the server loads (the default plugins' build
+    /// folder unless configured).
     pub plugins: PathBuf,
     /// The checkout (or working directory) the other folders were derived from.
     pub base: PathBuf,
@@ -20,7 +21,11 @@ impl Places {
     /// Resolve the folders from explicit settings, falling back to the checkout the
     /// binary was built from (found by walking up from the current directory and from
     /// the executable to a folder containing `scripts/setup.sh`).
-    pub fn resolve(models: Option<PathBuf>, data: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn resolve(
+        models: Option<PathBuf>,
+        data: Option<PathBuf>,
+        plugins: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let root = checkout_root();
         let base = match &root {
             Some(root) => root.clone(),
@@ -29,7 +34,7 @@ impl Places {
         Ok(Self {
             models: models.unwrap_or_else(|| base.join("models")),
             data: data.unwrap_or_else(|| base.join("data")),
-            plugins: base.join("plugins/target/wasm32-wasip2/release"),
+            plugins: plugins.unwrap_or_else(|| base.join("plugins/target/wasm32-wasip2/release")),
             base,
         })
     }

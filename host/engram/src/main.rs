@@ -24,6 +24,11 @@ struct Cli {
     #[arg(long, env = "ENGRAM_DATA", global = true)]
     data: Option<PathBuf>,
 
+    /// Folder of plugin components the server loads (`judge_jaccard.wasm`, `tool_*.wasm`, …;
+    /// default: the default plugins' build folder, `plugins/target/wasm32-wasip2/release`).
+    #[arg(long, env = "ENGRAM_PLUGINS", global = true)]
+    plugins: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -58,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let places = locate::Places::resolve(cli.models, cli.data)?;
+    let places = locate::Places::resolve(cli.models, cli.data, cli.plugins)?;
     match cli.command {
         Command::Info => info::run(&places),
         Command::Serve(args) => cmd_serve::run(&places, args),

@@ -1,4 +1,4 @@
-//! `engram plugin list|build|inspect|load`: work with plugin components.
+//! `engram plugin list|build|inspect|load|swap`: work with plugin components.
 
 use crate::locate::Places;
 use anyhow::Context;
@@ -37,6 +37,20 @@ enum PluginCommand {
         /// The component (`.wasm`).
         path: PathBuf,
     },
+    /// Hot-swap a slot of a running `engram serve` (uploads the component to
+    /// `PUT /v1/plugins/{kind}`; in-flight calls finish on the old plugin).
+    Swap {
+        /// The slot kind: judge, recall-policy, capture or agency.
+        kind: PluginKind,
+        /// The component (`.wasm`).
+        path: PathBuf,
+        /// The server's base address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The server's admin token.
+        #[arg(long, env = "ENGRAM_ADMIN_TOKEN")]
+        admin_token: String,
+    },
 }
 
 fn host(places: &Places) -> anyhow::Result<PluginHost> {
@@ -55,6 +69,12 @@ pub fn run(places: &Places, args: &PluginArgs) -> anyhow::Result<()> {
         PluginCommand::Build => build(places),
         PluginCommand::Inspect { path } => inspect(places, path),
         PluginCommand::Load { kind, path } => load(places, *kind, path),
+        PluginCommand::Swap {
+            kind,
+            path,
+            server,
+            admin_token,
+        } => swap(*kind, path, server, admin_token),
     }
 }
 
@@ -147,6 +167,37 @@ fn load(places: &Places, kind: PluginKind, path: &Path) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64() * 1e3,
         loaded.load_path,
         loaded.hash
+    );
+    Ok(())
+}
+
+fn swap(kind: PluginKind, path: &Path, server: &str, admin_token: &str) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "uploaded".into());
+    let url = format!("{}/v1/plugins/{kind}", server.trim_end_matches('/'));
+    let answer = ureq::put(&url)
+        .set("Authorization", &format!("Bearer {admin_token}"))
+        .set("X-Engram-Plugin-Name", &name)
+        .set("Content-Type", "application/wasm")
+        .send_bytes(&bytes);
+    let body: serde_json::Value = match answer {
+        Ok(response) => response
+            .into_json()
+            .context("the server's answer is not JSON")?,
+        Err(ureq::Error::Status(code, response)) => {
+            let text = response.into_string().unwrap_or_default();
+            anyhow::bail!("the server refused the swap ({code}): {text}");
+        }
+        Err(err) => anyhow::bail!("cannot reach {url}: {err} (is `engram serve` running there?)"),
+    };
+    println!(
+        "swapped the {kind} slot: {} -> {} ({})",
+        body["old_hash"].as_str().unwrap_or("?"),
+        body["new_hash"].as_str().unwrap_or("?"),
+        body["plugin"].as_str().unwrap_or(&name)
     );
     Ok(())
 }

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub header_read_timeout: std::time::Duration,
     /// The memory heartbeat (off by default).
     pub heartbeat: crate::heartbeat::HeartbeatSettings,
+    /// Poll interval of the plugins-folder watcher that hot-swaps rebuilt slot components
+    /// (`None`: off, the default).
+    pub watch_plugins: Option<std::time::Duration>,
 }
 
 impl ServerConfig {
@@ -46,6 +49,7 @@ impl ServerConfig {
             model_name,
             header_read_timeout: std::time::Duration::from_secs(10),
             heartbeat: crate::heartbeat::HeartbeatSettings::default(),
+            watch_plugins: None,
         }
     }
 

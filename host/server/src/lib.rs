@@ -22,6 +22,7 @@ pub mod heartbeat;
 pub mod memory;
 pub mod metrics;
 pub mod openai;
+pub mod plugin_watch;
 mod routes;
 pub mod sessions;
 pub mod tools;
@@ -54,6 +55,7 @@ pub async fn serve(state: Arc<AppState>) -> std::io::Result<()> {
     println!("engram: serving on http://{local} (console at http://{local}/)");
     let app = router(state.clone());
     let _heartbeat = heartbeat::spawn(state.config.heartbeat, state.memory.clone());
+    let _plugin_watch = plugin_watch::spawn(state.config.watch_plugins, state.memory.clone());
     conn::serve_connections(
         listener,
         app,

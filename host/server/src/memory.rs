@@ -103,6 +103,19 @@ pub struct MemoryServices {
     pub pulse: Pulse,
     /// κ forgotten since the server started: consolidation never writes them back.
     forgotten: Mutex<HashSet<(String, String)>>,
+    /// The folder the slots' components were loaded from.
+    plugins_dir: PathBuf,
+}
+
+/// The component file (in the plugins folder) the server loads into the slot of `kind`.
+pub fn component_file(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Judge => "judge_jaccard.wasm",
+        PluginKind::RecallPolicy => "recall_concert.wasm",
+        PluginKind::Capture => "capture_facts.wasm",
+        PluginKind::Agency => "agency_curator.wasm",
+        PluginKind::Tool => "tool_*.wasm",
+    }
 }
 
 /// One recalled memory as reported to the client.
@@ -252,10 +265,13 @@ impl MemoryServices {
                     message: err.to_string(),
                 })
         };
-        let judge = load(PluginKind::Judge, "judge_jaccard.wasm")?;
-        let policy = load(PluginKind::RecallPolicy, "recall_concert.wasm")?;
-        let capture = load(PluginKind::Capture, "capture_facts.wasm")?;
-        let agency = load(PluginKind::Agency, "agency_curator.wasm")?;
+        let judge = load(PluginKind::Judge, component_file(PluginKind::Judge))?;
+        let policy = load(
+            PluginKind::RecallPolicy,
+            component_file(PluginKind::RecallPolicy),
+        )?;
+        let capture = load(PluginKind::Capture, component_file(PluginKind::Capture))?;
+        let agency = load(PluginKind::Agency, component_file(PluginKind::Agency))?;
         Ok(MemoryServices {
             store,
             host,
@@ -265,8 +281,23 @@ impl MemoryServices {
             agency,
             backend,
             pulse: Pulse::new(settings.consolidate),
+            plugins_dir: settings.plugins_dir.clone(),
             forgotten: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The component file each swappable slot is loaded from at start (what
+    /// [`crate::plugin_watch`] watches).
+    pub fn slot_files(&self) -> Vec<(PluginKind, PathBuf)> {
+        [
+            PluginKind::Judge,
+            PluginKind::RecallPolicy,
+            PluginKind::Capture,
+            PluginKind::Agency,
+        ]
+        .into_iter()
+        .map(|kind| (kind, self.plugins_dir.join(component_file(kind))))
+        .collect()
     }
 
     /// The slot of a plugin kind the server lets operators swap.
