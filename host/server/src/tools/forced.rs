@@ -194,7 +194,7 @@ pub fn forced_call(
             let mut typed: Vec<u8> = Vec::new();
             // Each step extends `typed` while it stays a prefix of an option; it ends on an
             // exact option (names carry no quote, so no option extends another).
-            while !options.iter().any(|o| *o == typed) {
+            while !options.contains(&typed) {
                 if cancelled() {
                     stop = true;
                     break;

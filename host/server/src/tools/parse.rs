@@ -69,11 +69,8 @@ pub fn parse_answer(text: &str, offered: &[String]) -> ParsedAnswer {
     };
     let mut calls = Vec::new();
     let mut rest = &text[start..];
-    loop {
-        let Some((call, after)) = parse_one(rest) else {
-            break;
-        };
-        if !offered.iter().any(|name| *name == call.name) {
+    while let Some((call, after)) = parse_one(rest) {
+        if !offered.contains(&call.name) {
             return plain();
         }
         calls.push(call);
