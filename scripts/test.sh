@@ -8,7 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh --ci
 cargo test --workspace --all-targets
-# The whole workspace (same feature set as the tests above, so this only links): `-p engram`
-# alone would unify features differently and rebuild the binary and its crates (~4 min).
-cargo build --workspace
+# The same targets (and so the same feature set) as the tests above, so this only links: a plain
+# `-p engram` or `--workspace` build unifies features without the dev-dependencies and
+# rebuilds the binary and its crates (~4 min on 2 cores).
+cargo build --workspace --all-targets
 ENGRAM_BIN="$root/target/debug/engram" .venv/bin/python -m pytest -q tests/python
