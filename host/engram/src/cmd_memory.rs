@@ -115,6 +115,9 @@ enum MemoryCommand {
     Import { file: PathBuf },
     /// Counts of what the store holds.
     Stats,
+    /// The exact state signature of the current cells (BLAKE2b of the ring element
+    /// Σ κ ⊛ value): equal on two stores that know the same facts, whatever their history.
+    Signature,
 }
 
 fn parse_time(s: &str) -> anyhow::Result<i64> {
@@ -357,21 +360,28 @@ pub fn run(places: &Places, args: &MemoryArgs) -> anyhow::Result<()> {
             let store = open(places, false)?;
             let s = store.export_atom(file)?;
             println!(
-                "exported {} lines to {} (head {})",
+                "exported {} lines to {} (head {}, state signature {})",
                 s.count,
                 file.display(),
-                engram_memory::to_hex(&s.head)
+                engram_memory::to_hex(&s.head),
+                store.state_signature().hex()
             );
         }
         MemoryCommand::Import { file } => {
             let store = open(places, false)?;
             let r = store.import_atom(file)?;
             println!(
-                "imported {} lines and {} records from {}",
+                "imported {} lines and {} records from {} (state signature {})",
                 r.lines,
                 r.records,
-                file.display()
+                file.display(),
+                store.state_signature().hex()
             );
+        }
+        MemoryCommand::Signature => {
+            let store = open(places, false)?;
+            let sig = store.state_signature();
+            println!("{} ({} current cells)", sig.hex(), sig.cells());
         }
         MemoryCommand::Stats => {
             let store = open(places, false)?;

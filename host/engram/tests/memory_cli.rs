@@ -78,7 +78,12 @@ fn memory_commands_round_trip() {
     assert!(verify.starts_with("ok: 2 lines, head "), "{verify}");
     ok(&data, &["seal"]);
     let atom = dir.path().join("m.atom");
-    ok(&data, &["export", atom.to_str().unwrap()]);
+    let exported = ok(&data, &["export", atom.to_str().unwrap()]);
+    let signature = ok(&data, &["signature"]);
+    let sig_hex = signature.split(' ').next().unwrap().to_string();
+    assert_eq!(sig_hex.len(), 64, "{signature}");
+    assert!(signature.contains("(1 current cells)"), "{signature}");
+    assert!(exported.contains(&sig_hex), "{exported}");
     let forgot = ok(
         &data,
         &["forget", "--subject", "build server", "--facet", "ip"],
@@ -95,7 +100,9 @@ fn memory_commands_round_trip() {
     assert!(ok(&data, &["verify"]).starts_with("ok: 4 lines"));
     // Import into a fresh store; a truncated copy is refused with the reason.
     let fresh = dir.path().join("fresh");
-    ok(&fresh, &["import", atom.to_str().unwrap()]);
+    let imported = ok(&fresh, &["import", atom.to_str().unwrap()]);
+    // The imported store knows what the exporting one knew at export time.
+    assert!(imported.contains(&sig_hex), "{imported}");
     assert_eq!(
         ok(
             &fresh,

@@ -13,6 +13,8 @@
 //! * [`MemoryStore::recall`] returns [`Candidate`]s with the [`Features`] a policy needs,
 //!   ranked by PMLL's concert score by default.
 //! * [`atom`] exports and imports the whole memory as one verifiable `.atom` file.
+//! * [`MemoryStore::state_signature`] fingerprints what the store currently knows, exactly and
+//!   independent of write order, as a sum of ring products `κ ⊛ value` (see [`signature`]).
 
 pub mod agency;
 pub mod ann;
@@ -27,6 +29,7 @@ pub mod lexical;
 pub mod line;
 pub mod recall;
 pub mod shred;
+pub mod signature;
 pub mod store;
 pub mod turns;
 pub mod value;
@@ -43,5 +46,6 @@ pub use store::{
     now_micros, parse_addr, ForgetProof, ForgetReport, MemoryConfig, MemoryStore, Problem, Seal,
     Selector, Stats, VerifyReport,
 };
+pub use signature::StateSignature;
 pub use turns::TurnWeights;
 pub use value::{Shape, TypedValue};

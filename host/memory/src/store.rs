@@ -910,6 +910,13 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The exact, order-independent signature of the current cells (see
+    /// [`crate::signature`]): equal for two stores that hold the same facts, however and in
+    /// whatever order they learned them.
+    pub fn state_signature(&self) -> crate::signature::StateSignature {
+        crate::signature::StateSignature::of(&self.list())
+    }
+
     /// Counts of what the store holds.
     pub fn stats(&self) -> Stats {
         let lines = self.writer.lock().unwrap().next_seq;
