@@ -39,6 +39,12 @@ impl Places {
         })
     }
 
+    /// Folder holding the example plugins in other languages (`examples/`) once built:
+    /// the `language_judges` test and the examples' build scripts write their components here.
+    pub fn example_components(&self) -> PathBuf {
+        self.base.join("plugins/target/examples")
+    }
+
     /// Folder for generated artifacts (benchmark JSON, screenshots); git-ignored.
     pub fn artifacts(&self) -> PathBuf {
         self.base.join("artifacts")

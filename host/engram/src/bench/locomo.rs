@@ -507,6 +507,7 @@ pub fn suite(ctx: &BenchContext) -> anyhow::Result<Report> {
             per_cat.join(", ")
         ));
     }
+    report.notes.push(format!("data: {}", path.display()));
     report.notes.push(format!(
         "{} conversation(s), {n_turns} turns ingested through MemoryStore::store_turns in {ingest_secs:.1} s \
          (embedding included); {asked} questions asked, {skipped} left out (evidence names no turn)",

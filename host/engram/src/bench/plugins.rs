@@ -60,7 +60,7 @@ fn summary(samples: &[f64]) -> anyhow::Result<Summary> {
 /// the `language_judges` test or the examples' build scripts).
 fn judges(ctx: &BenchContext<'_>) -> Vec<(&'static str, std::path::PathBuf)> {
     let mut judges = vec![("rust", ctx.places.plugins.join("judge_jaccard.wasm"))];
-    let examples = ctx.places.plugins.join("../../examples");
+    let examples = ctx.places.example_components();
     for (lang, file) in [("python", "judge_py.wasm"), ("js", "judge_js.wasm")] {
         if examples.join(file).is_file() {
             judges.push((lang, examples.join(file)));
