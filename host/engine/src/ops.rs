@@ -6,8 +6,9 @@
 //! thread pool); an exact integer implementation or a CUDA backend plugs in here without
 //! touching [`crate::forward`].
 
+use crate::forward::DeviceState;
 use crate::kernels::Kernels;
-use crate::model::{RopeLayout, Weight};
+use crate::model::{Model, RopeLayout, Weight};
 use crate::pool::ThreadPool;
 use crate::quant::{quantize_act_row, ActType};
 use std::sync::Mutex;
@@ -54,6 +55,14 @@ pub trait Ops: Send + Sync {
     fn attention(&self, q: &[f32], k_cache: &[f32], v_cache: &[f32], shape: AttnShape, out: &mut [f32]);
     /// Number of threads used.
     fn n_threads(&self) -> usize;
+    /// A fresh forward-pass state on this backend's own device for a session of `n_ctx`
+    /// positions over `model` (its activations and KV cache kept there), or `None` — the
+    /// default, every host backend — to run the session on host memory through these
+    /// operators.
+    fn device_session(&self, model: &Model, n_ctx: usize) -> Option<Box<dyn DeviceState>> {
+        let _ = (model, n_ctx);
+        None
+    }
 }
 
 /// Float CPU operators: quantized SIMD dot products and a persistent thread pool.

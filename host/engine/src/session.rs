@@ -8,7 +8,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::exact_ops::LogitsDigest;
-use crate::forward::{forward, KvCache, LogitsFor, Scratch};
+use crate::forward::{forward, forward_on, DeviceState, KvCache, LogitsFor, Scratch};
 use crate::model::Model;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -21,9 +21,17 @@ pub struct SessionOptions {
 }
 
 /// A token history with its KV cache.
+///
+/// The cache lives where the model's operators compute: on the host, or — when they offer one
+/// ([`crate::Ops::device_session`]) — on their device, with only the outputs read back per
+/// pass. Snapshots hold the cache in one host format either way, so a session moves between
+/// backends.
 pub struct Session {
     model: Arc<Model>,
     cache: KvCache,
+    /// The device-resident state (activations and KV cache) when the operators have one; the
+    /// host `cache` is then unused.
+    device: Option<Box<dyn DeviceState>>,
     tokens: Vec<u32>,
     scratch: Scratch,
     n_ctx: usize,
@@ -57,6 +65,7 @@ impl Session {
         Session {
             model: model.clone(),
             cache: KvCache::new(model.config.n_layer),
+            device: model.ops().device_session(model, n_ctx),
             tokens: Vec::new(),
             scratch: Scratch::default(),
             n_ctx,
@@ -116,14 +125,20 @@ impl Session {
 
     fn run(&mut self, tokens: &[u32], which: LogitsFor) -> Result<&[f32]> {
         self.check(tokens)?;
-        forward(
-            &self.model,
-            self.model.ops(),
-            &mut self.cache,
-            tokens,
-            which,
-            &mut self.scratch,
-        );
+        match &mut self.device {
+            None => forward(
+                &self.model,
+                self.model.ops(),
+                &mut self.cache,
+                tokens,
+                which,
+                &mut self.scratch,
+            ),
+            Some(dev) => {
+                forward_on(&self.model, &mut **dev, tokens, which);
+                dev.read_outputs(&mut self.scratch.hidden, &mut self.scratch.logits);
+            }
+        }
         self.tokens.extend_from_slice(tokens);
         if let Some(d) = &mut self.digest {
             d.update(&self.scratch.logits);
@@ -158,6 +173,10 @@ impl Session {
         if len < self.tokens.len() {
             self.tokens.truncate(len);
             self.cache.truncate(len);
+            if let Some(dev) = &mut self.device {
+                let keep = dev.kv_len().min(len);
+                dev.set_kv_len(keep);
+            }
             self.last_logits = None;
         }
     }
@@ -197,9 +216,19 @@ impl Session {
         for t in &self.tokens {
             b.extend_from_slice(&t.to_le_bytes());
         }
+        let (mut dk, mut dv) = (Vec::new(), Vec::new());
         for l in 0..c.n_layer {
-            for buf in [&self.cache.k[l], &self.cache.v[l]] {
-                for x in &buf[..n * kv_row] {
+            let (k, v): (&[f32], &[f32]) = match &self.device {
+                None => (&self.cache.k[l][..n * kv_row], &self.cache.v[l][..n * kv_row]),
+                Some(dev) => {
+                    dk.resize(n * kv_row, 0.0);
+                    dv.resize(n * kv_row, 0.0);
+                    dev.read_kv(l, n, &mut dk, &mut dv);
+                    (&dk, &dv)
+                }
+            };
+            for buf in [k, v] {
+                for x in buf {
                     b.extend_from_slice(&x.to_le_bytes());
                 }
             }
@@ -291,6 +320,13 @@ impl Session {
             pos += n * kv_row * 4;
         }
         s.cache.len = n;
+        if let Some(dev) = &mut s.device {
+            for l in 0..c.n_layer {
+                dev.write_kv(l, n, &s.cache.k[l], &s.cache.v[l]);
+            }
+            dev.set_kv_len(n);
+            s.cache = KvCache::new(c.n_layer);
+        }
         let has_logits = body[pos];
         pos += 1;
         match has_logits {
