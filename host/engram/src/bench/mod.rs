@@ -128,7 +128,9 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         one => vec![one],
     };
     let mut failed = Vec::new();
+    let started = std::time::Instant::now();
     for suite in suites {
+        let suite_started = std::time::Instant::now();
         let result = match suite {
             Suite::All => unreachable!("`all` is expanded above"),
             Suite::Machine => machine::suite(&ctx),
@@ -165,6 +167,18 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
                 failed.push(suite.name());
             }
         }
+        eprintln!(
+            "bench {}: {:.1} s",
+            suite.name(),
+            suite_started.elapsed().as_secs_f64()
+        );
+    }
+    if args.suite == Suite::All {
+        eprintln!(
+            "bench all{}: {:.1} s",
+            if args.quick { " --quick" } else { "" },
+            started.elapsed().as_secs_f64()
+        );
     }
     if !failed.is_empty() {
         anyhow::bail!("bench suites failed: {}", failed.join(", "));
