@@ -10,11 +10,13 @@
 //! - **compute**: activation quantization, the quantized products, RMSNorm, RoPE, attention and
 //!   SwiGLU all run as kernels of `kernels/`.
 //!
-//! The `Ops` seam passes host slices, so each operator copies its activations in and its result
-//! out, and attention uploads the keys/values of the context it reads (the engine's KV cache
-//! is host memory and stays the source of truth: session snapshots work unchanged). A
-//! device-resident KV cache and launch sequence without per-operator copies needs buffer
-//! handles in the seam — the next step, recorded in BENCHMARKS.md `## cuda`.
+//! Sessions do not go through these host-slice operators: [`CudaOps`] offers every session a
+//! device-resident state ([`crate::resident::CudaSession`], through the engine's
+//! `Ops::device_session`) that keeps the activations and the KV cache on the GPU, so the
+//! engine's layer loop only enqueues kernels on one stream and a pass reads back only its
+//! hidden states and logits. The host-slice operators below — each copies its inputs in and its
+//! result out — serve direct `forward` calls, the operator tests, and sessions when
+//! [`CudaOps::set_resident`] turned the resident path off (for comparisons).
 //!
 //! The seam has no error channel: a driver failure in the middle of a forward pass panics
 //! with the driver's message. Everything that can be checked up front — driver, device, NVRTC,
@@ -24,10 +26,13 @@ use crate::device::{open_device, GpuInfo};
 use crate::error::{contain, CudaError, Result};
 use crate::kernels;
 use crate::loader;
+use crate::resident::CudaSession;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchArgs,
+    LaunchConfig, PushKernelArg,
 };
-use engram_engine::model::{RopeLayout, Weight};
+use engram_engine::forward::DeviceState;
+use engram_engine::model::{Model, RopeLayout, Weight};
 use engram_engine::ops::AttnShape;
 use engram_engine::quant::{ActType, GgmlType};
 use engram_engine::Ops;
@@ -73,23 +78,29 @@ const ROWS_PER_BLOCK: u32 = 4;
 /// Tokens handled by one block of the product kernels (kernels/quant.cu TOK).
 const TOK: u32 = 8;
 /// Dynamic shared memory available to attention without opting in to more.
-const MAX_SHARED: usize = 48 * 1024;
+pub(crate) const MAX_SHARED: usize = 48 * 1024;
 
 /// Device buffers reused across calls (grown, never shrunk).
 #[derive(Default)]
 struct Buffers {
     x: Option<CudaSlice<f32>>,
     out: Option<CudaSlice<f32>>,
-    aq: Option<CudaSlice<i8>>,
-    ad: Option<CudaSlice<f32>>,
-    asum: Option<CudaSlice<f32>>,
-    bsums: Option<CudaSlice<i16>>,
+    act: ActScratch,
     k: Option<CudaSlice<f32>>,
     v: Option<CudaSlice<f32>>,
 }
 
+/// Quantized activations of one product's input (kernels/quant.cu's device layout).
+#[derive(Default)]
+pub(crate) struct ActScratch {
+    aq: Option<CudaSlice<i8>>,
+    ad: Option<CudaSlice<f32>>,
+    asum: Option<CudaSlice<f32>>,
+    bsums: Option<CudaSlice<i16>>,
+}
+
 /// Makes `slot` hold at least `len` elements.
-fn fit<'a, T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+pub(crate) fn fit<'a, T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
     stream: &Arc<CudaStream>,
     slot: &'a mut Option<CudaSlice<T>>,
     len: usize,
@@ -106,28 +117,77 @@ fn fit<'a, T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
 }
 
 /// A driver failure inside an operator: the seam has no error channel (see the module docs).
-fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+pub(crate) fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     panic!("CUDA backend: {what} failed: {e} (rerun with --device cpu)")
 }
 
-struct Inner {
-    weights: HashMap<(usize, usize), CudaSlice<u8>>,
-    vectors: HashMap<(usize, usize), CudaSlice<f32>>,
-    buf: Buffers,
+/// What every user of one device shares: the context, the stream every kernel is enqueued
+/// on, the loaded kernels and the weights uploaded once (keyed by their host address and
+/// length inside the model's mapping: one backend serves one model).
+pub(crate) struct Shared {
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) info: GpuInfo,
+    functions: HashMap<&'static str, CudaFunction>,
+    weights: Mutex<Uploads<u8>>,
+    vectors: Mutex<Uploads<f32>>,
+}
+
+/// Device copies of host data, by the host slice's address and length.
+pub(crate) type Uploads<T> = HashMap<(usize, usize), Arc<CudaSlice<T>>>;
+
+impl Shared {
+    pub(crate) fn func(&self, name: &str) -> &CudaFunction {
+        self.functions
+            .get(name)
+            .unwrap_or_else(|| fail("finding a kernel", format!("{name} was not loaded")))
+    }
+
+    pub(crate) fn builder(&self, name: &str) -> LaunchArgs<'_> {
+        self.stream.launch_builder(self.func(name))
+    }
+
+    /// The device copy of a weight's bytes, uploaded at its first use.
+    pub(crate) fn weight(&self, bytes: &[u8]) -> Arc<CudaSlice<u8>> {
+        let key = (bytes.as_ptr() as usize, bytes.len());
+        let mut map = self.weights.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                Arc::new(
+                    self.stream
+                        .clone_htod(bytes)
+                        .unwrap_or_else(|e| fail("uploading a weight", e)),
+                )
+            })
+            .clone()
+    }
+
+    /// The device copy of a norm weight or bias, uploaded at its first use.
+    pub(crate) fn vector(&self, v: &[f32]) -> Arc<CudaSlice<f32>> {
+        let key = (v.as_ptr() as usize, v.len());
+        let mut map = self.vectors.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                Arc::new(
+                    self.stream
+                        .clone_htod(v)
+                        .unwrap_or_else(|e| fail("uploading a norm weight", e)),
+                )
+            })
+            .clone()
+    }
 }
 
 /// The engine's operators on CUDA device 0.
 pub struct CudaOps {
-    ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
-    info: GpuInfo,
-    functions: HashMap<&'static str, CudaFunction>,
-    inner: Mutex<Inner>,
+    sh: Arc<Shared>,
+    buf: Mutex<Buffers>,
+    resident: bool,
 }
 
 impl std::fmt::Debug for CudaOps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaOps({})", self.info)
+        write!(f, "CudaOps({})", self.sh.info)
     }
 }
 
@@ -171,36 +231,38 @@ impl CudaOps {
         let stream = ctx.default_stream();
         tracing::info!(gpu = %info, "CUDA backend ready");
         Ok(CudaOps {
-            ctx,
-            stream,
-            info,
-            functions,
-            inner: Mutex::new(Inner {
-                weights: HashMap::new(),
-                vectors: HashMap::new(),
-                buf: Buffers::default(),
+            sh: Arc::new(Shared {
+                ctx,
+                stream,
+                info,
+                functions,
+                weights: Mutex::new(HashMap::new()),
+                vectors: Mutex::new(HashMap::new()),
             }),
+            buf: Mutex::new(Buffers::default()),
+            resident: true,
         })
     }
 
     /// The device this backend runs on.
     pub fn gpu(&self) -> &GpuInfo {
-        &self.info
+        &self.sh.info
     }
 
     /// The CUDA context (for tests and tools that launch kernels themselves).
     pub fn context(&self) -> &Arc<CudaContext> {
-        &self.ctx
+        &self.sh.ctx
     }
 
-    fn func(&self, name: &str) -> &CudaFunction {
-        self.functions
-            .get(name)
-            .unwrap_or_else(|| fail("finding a kernel", format!("{name} was not loaded")))
+    /// Whether sessions keep their activations and KV cache on the device (the default) or
+    /// run through the host-slice operators, copying every operator's data both ways (the
+    /// first backend's behaviour, kept for comparisons).
+    pub fn set_resident(&mut self, on: bool) {
+        self.resident = on;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffers> {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn upload<T: cudarc::driver::DeviceRepr>(&self, host: &[T], dst: &mut CudaSlice<T>) {
@@ -208,34 +270,37 @@ impl CudaOps {
             return;
         }
         let mut view = dst.slice_mut(..host.len());
-        self.stream
+        self.sh
+            .stream
             .memcpy_htod(host, &mut view)
             .unwrap_or_else(|e| fail("copying to the device", e));
     }
 
     fn download(&self, src: &CudaSlice<f32>, host: &mut [f32]) {
         let view = src.slice(..host.len());
-        self.stream
+        self.sh
+            .stream
             .memcpy_dtoh(&view, host)
             .unwrap_or_else(|e| fail("copying from the device", e));
-        self.stream
+        self.sh
+            .stream
             .synchronize()
             .unwrap_or_else(|e| fail("synchronising", e));
     }
 
     fn builder(&self, name: &str) -> LaunchArgs<'_> {
-        self.stream.launch_builder(self.func(name))
+        self.sh.builder(name)
     }
 }
 
 /// Launches a kernel whose parameters `b` holds.
-fn go(name: &str, b: &mut LaunchArgs<'_>, cfg: LaunchConfig) {
+pub(crate) fn go(name: &str, b: &mut LaunchArgs<'_>, cfg: LaunchConfig) {
     // SAFETY: every kernel's parameter list is matched by the arguments pushed at its call
     // site, and every buffer is at least as long as the lengths passed with it.
     unsafe { b.launch(cfg) }.unwrap_or_else(|e| fail(name, e));
 }
 
-fn grid1(n: usize, block: u32) -> LaunchConfig {
+pub(crate) fn grid1(n: usize, block: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: ((n as u32).div_ceil(block).max(1), 1, 1),
         block_dim: (block, 1, 1),
@@ -243,8 +308,8 @@ fn grid1(n: usize, block: u32) -> LaunchConfig {
     }
 }
 
-/// The quantized product kernel and activation mode for a weight type.
-fn product_kernel(ty: GgmlType) -> (&'static str, i32, usize) {
+/// The quantized product kernel, activation mode and block size for a weight type.
+pub(crate) fn product_kernel(ty: GgmlType) -> (&'static str, i32, usize) {
     match ty {
         GgmlType::Q4_0 => ("mul_mat_q4_0", 0, 32),
         GgmlType::Q4_1 => ("mul_mat_q4_1", 1, 32),
@@ -257,96 +322,126 @@ fn product_kernel(ty: GgmlType) -> (&'static str, i32, usize) {
     }
 }
 
+/// Enqueues the quantization of `x` (`n × k` floats) to the int8 blocks of activation `mode`
+/// (blocks of `bsz`) into `act`, as [`product_kernel`] names them.
+pub(crate) fn enqueue_quantize(
+    sh: &Shared,
+    x: &CudaView<'_, f32>,
+    n: usize,
+    k: usize,
+    (mode, bsz): (i32, usize),
+    act: &mut ActScratch,
+) {
+    let n_blocks = n * k / bsz;
+    let aq = fit(&sh.stream, &mut act.aq, n * k);
+    let ad = fit(&sh.stream, &mut act.ad, n_blocks);
+    let asum = fit(&sh.stream, &mut act.asum, n_blocks);
+    let bsums = fit(&sh.stream, &mut act.bsums, n * k / 16);
+    let (nb, bs) = (n_blocks as i32, bsz as i32);
+    let qcfg = LaunchConfig {
+        grid_dim: (n_blocks as u32, 1, 1),
+        block_dim: (bsz as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = sh.builder("quantize_act");
+    b.arg(x)
+        .arg(&nb)
+        .arg(&bs)
+        .arg(&mode)
+        .arg(&mut *aq)
+        .arg(&mut *ad)
+        .arg(&mut *asum)
+        .arg(&mut *bsums);
+    go("quantize_act", &mut b, qcfg);
+}
+
+/// Enqueues `out = W · x` for `n` tokens (`out` is `n × rows`): float weights read `x`
+/// directly, quantized ones the activations [`enqueue_quantize`] left in `act` for their mode.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn enqueue_product(
+    sh: &Shared,
+    wd: &CudaSlice<u8>,
+    ty: GgmlType,
+    (rows, cols): (usize, usize),
+    x: &CudaView<'_, f32>,
+    act: &ActScratch,
+    n: usize,
+    out: &mut CudaViewMut<'_, f32>,
+) {
+    let (name, _, _) = product_kernel(ty);
+    let cfg = LaunchConfig {
+        grid_dim: (
+            (rows as u32).div_ceil(ROWS_PER_BLOCK),
+            (n as u32).div_ceil(TOK),
+            1,
+        ),
+        block_dim: (ROWS_PER_BLOCK * 32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (r, c, nt) = (rows as i32, cols as i32, n as i32);
+    let mut b = sh.builder(name);
+    if ty.act_type() == ActType::F32 {
+        b.arg(wd).arg(&r).arg(&c).arg(x).arg(&nt).arg(out);
+    } else {
+        fn q(s: &str) -> ! {
+            fail("a product", format!("{s}: activations not quantized"))
+        }
+        let aq = act.aq.as_ref().unwrap_or_else(|| q("aq"));
+        let ad = act.ad.as_ref().unwrap_or_else(|| q("ad"));
+        let asum = act.asum.as_ref().unwrap_or_else(|| q("asum"));
+        let bsums = act.bsums.as_ref().unwrap_or_else(|| q("bsums"));
+        b.arg(wd)
+            .arg(&r)
+            .arg(&c)
+            .arg(aq)
+            .arg(ad)
+            .arg(asum)
+            .arg(bsums)
+            .arg(&nt)
+            .arg(out);
+    }
+    go(name, &mut b, cfg);
+}
+
 impl Ops for CudaOps {
     fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
         let (k, m) = (w.cols, w.rows);
         assert_eq!(x.len(), n * k, "matmul input shape");
         assert_eq!(out.len(), n * m, "matmul output shape");
+        let wd = self.sh.weight(w.bytes());
         let mut guard = self.lock();
-        let inner = &mut *guard;
-        let bytes = w.bytes();
-        let key = (bytes.as_ptr() as usize, bytes.len());
-        let wd = &*inner.weights.entry(key).or_insert_with(|| {
-            self.stream
-                .clone_htod(bytes)
-                .unwrap_or_else(|e| fail("uploading a weight", e))
-        });
-        let b = &mut inner.buf;
-        let xd = fit(&self.stream, &mut b.x, n * k);
+        let b = &mut *guard;
+        let xd = fit(&self.sh.stream, &mut b.x, n * k);
         self.upload(x, xd);
-        let (name, mode, bsz) = product_kernel(w.ty);
-        let od = fit(&self.stream, &mut b.out, n * m);
-        let cfg = LaunchConfig {
-            grid_dim: (
-                (m as u32).div_ceil(ROWS_PER_BLOCK),
-                (n as u32).div_ceil(TOK),
-                1,
-            ),
-            block_dim: (ROWS_PER_BLOCK * 32, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let (rows, cols, nt) = (m as i32, k as i32, n as i32);
-        if w.ty.act_type() == ActType::F32 {
-            let mut b = self.builder(name);
-            b.arg(wd)
-                .arg(&rows)
-                .arg(&cols)
-                .arg(&*xd)
-                .arg(&nt)
-                .arg(&mut *od);
-            go(name, &mut b, cfg);
-        } else {
-            let n_blocks = n * k / bsz;
-            let aq = fit(&self.stream, &mut b.aq, n * k);
-            let ad = fit(&self.stream, &mut b.ad, n_blocks);
-            let asum = fit(&self.stream, &mut b.asum, n_blocks);
-            let bsums = fit(&self.stream, &mut b.bsums, n * k / 16);
-            let (nb, bs) = (n_blocks as i32, bsz as i32);
-            let qcfg = LaunchConfig {
-                grid_dim: (n_blocks as u32, 1, 1),
-                block_dim: (bsz as u32, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let mut b = self.builder("quantize_act");
-            b.arg(&*xd)
-                .arg(&nb)
-                .arg(&bs)
-                .arg(&mode)
-                .arg(&mut *aq)
-                .arg(&mut *ad)
-                .arg(&mut *asum)
-                .arg(&mut *bsums);
-            go("quantize_act", &mut b, qcfg);
-            let mut b = self.builder(name);
-            b.arg(wd)
-                .arg(&rows)
-                .arg(&cols)
-                .arg(&*aq)
-                .arg(&*ad)
-                .arg(&*asum)
-                .arg(&*bsums)
-                .arg(&nt)
-                .arg(&mut *od);
-            go(name, &mut b, cfg);
+        let od = fit(&self.sh.stream, &mut b.out, n * m);
+        let xv = xd.slice(..n * k);
+        if w.ty.act_type() != ActType::F32 {
+            let (_, mode, bsz) = product_kernel(w.ty);
+            enqueue_quantize(&self.sh, &xv, n, k, (mode, bsz), &mut b.act);
         }
+        enqueue_product(
+            &self.sh,
+            &wd,
+            w.ty,
+            (m, k),
+            &xv,
+            &b.act,
+            n,
+            &mut od.slice_mut(..n * m),
+        );
         self.download(od, out);
     }
 
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         let d = weight.len();
         let rows = x.len() / d;
+        let wd = self.sh.vector(weight);
+        let wd = &*wd;
         let mut guard = self.lock();
-        let inner = &mut *guard;
-        let key = (weight.as_ptr() as usize, d);
-        let wd = &*inner.vectors.entry(key).or_insert_with(|| {
-            self.stream
-                .clone_htod(weight)
-                .unwrap_or_else(|e| fail("uploading a norm weight", e))
-        });
-        let b = &mut inner.buf;
-        let xd = fit(&self.stream, &mut b.x, x.len());
+        let b = &mut *guard;
+        let xd = fit(&self.sh.stream, &mut b.x, x.len());
         self.upload(x, xd);
-        let od = fit(&self.stream, &mut b.out, x.len());
+        let od = fit(&self.sh.stream, &mut b.out, x.len());
         let di = d as i32;
         let cfg = LaunchConfig {
             grid_dim: (rows as u32, 1, 1),
@@ -372,8 +467,8 @@ impl Ops for CudaOps {
         // The same f32 computation as CpuOps::rope.
         let theta_scale = base.powf(-2.0 / head_dim as f32);
         let mut guard = self.lock();
-        let b = &mut guard.buf;
-        let xd = fit(&self.stream, &mut b.x, x.len());
+        let b = &mut *guard;
+        let xd = fit(&self.sh.stream, &mut b.x, x.len());
         self.upload(x, xd);
         let (p0, nh, hd) = (pos0 as i32, n_heads as i32, head_dim as i32);
         let lay: i32 = match layout {
@@ -399,10 +494,10 @@ impl Ops for CudaOps {
     fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
         let n = gate.len();
         let mut guard = self.lock();
-        let b = &mut guard.buf;
-        let gd = fit(&self.stream, &mut b.x, n);
+        let b = &mut *guard;
+        let gd = fit(&self.sh.stream, &mut b.x, n);
         self.upload(gate, gd);
-        let ud = fit(&self.stream, &mut b.out, n);
+        let ud = fit(&self.sh.stream, &mut b.out, n);
         self.upload(up, ud);
         let ni = n as i32;
         let mut b = self.builder("swiglu_f32");
@@ -429,14 +524,14 @@ impl Ops for CudaOps {
             );
         }
         let mut guard = self.lock();
-        let b = &mut guard.buf;
-        let qd = fit(&self.stream, &mut b.x, q.len());
+        let b = &mut *guard;
+        let qd = fit(&self.sh.stream, &mut b.x, q.len());
         self.upload(q, qd);
-        let kd = fit(&self.stream, &mut b.k, kv_len);
+        let kd = fit(&self.sh.stream, &mut b.k, kv_len);
         self.upload(&k_cache[..kv_len], kd);
-        let vd = fit(&self.stream, &mut b.v, kv_len);
+        let vd = fit(&self.sh.stream, &mut b.v, kv_len);
         self.upload(&v_cache[..kv_len], vd);
-        let od = fit(&self.stream, &mut b.out, q.len());
+        let od = fit(&self.sh.stream, &mut b.out, q.len());
         let (nh, nkv, hdi, p0) = (
             s.n_head as i32,
             s.n_head_kv as i32,
@@ -466,6 +561,13 @@ impl Ops for CudaOps {
     fn n_threads(&self) -> usize {
         1
     }
+
+    fn device_session(&self, model: &Model, n_ctx: usize) -> Option<Box<dyn DeviceState>> {
+        if !self.resident {
+            return None;
+        }
+        Some(Box::new(CudaSession::new(self.sh.clone(), model, n_ctx)))
+    }
 }
 
 impl CudaOps {
@@ -473,10 +575,11 @@ impl CudaOps {
     /// `engram_engine::sampler::argmax`).
     pub fn argmax(&self, logits: &[f32]) -> u32 {
         let mut guard = self.lock();
-        let b = &mut guard.buf;
-        let ld = fit(&self.stream, &mut b.x, logits.len());
+        let b = &mut *guard;
+        let ld = fit(&self.sh.stream, &mut b.x, logits.len());
         self.upload(logits, ld);
         let mut res = self
+            .sh
             .stream
             .alloc_zeros::<i32>(1)
             .unwrap_or_else(|e| fail("allocating", e));
@@ -485,6 +588,7 @@ impl CudaOps {
         b.arg(&*ld).arg(&n).arg(&mut res);
         go("argmax_f32", &mut b, grid1(1, 1024));
         let v = self
+            .sh
             .stream
             .clone_dtoh(&res)
             .unwrap_or_else(|e| fail("copying from the device", e));

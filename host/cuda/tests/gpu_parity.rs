@@ -1,6 +1,8 @@
 //! The CUDA backend against the CPU path. Device selection is checked on every machine; the
 //! parity tests need a GPU and are skipped with a visible `SKIPPED` line when there is none
-//! (they run whenever one is present).
+//! (they run whenever one is present). On a GPU each test runs on every fixture model found in
+//! `models/` (a missing one is named in a `SKIPPED` line; at least one must be there), so a
+//! machine that only received SmolLM2 (scripts/gpu-check.sh) still checks everything else.
 
 use engram_cuda::exact::CudaExact;
 use engram_cuda::{ops_for, CudaOps, CudaOptions, DeviceChoice};
@@ -12,16 +14,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The checkout: `$ENGRAM_CHECKOUT` when set (a test binary built on one machine and run in
+/// another copy of the checkout, as scripts/gpu-check.sh does), else where it was built.
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("checkout root")
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| match std::env::var_os("ENGRAM_CHECKOUT") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .and_then(Path::parent)
+            .expect("checkout root")
+            .to_path_buf(),
+    })
 }
 
 fn options() -> CudaOptions {
     CudaOptions {
-        ptx_cache: None,
+        // Shared by the tests of one run (keyed by content, architecture and NVRTC version).
+        ptx_cache: Some(std::env::temp_dir().join("engram-gpu-parity-ptx")),
         nvrtc_search_from: Some(root().to_path_buf()),
     }
 }
@@ -53,6 +63,62 @@ fn model_path(name: &str) -> PathBuf {
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const QWEN2: &str = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf";
+const SMOLLM2_FIXTURE: &str = "tests/fixtures/ref-smollm2-135m-q4_1.json";
+const QWEN2_FIXTURE: &str = "tests/fixtures/ref-qwen2.5-coder-0.5b-q4_k_m.json";
+
+/// The fixture models present in `models/` with their reference fixtures; a missing one gets
+/// a visible `SKIPPED` line, and none at all fails (a GPU run must compare something).
+fn present_models(test: &str) -> Vec<(&'static str, &'static str)> {
+    let mut found = Vec::new();
+    for (name, fixture) in [(SMOLLM2, SMOLLM2_FIXTURE), (QWEN2, QWEN2_FIXTURE)] {
+        if root().join("models").join(name).is_file() {
+            found.push((name, fixture));
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test} on {name}: not in models/ (scripts/setup.sh --with-qwen fetches it)"
+            );
+        }
+    }
+    assert!(
+        !found.is_empty(),
+        "{test}: no fixture model in models/: run scripts/setup.sh"
+    );
+    found
+}
+
+/// The prompts (token ids) of a reference fixture, with the number of greedy tokens it holds.
+fn fixture_prompts(fixture: &str) -> Vec<(Vec<u32>, usize)> {
+    let text = std::fs::read_to_string(root().join(fixture)).expect("fixture");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
+    json["chat"]
+        .as_array()
+        .expect("chat prompts")
+        .iter()
+        .map(|chat| {
+            let prompt = chat["prompt_tokens"]
+                .as_array()
+                .expect("prompt_tokens")
+                .iter()
+                .map(|v| v.as_u64().expect("token id") as u32)
+                .collect();
+            (
+                prompt,
+                chat["greedy_tokens"].as_array().map_or(16, |v| v.len()),
+            )
+        })
+        .collect()
+}
+
+/// `name` on the GPU (device-resident sessions unless `resident` is false) and on the CPU.
+fn gpu_and_cpu(name: &str, resident: bool) -> (Arc<Model>, Arc<Model>) {
+    let mut ops = CudaOps::new(&options()).expect("CUDA backend");
+    ops.set_resident(resident);
+    let gpu = Arc::new(Model::load_with(model_path(name), Arc::new(ops)).expect("gpu model"));
+    let cpu =
+        Arc::new(Model::load_with(model_path(name), Arc::new(CpuOps::new(0))).expect("cpu model"));
+    (gpu, cpu)
+}
 
 #[test]
 fn device_choice_parses() {
@@ -117,7 +183,7 @@ fn operators_match_the_cpu() {
     }
     let gpu = CudaOps::new(&options()).expect("CUDA backend");
     let cpu = CpuOps::new(0);
-    for name in [SMOLLM2, QWEN2] {
+    for (name, _) in present_models("operators_match_the_cpu") {
         let model = Model::load(model_path(name)).expect("model");
         let l = &model.layers[0];
         for w in [
@@ -208,44 +274,138 @@ fn greedy(model: &Arc<Model>, prompt: &[u32], n: usize) -> Vec<(u32, f32)> {
     out
 }
 
+/// Compares two greedy runs step by step up to the first near-tie of the reference `a`
+/// (margin < 1.0, where float summation order may flip the choice); returns how many tokens
+/// were compared.
+fn equal_up_to_near_tie(what: &str, a: &[(u32, f32)], b: &[(u32, f32)]) -> usize {
+    let mut compared = 0;
+    for (i, ((ta, ma), (tb, _))) in a.iter().zip(b).enumerate() {
+        assert_eq!(ta, tb, "{what}: token {i} differs (CPU margin {ma:.3})");
+        compared += 1;
+        if *ma < 1.0 {
+            eprintln!("{what}: near-tie (margin {ma:.3}) at step {i}: compared up to here");
+            break;
+        }
+    }
+    compared
+}
+
 #[test]
 fn greedy_generation_matches_the_cpu_up_to_the_first_near_tie() {
-    if gpu_or_skip("greedy_generation_matches_the_cpu_up_to_the_first_near_tie").is_none() {
+    let test = "greedy_generation_matches_the_cpu_up_to_the_first_near_tie";
+    if gpu_or_skip(test).is_none() {
         return;
     }
-    for (name, fixture) in [
-        (SMOLLM2, "tests/fixtures/ref-smollm2-135m-q4_1.json"),
-        (QWEN2, "tests/fixtures/ref-qwen2.5-coder-0.5b-q4_k_m.json"),
-    ] {
-        let text = std::fs::read_to_string(root().join(fixture)).expect("fixture");
-        let json: serde_json::Value = serde_json::from_str(&text).expect("fixture JSON");
-        let cpu = Arc::new(
-            Model::load_with(model_path(name), Arc::new(CpuOps::new(0))).expect("cpu model"),
-        );
-        let gpu_ops = Arc::new(CudaOps::new(&options()).expect("CUDA backend"));
-        let gpu = Arc::new(Model::load_with(model_path(name), gpu_ops).expect("gpu model"));
+    for (name, fixture) in present_models(test) {
+        let (gpu, cpu) = gpu_and_cpu(name, true);
         let mut compared = 0;
-        for chat in json["chat"].as_array().expect("chat prompts") {
-            let prompt: Vec<u32> = chat["prompt_tokens"]
-                .as_array()
-                .expect("prompt_tokens")
-                .iter()
-                .map(|v| v.as_u64().expect("token id") as u32)
-                .collect();
-            let n = chat["greedy_tokens"].as_array().map_or(16, |v| v.len());
+        for (prompt, n) in fixture_prompts(fixture) {
             let a = greedy(&cpu, &prompt, n);
             let b = greedy(&gpu, &prompt, n);
-            for (i, ((ta, ma), (tb, _))) in a.iter().zip(&b).enumerate() {
-                assert_eq!(ta, tb, "{name}: token {i} differs (CPU margin {ma:.3})");
-                compared += 1;
-                if *ma < 1.0 {
-                    eprintln!("{name}: near-tie (margin {ma:.3}) at step {i}: compared up to here");
-                    break;
-                }
-            }
+            compared += equal_up_to_near_tie(name, &a, &b);
         }
-        eprintln!("{name}: {compared} greedy tokens equal on CPU and GPU");
+        eprintln!(
+            "{name}: {compared} greedy tokens equal on CPU and GPU (device-resident sessions)"
+        );
         assert!(compared > 0);
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Prefill and `n` greedy steps: every step's logits.
+fn logits_run(model: &Arc<Model>, prompt: &[u32], n: usize) -> Vec<Vec<f32>> {
+    let mut s = Session::new(model, SessionOptions::default());
+    let mut all = vec![s.prefill(prompt).expect("prefill").to_vec()];
+    for _ in 0..n {
+        let t = argmax(all.last().expect("logits"));
+        all.push(s.decode_step(t).expect("decode").to_vec());
+    }
+    all
+}
+
+#[test]
+fn device_resident_sessions_equal_the_per_operator_path_bit_for_bit() {
+    // Same kernels on the same data, only where the activations and the KV cache live
+    // differs: the logits must be the same bits.
+    let test = "device_resident_sessions_equal_the_per_operator_path_bit_for_bit";
+    if gpu_or_skip(test).is_none() {
+        return;
+    }
+    for (name, fixture) in present_models(test) {
+        let (resident, _) = gpu_and_cpu(name, true);
+        let (per_op, _) = gpu_and_cpu(name, false);
+        let (prompt, _) = fixture_prompts(fixture).remove(0);
+        let a = logits_run(&resident, &prompt, 12);
+        let b = logits_run(&per_op, &prompt, 12);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(bits(x), bits(y), "{name}: step {i} logits differ");
+        }
+        eprintln!("{name}: resident = per-operator for prefill + 12 steps");
+    }
+}
+
+#[test]
+fn snapshots_move_sessions_between_cpu_and_gpu() {
+    let test = "snapshots_move_sessions_between_cpu_and_gpu";
+    if gpu_or_skip(test).is_none() {
+        return;
+    }
+    for (name, fixture) in present_models(test) {
+        let (gpu, cpu) = gpu_and_cpu(name, true);
+        let (prompt, _) = fixture_prompts(fixture).remove(0);
+        // GPU → GPU: the restored session continues with the same bits as the original.
+        let mut g = Session::new(&gpu, SessionOptions::default());
+        let mut logits = g.prefill(&prompt).expect("prefill").to_vec();
+        for _ in 0..4 {
+            logits = g.decode_step(argmax(&logits)).expect("decode").to_vec();
+        }
+        let snap = g.snapshot();
+        let mut g2 = Session::restore(&gpu, &snap).expect("restore on the GPU");
+        assert_eq!(g2.snapshot(), snap, "{name}: GPU snapshot → GPU → snapshot");
+        assert_eq!(
+            bits(g2.logits().expect("logits restored")),
+            bits(&logits),
+            "{name}: restored logits"
+        );
+        let (mut la, mut lb) = (logits.clone(), logits.clone());
+        for step in 0..6 {
+            la = g.decode_step(argmax(&la)).expect("decode").to_vec();
+            lb = g2.decode_step(argmax(&lb)).expect("decode").to_vec();
+            assert_eq!(
+                bits(&la),
+                bits(&lb),
+                "{name}: step {step} after a GPU restore"
+            );
+        }
+        // GPU → CPU and CPU → GPU: the moved session continues like one that stayed, up to
+        // the first near-tie.
+        let mut c = Session::restore(&cpu, &snap).expect("restore on the CPU");
+        let mut g3 = Session::restore(&gpu, &snap).expect("restore on the GPU");
+        let steps = |s: &mut Session, n: usize| -> Vec<(u32, f32)> {
+            let mut out = Vec::new();
+            let mut l = s.logits().expect("logits").to_vec();
+            for _ in 0..n {
+                let t = argmax(&l);
+                out.push((t, margin(&l)));
+                l = s.decode_step(t).expect("decode").to_vec();
+            }
+            out
+        };
+        let on_cpu = steps(&mut c, 8);
+        let on_gpu = steps(&mut g3, 8);
+        let compared = equal_up_to_near_tie(&format!("{name} GPU→CPU"), &on_cpu, &on_gpu);
+        let back = Session::restore(&gpu, &c.snapshot()).expect("CPU snapshot on the GPU");
+        assert_eq!(back.tokens(), c.tokens(), "{name}: CPU → GPU tokens");
+        let mut back = back;
+        let mut c2 = Session::restore(&cpu, &c.snapshot()).expect("CPU snapshot on the CPU");
+        let (x, y) = (steps(&mut c2, 6), steps(&mut back, 6));
+        let compared2 = equal_up_to_near_tie(&format!("{name} CPU→GPU"), &x, &y);
+        eprintln!(
+            "{name}: snapshots round-trip on the GPU bit for bit; {compared} + {compared2} tokens equal after moving CPU↔GPU"
+        );
     }
 }
 
