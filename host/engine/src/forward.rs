@@ -142,7 +142,7 @@ pub trait Exec {
 /// A session's forward-pass state on a backend's own device: the activation buffers and the
 /// KV cache live there, [`forward_on`] enqueues the layer loop with no host round trip, and
 /// the session reads back only the outputs. Made by [`Ops::device_session`].
-pub trait DeviceState: Exec + Send {
+pub trait DeviceState: Exec + Send + Sync {
     /// Copies the last pass's final hidden states (`n × n_embd`, into `hidden`) and logits
     /// (`n_out × vocab`, into `logits`) to the host, resizing both; the pass's one wait.
     fn read_outputs(&mut self, hidden: &mut Vec<f32>, logits: &mut Vec<f32>);
