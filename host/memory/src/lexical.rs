@@ -42,6 +42,15 @@ pub fn token_vec(text: &str) -> Vec<String> {
     v
 }
 
+/// The words a κ part is named by in a query: a subject's last `.`-separated segment and a
+/// facet, with `_` read as a space (`user.build_box` → `box`, `build`; `password_hint` →
+/// `hint`, `password`), sorted and de-duplicated. A whole key kept as one token would never
+/// match the words of a question.
+pub fn key_tokens(key: &str) -> Vec<String> {
+    let last = key.rsplit('.').find(|s| !s.is_empty()).unwrap_or(key);
+    token_vec(&last.replace('_', " "))
+}
+
 /// Jaccard overlap of two sorted, de-duplicated token lists.
 pub fn jaccard_sorted(a: &[String], b: &[String]) -> f32 {
     let inter = intersection_sorted(a, b);
@@ -114,6 +123,14 @@ impl LexicalIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_named_by_their_words() {
+        assert_eq!(key_tokens("user.build_box"), ["box", "build"]);
+        assert_eq!(key_tokens("password_hint"), ["hint", "password"]);
+        assert_eq!(key_tokens("user"), ["user"]);
+        assert_eq!(key_tokens("engram"), ["engram"]);
+    }
 
     #[test]
     fn identifiers_stay_whole() {

@@ -21,7 +21,7 @@ use crate::conversation::{ConversationContent, ExtractedFact, Gist, Turn, TurnHi
 use crate::embedder::TextEmbedder;
 use crate::error::{MemoryError, Result};
 use crate::hash::{from_hex32, hash_bytes, keyed_hash_parts, to_hex, Hash32};
-use crate::lexical::{intersection_sorted, jaccard_sorted, token_vec, LexicalIndex};
+use crate::lexical::{intersection_sorted, jaccard_sorted, key_tokens, token_vec, LexicalIndex};
 use crate::line::{genesis_anchor, Kind, MemoryLine, Op};
 use crate::recall::{Candidate, Features, RecallPolicy, Via};
 use crate::shred::{self, KeyVault};
@@ -1525,7 +1525,7 @@ impl MemoryStore {
             };
             let novelty = 1.0 - closest[i];
             let age_secs = (now - e.cell.recorded_at) as f64 / 1e6;
-            let facet_tokens = token_vec(&e.cell.content.facet);
+            let facet_tokens = key_tokens(&e.cell.content.facet);
             let kappa_match = named_set.contains(&norm_key(&e.cell.content.subject));
             let fine_similarity = match (q, vecs[i]) {
                 (Some(q), Some(v)) if kappa_match => st.fine_similarity(q, *id, v),
@@ -1969,7 +1969,7 @@ impl State {
         }
         let sub = self.subjects.entry(subject.clone()).or_default();
         if sub.tokens.is_empty() {
-            sub.tokens = token_vec(&subject);
+            sub.tokens = key_tokens(&subject);
             for t in sub.tokens.clone() {
                 self.subject_tokens
                     .entry(t)

@@ -123,8 +123,10 @@ pub fn component_file(kind: PluginKind) -> &'static str {
 pub struct RecalledMemory {
     /// Cell id.
     pub id: String,
-    /// The statement.
+    /// The statement as stored.
     pub text: String,
+    /// The fact as the memory state renders it to the model ([`render_fact`]).
+    pub rendered: String,
     /// The policy's score.
     pub score: f32,
     /// The judge's decision.
@@ -169,41 +171,38 @@ pub fn knobs_active(knobs: &MemoryKnobs) -> bool {
 }
 
 /// The messages the model sees. With replay (the default) that is the whole conversation
-/// with the memory block as a system message just before the last user message; in
-/// no-replay mode it is the leading system prompt, the memory state and the latest user
-/// text only. Returns (prompt, the replaying prompt it stands in for — only in no-replay
-/// mode, to report what replay would have cost).
+/// with the memory block as a system message right after the last user message (the state
+/// closest to the answer, where a small model reads it best); in no-replay mode it is the
+/// leading system prompt, the latest user text and the memory state only (nothing at all
+/// for memory when none is relevant). Returns (prompt, the replaying prompt it stands in for
+/// — only in no-replay mode, to report what replay would have cost).
 pub fn compose_prompt(
     messages: &[Message],
     block: Option<&str>,
     no_replay: bool,
 ) -> (Vec<Message>, Option<Vec<Message>>) {
-    let replay = |messages: &[Message]| {
-        let mut out = messages.to_vec();
+    let with_block = |mut out: Vec<Message>| {
         if let Some(block) = block {
             let at = out
                 .iter()
                 .rposition(|m| m.role == Role::User)
-                .unwrap_or(out.len());
+                .map_or(out.len(), |i| i + 1);
             out.insert(at, system(block.to_string()));
         }
         out
     };
     if !no_replay {
-        return (replay(messages), None);
+        return (with_block(messages.to_vec()), None);
     }
     let mut out: Vec<Message> = messages
         .iter()
         .take_while(|m| m.role == Role::System)
         .cloned()
         .collect();
-    out.push(system(block.map(str::to_string).unwrap_or_else(|| {
-        "No stored memory is relevant to this message.".into()
-    })));
     if let Some(last) = messages.iter().rev().find(|m| m.role == Role::User) {
         out.push(last.clone());
     }
-    (out, Some(replay(messages)))
+    (with_block(out), Some(with_block(messages.to_vec())))
 }
 
 fn system(text: String) -> Message {
@@ -363,9 +362,15 @@ impl MemoryServices {
         }
         if knobs.recall && !is_forget_request(user_text) {
             let k = knobs.k.unwrap_or(DEFAULT_K).clamp(1, 64) as usize;
+            // The query's embedding lets the store rank by meaning (ANN, κ_fine): without
+            // it every candidate scores alike and, past a few hundred cells, the κ the
+            // question names can fall out of the window. The capabilities corpus is
+            // recalled on its own path, so the room it would take is asked for on top.
+            let embedding = self.store.embed_query(user_text);
+            let room = k + crate::capabilities::CORPUS.len();
             let found: Vec<engram_memory::Candidate> = self
                 .store
-                .recall(user_text, None, k + 4)
+                .recall(user_text, embedding.as_deref(), room)
                 .into_iter()
                 .filter(|c| !agency::is_capability(&c.cell))
                 .take(k)
@@ -403,8 +408,14 @@ impl MemoryServices {
                     order.iter().map(|(i, _)| candidates[*i].clone()).collect();
                 let verdicts = self.judge.judge(user_text, &ordered);
                 recall.answered_by.push(answered("judge", &verdicts.by));
-                let mut accepted = Vec::new();
-                let mut routed = Vec::new();
+                // The memory state: what the judge accepted, plus the cells the store routed
+                // to the query's κ (subject and facet named), which a token-overlap judge
+                // rejects when the statement holds several values ("chess and hiking") or
+                // the question is paraphrased. When the question names a κ, only the cells
+                // of that κ are kept: a small model copies the first fact it sees, so every
+                // other fact is a distractor.
+                let mut state: Vec<StateFact> = Vec::new();
+                let mut routed = 0;
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -412,32 +423,39 @@ impl MemoryServices {
                         .get(i)
                         .map(|v| (v.accept, v.confidence, v.evidence.clone()))
                         .unwrap_or((false, 0.0, "the judge gave no verdict".into()));
-                    let mut in_prompt = accept;
-                    let routed_here = found
+                    let cell = found
                         .iter()
                         .find(|c| c.cell.id.to_string() == candidate.id)
-                        .is_some_and(|c| {
-                            c.features.facet_match
-                                && (c.features.kappa_match
-                                    || names_owner(user_text, &c.cell.content.subject))
-                        });
+                        .map(|c| (&c.cell, c.features));
+                    let names_kappa = cell.is_some_and(|(cell, features)| {
+                        features.facet_match
+                            && (features.kappa_match
+                                || names_owner(user_text, &cell.content.subject))
+                    });
+                    let in_prompt = accept || (names_kappa && routed < STATE_EXTRA);
                     if accept {
-                        accepted.push(candidate.text.clone());
                         if let Ok(id) = candidate.id.parse() {
                             self.backend.note_read(id);
                         }
-                    } else if routed_here && routed.len() < STATE_EXTRA {
-                        // The memory state also carries the cells the store routed to the
-                        // query's κ (subject or facet named), which a token-overlap judge
-                        // rejects when the statement holds several values ("chess and
-                        // hiking") or the question is paraphrased.
-                        routed.push(candidate.text.clone());
-                        in_prompt = true;
+                    } else if in_prompt {
+                        routed += 1;
+                    }
+                    let rendered = cell
+                        .map(|(cell, _)| render_fact(&cell.content))
+                        .unwrap_or_else(|| candidate.text.clone());
+                    if in_prompt {
+                        state.push(StateFact {
+                            index: recall.recalled.len(),
+                            names_kappa,
+                            confidence,
+                            rendered: rendered.clone(),
+                        });
                     }
                     recall.recalled.push(
                         serde_json::to_value(RecalledMemory {
                             id: candidate.id.clone(),
                             text: candidate.text.clone(),
+                            rendered,
                             score: *score,
                             accepted: accept,
                             confidence,
@@ -447,10 +465,15 @@ impl MemoryServices {
                         .unwrap_or_default(),
                     );
                 }
-                accepted.extend(routed);
-                if !accepted.is_empty() {
-                    lines.push("Facts you remember about the user (use them to answer):".into());
-                    lines.extend(accepted.iter().map(|text| format!("- {text}")));
+                let state = focus_state(state);
+                let kept: HashSet<usize> = state.iter().map(|f| f.index).collect();
+                for (i, entry) in recall.recalled.iter_mut().enumerate() {
+                    if entry["in_prompt"] == json!(true) && !kept.contains(&i) {
+                        entry["in_prompt"] = json!(false);
+                    }
+                }
+                if let Some(line) = state_line(&state) {
+                    lines.push(line);
                 }
             }
             if crate::capabilities::addresses_assistant(user_text) {
@@ -790,6 +813,73 @@ impl MemoryServices {
     }
 }
 
+/// One fact of the memory state, before [`focus_state`] orders and cuts the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateFact {
+    /// Its entry in the turn's `recalled` report.
+    pub index: usize,
+    /// The question names this cell's κ (its facet, and its subject or owner).
+    pub names_kappa: bool,
+    /// The judge's confidence.
+    pub confidence: f32,
+    /// The sentence the model reads.
+    pub rendered: String,
+}
+
+/// The facts the model sees, most relevant first: when the question names a κ only the
+/// cells of that κ are kept (a small model copies the first fact of its memory state and is
+/// misled by every other one); otherwise the judge's picks by confidence.
+pub fn focus_state(mut state: Vec<StateFact>) -> Vec<StateFact> {
+    if state.iter().any(|f| f.names_kappa) {
+        state.retain(|f| f.names_kappa);
+    }
+    state.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    state
+}
+
+/// The memory-state line of the prompt: one plain sentence per fact, then the instruction.
+pub fn state_line(state: &[StateFact]) -> Option<String> {
+    if state.is_empty() {
+        return None;
+    }
+    let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
+    let instruction = if facts.len() == 1 {
+        "If the user asks about it, answer with it."
+    } else {
+        "If the user asks about them, answer with them."
+    };
+    Some(format!("From memory: {} {instruction}", facts.join(" ")))
+}
+
+/// A cell as one sentence in the third person, built from its κ and value rather than the
+/// user's wording ("By the way, my server's IP is …" → "The user's server's ip is
+/// 10.0.0.7."), so discourse markers and first-person forms do not reach the model. Cells
+/// of other subjects keep their stored statement.
+pub fn render_fact(content: &engram_memory::CellContent) -> String {
+    let facet = content.facet.replace('_', " ");
+    let value = content.value.raw.trim();
+    let owner = match content.subject.strip_prefix("user.") {
+        Some(owner) => format!("The user's {}'s", owner.replace('_', " ")),
+        None if content.subject == "user" => "The user's".to_string(),
+        None => return content.text.clone(),
+    };
+    if value.is_empty() || facet.trim().is_empty() {
+        return content.text.clone();
+    }
+    let last = facet.split_whitespace().last().unwrap_or_default();
+    let verb = if last.len() > 3 && last.ends_with('s') && !last.ends_with("ss") {
+        "are"
+    } else {
+        "is"
+    };
+    let end = if value.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    format!("{owner} {facet} {verb} {value}{end}")
+}
+
 /// A conversation's gist: its length, what the user told (κ only, never values — a value
 /// changed later must not come back through an old gist) and what they asked.
 fn summarize(turns: usize, topics: &[String], asked: &[String]) -> String {
@@ -987,11 +1077,74 @@ mod tests {
         let (replayed, none) = compose_prompt(&history, Some("- fact"), false);
         assert!(none.is_none());
         assert_eq!(replayed.len(), 5);
-        assert_eq!(replayed[3].content.as_deref(), Some("- fact"));
+        assert_eq!(replayed[4].content.as_deref(), Some("- fact"));
+        assert_eq!(replayed[4].role, Role::System);
         let (prompt, replay) = compose_prompt(&history, Some("- fact"), true);
         let texts: Vec<_> = prompt.iter().map(|m| m.content.clone().unwrap()).collect();
-        assert_eq!(texts, ["be brief", "- fact", "What is my server's IP?"]);
+        assert_eq!(texts, ["be brief", "What is my server's IP?", "- fact"]);
         assert_eq!(replay.unwrap(), replayed);
+        // No relevant memory: nothing is added for it.
+        let (bare, _) = compose_prompt(&history, None, true);
+        let texts: Vec<_> = bare.iter().map(|m| m.content.clone().unwrap()).collect();
+        assert_eq!(texts, ["be brief", "What is my server's IP?"]);
+    }
+
+    fn content(subject: &str, facet: &str, value: &str, text: &str) -> engram_memory::CellContent {
+        engram_memory::CellContent {
+            subject: subject.into(),
+            facet: facet.into(),
+            value: engram_memory::TypedValue::parse(value),
+            text: text.into(),
+            source: Source::default(),
+            valid_from: 0,
+            embedding: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn facts_render_from_their_kappa_and_value() {
+        let ip = content(
+            "user.build_box",
+            "ip",
+            "ip:10.0.0.9",
+            "By the way, my build box's IP is 10.0.0.9",
+        );
+        assert_eq!(render_fact(&ip), "The user's build box's ip is 10.0.0.9.");
+        let hobbies = content(
+            "user",
+            "hobbies",
+            "chess and hiking",
+            "My hobbies are chess and hiking",
+        );
+        assert_eq!(
+            render_fact(&hobbies),
+            "The user's hobbies are chess and hiking."
+        );
+        let own = content("engram", "endpoints", "x", "I serve /v1/chat.");
+        assert_eq!(render_fact(&own), "I serve /v1/chat.");
+    }
+
+    #[test]
+    fn the_state_keeps_the_named_kappa_first_and_alone() {
+        let fact = |index, names_kappa, confidence: f32| StateFact {
+            index,
+            names_kappa,
+            confidence,
+            rendered: format!("fact {index}"),
+        };
+        let kept = focus_state(vec![
+            fact(0, false, 0.9),
+            fact(1, true, 0.2),
+            fact(2, true, 0.7),
+        ]);
+        assert_eq!(kept.iter().map(|f| f.index).collect::<Vec<_>>(), [2, 1]);
+        let judged = focus_state(vec![fact(0, false, 0.6), fact(1, false, 0.8)]);
+        assert_eq!(judged.iter().map(|f| f.index).collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(
+            state_line(&judged[..1]).unwrap(),
+            "From memory: fact 1 If the user asks about it, answer with it."
+        );
+        assert!(state_line(&[]).is_none());
     }
 
     #[test]
