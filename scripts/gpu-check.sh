@@ -37,7 +37,7 @@ MODEL=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 STAGE=target/gpu-check
 # Bytes of the model in part A (the rest goes with the engram binary in part B).
-PART_A_BYTES=$((56 * 1024 * 1024))
+PART_A_BYTES=$((50 * 1024 * 1024))
 # What one device call may carry, tree included (the tool's limit is 64 MiB).
 CALL_LIMIT=$((63 * 1024 * 1024))
 
@@ -89,7 +89,7 @@ for line in sys.stdin:
             echo "commit $(git rev-parse HEAD) ($(git status --porcelain | wc -l) paths differ from it)"
             echo "built $(date -u +%FT%TZ) on $(uname -m), $(ldd --version | head -1)"
             (cd "$STAGE/$part" && sha256sum -- *)
-        } >"$STAGE/$part/MANIFEST"
+        } >"$STAGE/MANIFEST.$part" && mv "$STAGE/MANIFEST.$part" "$STAGE/$part/MANIFEST"
     done
     local tree a b
     tree="$(tree_bytes)"
@@ -191,11 +191,12 @@ run_all() {
     note "model: models/$MODEL (sha256 ok)"
     [ -x "$STAGE/bin/gpu_parity" ] || unxz_to "$STAGE/a/gpu_parity.xz" "$STAGE/bin/gpu_parity"
     unxz_to "$STAGE/b/engram.xz" "$STAGE/bin/engram"
-    gpu_env | tee -a "$summary"
+    gpu_env >/tmp/engram-gpu-env.txt 2>&1 # not in a pipe: its exports must stay in this shell
+    tee -a "$summary" </tmp/engram-gpu-env.txt
     local engram="$STAGE/bin/engram" rc
 
     echo "== gpu_parity (every test)"
-    timeout 240 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture >"$OUT/gpu-parity.log" 2>&1
+    timeout 300 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture >"$OUT/gpu-parity.log" 2>&1
     rc=$?
     note "gpu_parity: exit $rc ($(grep -E '^test result' "$OUT/gpu-parity.log" | tail -1))"
     grep -E '^test |SKIPPED|greedy tokens equal|near-tie|resident =|round-trip|prompt [0-9]|running on' "$OUT/gpu-parity.log" >>"$summary"
@@ -205,6 +206,7 @@ run_all() {
     grep -iE 'gpu|nvrtc' "$OUT/info.txt" >>"$summary"
 
     echo "== engram bench engine --device cuda"
+    rm -f artifacts/bench/engine.json
     timeout 200 "$engram" bench engine --device cuda >"$OUT/bench-engine.txt" 2>&1
     rc=$?
     note "bench engine --device cuda: exit $rc"
@@ -216,11 +218,11 @@ run_all() {
     {
         for dev in cpu cuda; do
             echo "-- --device $dev"
-            timeout 90 "$engram" generate --exact --digest --device "$dev" --max-tokens 16 "$prompt"
+            timeout 90 "$engram" generate --exact --digest --device "$dev" --max-tokens 16 --prompt "$prompt"
             echo "exit $?"
         done
         echo "-- float path, --device cuda"
-        timeout 60 "$engram" generate --device cuda --max-tokens 24 "$prompt"
+        timeout 60 "$engram" generate --device cuda --max-tokens 24 --prompt "$prompt"
         echo "exit $?"
     } >"$OUT/generate.log" 2>&1
     d_cpu="$(grep -m1 -o 'logits digest.*' "$OUT/generate.log" | awk '{print $NF}')"
