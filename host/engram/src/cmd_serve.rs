@@ -118,6 +118,8 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
             max_queue: config.max_queue,
             memory: memory.clone(),
             tools,
+            default_exact: args.model.exact,
+            load_other_mode: Some(other_mode_loader(places, &args.model)),
         },
         metrics.clone(),
     )
@@ -136,4 +138,13 @@ pub fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     runtime
         .block_on(engram_server::serve(state))
         .context("the server stopped with an error")
+}
+
+/// Loads the served model file in the other arithmetic mode, for requests whose `exact` field
+/// differs from the server's: on the first such request, not at start (a server whose clients
+/// never ask pays nothing).
+fn other_mode_loader(places: &Places, model: &ModelArgs) -> engram_server::worker::LoadOtherMode {
+    let (places, mut other) = (places.clone(), model.clone());
+    other.exact = !model.exact;
+    Box::new(move || load(&places, &other).map_err(|err| format!("{err:#}")))
 }

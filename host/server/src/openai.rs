@@ -266,6 +266,13 @@ pub struct ChatRequest {
     /// Engram extension (native `/v1/chat`): offer and run the server's tool plugins.
     #[serde(default, deserialize_with = "object_only")]
     pub server_tools: Option<crate::tools::server::ServerToolsKnob>,
+    /// Engram extension: run this turn in exact mode (`true`: every operator in integer
+    /// arithmetic, the logits a pure function of the model file and the tokens) or on the
+    /// float path (`false`); absent: the server's mode (`engram serve --exact` or not). Exact
+    /// and float turns keep separate KV caches, so a session switched to the other mode
+    /// prefills its history once in that mode.
+    #[serde(default)]
+    pub exact: Option<bool>,
 }
 
 /// Deserialize an optional struct only from a JSON object (or `null`): serde's derive also

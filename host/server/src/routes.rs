@@ -23,6 +23,9 @@ use crate::openai::{ChatRequest, FinishReason, MemoryKnobs, RequestLimits, Usage
 use crate::worker::{GenerationEvent, GenerationRequest, MemoryReport};
 use crate::AppState;
 
+/// `system_fingerprint` of a turn computed in exact mode (float turns report none).
+pub const EXACT_FINGERPRINT: &str = "engram-exact";
+
 /// Header naming the session a request belongs to (the `session` body field wins).
 pub const SESSION_HEADER: &str = "x-engram-session";
 
@@ -244,9 +247,13 @@ async fn collect(
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
     let mut session_name = None;
+    let mut fingerprint = None;
     while let Some(event) = events.recv().await {
         match event {
-            GenerationEvent::Started { session, .. } => session_name = Some(session),
+            GenerationEvent::Started { session, exact, .. } => {
+                session_name = Some(session);
+                fingerprint = exact.then_some(EXACT_FINGERPRINT);
+            }
             GenerationEvent::Delta(delta) => text.push_str(&delta),
             GenerationEvent::Failed(err) => return Err(err),
             GenerationEvent::Finished {
@@ -279,7 +286,7 @@ async fn collect(
                         "logprobs": null,
                     }],
                     "usage": usage,
-                    "system_fingerprint": null,
+                    "system_fingerprint": fingerprint,
                 });
                 if let Some(session) = session_name {
                     body["session"] = json!(session);
@@ -316,14 +323,31 @@ fn sse_stream(
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
             })
         };
+        // Exact turns say so in every chunk after the first event; float chunks carry no
+        // fingerprint, as before the knob existed.
+        let mut fingerprint = None;
+        let chunk = |delta, finish, fingerprint: Option<&str>| {
+            let mut value = chunk(delta, finish);
+            if let Some(fingerprint) = fingerprint {
+                value["system_fingerprint"] = json!(fingerprint);
+            }
+            value
+        };
         while let Some(event) = events.recv().await {
             let out = match event {
-                GenerationEvent::Started { session, .. } => {
-                    let mut first = chunk(json!({"role": "assistant", "content": ""}), None);
+                GenerationEvent::Started { session, exact, .. } => {
+                    fingerprint = exact.then_some(EXACT_FINGERPRINT);
+                    let mut first = chunk(
+                        json!({"role": "assistant", "content": ""}),
+                        None,
+                        fingerprint,
+                    );
                     first["session"] = json!(session);
                     vec![first]
                 }
-                GenerationEvent::Delta(text) => vec![chunk(json!({"content": text}), None)],
+                GenerationEvent::Delta(text) => {
+                    vec![chunk(json!({"content": text}), None, fingerprint)]
+                }
                 GenerationEvent::Failed(err) => vec![err.body()],
                 GenerationEvent::Finished {
                     finish_reason,
@@ -344,6 +368,7 @@ fn sse_stream(
                                 "function": {"name": call.function.name, "arguments": ""},
                             }]}),
                             None,
+                            fingerprint,
                         ));
                         out.push(chunk(
                             json!({"tool_calls": [{
@@ -351,9 +376,10 @@ fn sse_stream(
                                 "function": {"arguments": call.function.arguments},
                             }]}),
                             None,
+                            fingerprint,
                         ));
                     }
-                    let mut last = chunk(json!({}), Some(finish_reason));
+                    let mut last = chunk(json!({}), Some(finish_reason), fingerprint);
                     if flavour == Flavour::Native {
                         last["memory"] = memory_json(&memory);
                         last["server_tools"] =

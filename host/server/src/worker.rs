@@ -76,6 +76,8 @@ pub enum GenerationEvent {
         prompt_tokens: u32,
         /// Prompt tokens whose KV state was reused.
         cached_tokens: u32,
+        /// Whether the turn runs in exact mode.
+        exact: bool,
     },
     /// More answer text (always whole UTF-8 characters).
     Delta(String),
@@ -126,6 +128,26 @@ pub struct WorkerConfig {
     pub memory: Option<Arc<MemoryServices>>,
     /// The server's tool plugins (offered when a request sets `server_tools`).
     pub tools: Option<Arc<crate::tools::server::ServerTools>>,
+    /// Whether the loaded model computes in exact mode (`engram serve --exact`).
+    pub default_exact: bool,
+    /// Loads the same model file in the other mode (exact when the default is float, float
+    /// otherwise), on the first request whose `exact` field asks for it; `None`: such
+    /// requests are refused.
+    pub load_other_mode: Option<LoadOtherMode>,
+}
+
+/// Loads the model in the other arithmetic mode (see [`WorkerConfig::load_other_mode`]).
+pub type LoadOtherMode = Box<dyn FnOnce() -> Result<Arc<Model>, String> + Send>;
+
+/// The session cache key of `name` in a mode: exact sessions are filed apart (`NAME.exact`),
+/// so a KV cache computed on one path is never continued on the other, and a snapshot
+/// written by a float server is never restored into an exact one.
+fn cache_key(name: &str, exact: bool) -> String {
+    if exact {
+        format!("{name}.exact")
+    } else {
+        name.to_string()
+    }
 }
 
 impl EngineHandle {
@@ -143,6 +165,8 @@ impl EngineHandle {
             tools: config.tools,
             memory: config.memory,
             model,
+            default_exact: config.default_exact,
+            other_mode: OtherMode::NotLoaded(config.load_other_mode),
             cache,
             metrics,
             running: running.clone(),
@@ -207,9 +231,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The model in the mode the server was not started in, loaded on first use.
+enum OtherMode {
+    NotLoaded(Option<LoadOtherMode>),
+    Loaded(Arc<Model>),
+    Failed(String),
+}
+
 struct Worker {
     memory: Option<Arc<MemoryServices>>,
+    /// The model in the server's mode (also renders and tokenizes for both modes: the two
+    /// are the same file).
     model: Arc<Model>,
+    default_exact: bool,
+    other_mode: OtherMode,
     cache: SessionCache<Session>,
     metrics: Arc<Metrics>,
     running: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
@@ -252,13 +287,49 @@ impl Worker {
         }
     }
 
-    /// Find a session by name: in memory, else restored from its snapshot, else a new one.
-    fn open_session(&mut self, name: &str) -> Session {
+    /// The model computing in the requested mode, loading the other mode's on first use.
+    fn model_for(&mut self, exact: bool) -> Result<Arc<Model>, ApiError> {
+        if exact == self.default_exact {
+            return Ok(self.model.clone());
+        }
+        if let OtherMode::NotLoaded(load) = &mut self.other_mode {
+            let started = Instant::now();
+            self.other_mode = match load.take().map(|load| load()) {
+                Some(Ok(model)) => {
+                    tracing::info!(
+                        exact,
+                        ms = started.elapsed().as_millis() as u64,
+                        "loaded the model in the other arithmetic mode"
+                    );
+                    OtherMode::Loaded(model)
+                }
+                Some(Err(err)) => OtherMode::Failed(err),
+                None => OtherMode::Failed("this server was started without the other mode".into()),
+            };
+        }
+        match &self.other_mode {
+            OtherMode::Loaded(model) => Ok(model.clone()),
+            OtherMode::Failed(err) => {
+                Err(ApiError::invalid(
+                    Some("exact".into()),
+                    format!(
+                    "cannot run this turn {}: {err}; leave `exact` out to use the server's mode",
+                    if exact { "in exact mode" } else { "on the float path" }
+                ),
+                ))
+            }
+            OtherMode::NotLoaded(_) => unreachable!("resolved above"),
+        }
+    }
+
+    /// Find a session by cache key: in memory, else restored from its snapshot, else a new
+    /// one, computing with `model`.
+    fn open_session(&mut self, name: &str, model: &Arc<Model>) -> Session {
         if let Some(session) = self.cache.take(name) {
             return session;
         }
         match self.cache.read_snapshot(name) {
-            Ok(Some(bytes)) => match Session::restore(&self.model, &bytes) {
+            Ok(Some(bytes)) => match Session::restore(model, &bytes) {
                 Ok(session) => return session,
                 Err(err) => {
                     tracing::warn!(session = name, %err, "snapshot unusable; starting fresh")
@@ -267,7 +338,7 @@ impl Worker {
             Ok(None) => {}
             Err(err) => tracing::warn!(session = name, %err, "cannot read the snapshot"),
         }
-        Session::new(&self.model, SessionOptions::default())
+        Session::new(model, SessionOptions::default())
     }
 
     fn generate(
@@ -325,10 +396,13 @@ impl Worker {
             .session
             .clone()
             .unwrap_or_else(|| derived_name(&request.messages[..request.messages.len() - 1]));
-        let mut session = self.open_session(&lookup);
+        let exact = request.exact.unwrap_or(self.default_exact);
+        let model = self.model_for(exact)?;
+        let key = cache_key(&lookup, exact);
+        let mut session = self.open_session(&key, &model);
         let context = session.n_ctx();
         if prompt_tokens.len() >= context {
-            self.cache_session(&lookup, session);
+            self.cache_session(&key, session);
             return Err(ApiError::invalid(
                 Some("messages".into()),
                 format!(
@@ -354,10 +428,11 @@ impl Worker {
                 session: lookup.clone(),
                 prompt_tokens: prompt_tokens.len() as u32,
                 cached_tokens: cached,
+                exact,
             })
             .is_err()
         {
-            self.cache_session(&lookup, session);
+            self.cache_session(&key, session);
             return Ok(());
         }
         let sampler = SamplerConfig {
@@ -690,15 +765,17 @@ impl Worker {
             });
             derived_name(&conversation)
         };
-        self.persist(&next_name, &session);
-        if next_name != lookup {
+        let exact = request.exact.unwrap_or(self.default_exact);
+        let (key, next_key) = (cache_key(&lookup, exact), cache_key(&next_name, exact));
+        self.persist(&next_key, &session);
+        if next_key != key {
             // The session moved to its next derived name: drop the snapshot filed under the
             // old one, or every turn of a derived conversation would leave a full KV copy.
-            if let Err(err) = self.cache.remove_snapshot(&lookup) {
-                tracing::warn!(session = lookup, %err, "cannot remove the superseded snapshot");
+            if let Err(err) = self.cache.remove_snapshot(&key) {
+                tracing::warn!(session = key, %err, "cannot remove the superseded snapshot");
             }
         }
-        self.cache_session(&next_name, session);
+        self.cache_session(&next_key, session);
         Ok(())
     }
 
