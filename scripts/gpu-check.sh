@@ -9,8 +9,10 @@
 #     resident sessions = the per-operator path bit for bit, snapshots moving sessions
 #     CPU <-> GPU, the exact islands = engram_exact bit for bit, and the exact-mode logits
 #     digest CPU = GPU;
-#   - `engram info`, `engram bench engine --device cuda` (prefill/decode tok/s with the device
-#     name), and `engram generate --exact --digest` on cpu and cuda (the digests must match).
+#   - `engram info`, `engram check-reference --device cuda` (the llama.cpp reference fixture's
+#     logits and greedy continuations, on the GPU), `engram bench engine --device cuda`
+#     (prefill/decode tok/s with the device name), and `engram generate --exact --digest` on
+#     cpu and cuda (the digests must match).
 # Only SmolLM2 travels (Qwen2.5 is 400 MB): the tests name Qwen2.5 in a SKIPPED line there.
 #
 # HOW TO RUN IT (a session whose task is lent a GPU; `status` says can_start_another: true):
@@ -26,8 +28,8 @@
 #        run(command="bash scripts/gpu-check.sh run", carry=["target/gpu-check/b"], timeout_s=540)
 #      If it says part A is missing (the machine went back between the calls), rerun both calls.
 #   4. give_back. Read $OUT's files under the reply's files_at: summary.txt first, then
-#      gpu-parity.log, bench-engine.txt / engine.json, generate.log. Record the figures in
-#      BENCHMARKS.md `## cuda` with the device name.
+#      gpu-parity.log, check-reference.txt, bench-engine.txt / engine.json, generate.log.
+#      Record the figures in BENCHMARKS.md `## cuda` with the device name.
 # Device time: call 1 ≈ machine start (1-2 min) + ~1 min, call 2 ≈ 4-6 min: under 8 minutes of
 # commands, inside the 15-minute lease.
 
@@ -204,6 +206,13 @@ run_all() {
     echo "== engram info"
     timeout 60 "$engram" info >"$OUT/info.txt" 2>&1
     grep -iE 'gpu|nvrtc' "$OUT/info.txt" >>"$summary"
+
+    echo "== engram check-reference --device cuda (the llama.cpp reference fixture, on the GPU)"
+    timeout 120 "$engram" check-reference tests/fixtures/ref-smollm2-135m-q4_1.json --device cuda >"$OUT/check-reference.txt" 2>&1
+    rc=$?
+    note "check-reference --device cuda: exit $rc"
+    grep -E '^(PASS|FAIL)' "$OUT/check-reference.txt" >>"$summary"
+    [ "$rc" -eq 0 ] || tail -3 "$OUT/check-reference.txt" >>"$summary"
 
     echo "== engram bench engine --device cuda"
     rm -f artifacts/bench/engine.json
