@@ -353,9 +353,12 @@ impl MemoryServices {
                         .to_string(),
                 );
             } else {
+                let named: Vec<String> = named
+                    .iter()
+                    .map(|n| n.replacen("your ", "the user's ", 1))
+                    .collect();
                 lines.push(format!(
-                    "The user asked you to forget something. You erased what you remembered about: {}. Confirm that you forgot {}; do not guess or repeat the old value.",
-                    named.join("; "),
+                    "The user asked you to forget {}: it is erased from memory. Confirm that; do not repeat the old value.",
                     named.join(" and ")
                 ));
             }
@@ -472,7 +475,7 @@ impl MemoryServices {
                         entry["in_prompt"] = json!(false);
                     }
                 }
-                if let Some(line) = state_line(&state) {
+                if let Some(line) = state_line(&state, asks(user_text)) {
                     lines.push(line);
                 }
             }
@@ -837,18 +840,58 @@ pub fn focus_state(mut state: Vec<StateFact>) -> Vec<StateFact> {
     state
 }
 
-/// The memory-state line of the prompt: one plain sentence per fact, then the instruction.
-pub fn state_line(state: &[StateFact]) -> Option<String> {
+/// The memory-state line of the prompt: one plain sentence per fact, then, when the user
+/// asks something ([`asks`]), the instruction to answer with them. Measured with the
+/// default 135M model on the horizon questions, this wording placed after the question is
+/// answered from 56/56 times, against 53/56 without the instruction and 17/28 for the
+/// former bulleted list of stored statements placed before the question.
+pub fn state_line(state: &[StateFact], asks: bool) -> Option<String> {
     if state.is_empty() {
         return None;
     }
     let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
-    let instruction = if facts.len() == 1 {
-        "If the user asks about it, answer with it."
-    } else {
-        "If the user asks about them, answer with them."
-    };
-    Some(format!("From memory: {} {instruction}", facts.join(" ")))
+    let mut line = facts.join(" ");
+    if asks {
+        line.push_str(if facts.len() == 1 {
+            " Answer with it."
+        } else {
+            " Answer with them."
+        });
+    }
+    Some(line)
+}
+
+/// Whether the user's text asks for something (a question, or a request such as "tell me
+/// …" or "remind me …") rather than stating it.
+pub fn asks(text: &str) -> bool {
+    const OPENINGS: &[&str] = &[
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "where",
+        "when",
+        "which",
+        "how",
+        "why",
+        "do you",
+        "did i",
+        "can you",
+        "could you",
+        "tell me",
+        "remind me",
+        "show me",
+        "give me",
+        "list",
+        "recall",
+    ];
+    let lower = text.trim().to_lowercase();
+    lower.ends_with('?')
+        || OPENINGS.iter().any(|opening| {
+            lower
+                .strip_prefix(opening)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ',', '\'']))
+        })
 }
 
 /// A cell as one sentence in the third person, built from its κ and value rather than the
@@ -857,7 +900,7 @@ pub fn state_line(state: &[StateFact]) -> Option<String> {
 /// of other subjects keep their stored statement.
 pub fn render_fact(content: &engram_memory::CellContent) -> String {
     let facet = content.facet.replace('_', " ");
-    let value = content.value.raw.trim();
+    let value = display_value(content.value.raw.trim());
     let owner = match content.subject.strip_prefix("user.") {
         Some(owner) => format!("The user's {}'s", owner.replace('_', " ")),
         None if content.subject == "user" => "The user's".to_string(),
@@ -999,14 +1042,36 @@ fn correction_value(text: &str) -> Option<&str> {
     None
 }
 
-/// Capture plugins give typed values (`ip:10.0.0.7`); the store recognises shapes itself, so
-/// pass the bare value when the prefix names the shape the store would recognise anyway.
+/// Capture plugins give typed values (`ip:10.0.0.7`, `int:4417`); the store recognises
+/// shapes itself, so pass the bare value when the prefix names the shape the store would
+/// recognise anyway (the plugins' `int:`/`num:` are the store's `number:`).
 pub(crate) fn untyped(value: &str) -> &str {
     match value.split_once(':') {
-        Some((prefix, rest)) if engram_memory::TypedValue::parse(rest).shape.prefix() == prefix => {
-            rest
+        Some((prefix, rest)) => {
+            let shape = engram_memory::TypedValue::parse(rest).shape;
+            let same = shape.prefix() == prefix
+                || (matches!(prefix, "int" | "num") && shape == engram_memory::Shape::Number);
+            if same {
+                rest
+            } else {
+                value
+            }
         }
         _ => value,
+    }
+}
+
+/// A stored value as the model reads it: without the type prefix a capture plugin wrote
+/// and an older store kept as part of the text (`int:2006` → `2006`).
+fn display_value(raw: &str) -> &str {
+    const PREFIXES: &[&str] = &[
+        "int", "num", "number", "text", "ip", "email", "url", "date", "phone", "bool",
+    ];
+    match raw.split_once(':') {
+        Some((prefix, rest)) if PREFIXES.contains(&prefix) && !rest.trim().is_empty() => {
+            rest.trim()
+        }
+        _ => raw,
     }
 }
 
@@ -1048,6 +1113,10 @@ mod tests {
         assert_eq!(untyped("https://example.org"), "https://example.org");
         assert_eq!(untyped("ip:not an address"), "ip:not an address");
         assert_eq!(untyped("Lisbon"), "Lisbon");
+        assert_eq!(untyped("int:4417"), "4417");
+        assert_eq!(untyped("int:not a number"), "int:not a number");
+        assert_eq!(display_value("int:2006"), "2006");
+        assert_eq!(display_value("https://example.org"), "https://example.org");
     }
 
     #[test]
@@ -1110,6 +1179,13 @@ mod tests {
             "By the way, my build box's IP is 10.0.0.9",
         );
         assert_eq!(render_fact(&ip), "The user's build box's ip is 10.0.0.9.");
+        let port = content(
+            "user.laptop",
+            "port",
+            "int:2006",
+            "The port of my laptop is 2006",
+        );
+        assert_eq!(render_fact(&port), "The user's laptop's port is 2006.");
         let hobbies = content(
             "user",
             "hobbies",
@@ -1141,10 +1217,25 @@ mod tests {
         let judged = focus_state(vec![fact(0, false, 0.6), fact(1, false, 0.8)]);
         assert_eq!(judged.iter().map(|f| f.index).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(
-            state_line(&judged[..1]).unwrap(),
-            "From memory: fact 1 If the user asks about it, answer with it."
+            state_line(&judged[..1], true).unwrap(),
+            "fact 1 Answer with it."
         );
-        assert!(state_line(&[]).is_none());
+        assert_eq!(
+            state_line(&judged, true).unwrap(),
+            "fact 1 fact 0 Answer with them."
+        );
+        assert_eq!(state_line(&judged[..1], false).unwrap(), "fact 1");
+        assert!(state_line(&[], true).is_none());
+    }
+
+    #[test]
+    fn questions_and_requests_ask_statements_do_not() {
+        assert!(asks("What's the port of my laptop?"));
+        assert!(asks("Tell me my printer's nickname."));
+        assert!(asks("Remind me of my router's pin"));
+        assert!(!asks("My server's IP is 10.0.0.7."));
+        assert!(!asks("Whatever you say, my car is red."));
+        assert!(!asks("Actually, my server's ip is 10.0.0.9."));
     }
 
     #[test]

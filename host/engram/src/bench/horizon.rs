@@ -1,24 +1,35 @@
 //! `engram bench horizon`: how far memory carries a conversation without replaying it.
 //!
 //! The real server (`engram serve`, this binary, as a child process) is driven in no-replay
-//! mode: each turn the model sees only the system prompt, the rendered memory state and the
-//! latest user text. For each N (8, 16, 32, 64, 256, 1024 by default):
+//! mode: each turn the model sees only the system prompt, the latest user text and the
+//! rendered memory state. For each N (8, 16, 32, 64, 256, 1024 by default), one conversation:
 //!
 //! 1. **plant** N facts, one per turn, through the real capture path; facts are generated from
 //!    templates (64 owners × 16 properties, typed values) in many surface forms ("My server's
-//!    IP is …", "The IP of my server is …", "By the way, …", "Actually, …");
-//! 2. **update** every 8th fact with a new value and **forget** every 8th fact (offset 4);
-//! 3. **ask** about each fact with a paraphrased question (six question forms), sending the
-//!    whole transcript so the server can report what replaying it would have cost.
+//!    IP is …", "The IP of my server is …", "By the way, …", "FYI …");
+//! 2. **update** every 8th fact with a new value ("Actually, …", "Update: … is now …") and
+//!    **forget** every 8th fact (offset 4);
+//! 3. **ask** about each fact with a paraphrased question (six question forms).
+//!
+//! Every turn sends the whole transcript so far (with the assistant's real replies) plus the
+//! new text, as a client replaying the conversation would; the server answers from the
+//! memory state only and reports the prompt tokens it sent beside the prompt tokens the
+//! replayed transcript would have cost.
 //!
 //! Reported per N (fractions 0..1): `fact_in_prompt_recall` (the expected value is in the
-//! memory state the model saw), `answer_recall` (the answer contains it), `token_savings`
-//! (1 − prompt tokens sent / prompt tokens a transcript replay would send, over the
-//! questions), `stale_rate` (an updated fact answered or rendered with its old value),
-//! `leak_rate` (a forgotten value in the answer or the prompt). For N ≥ 256 the answers
-//! (which need generation) are sampled: 64 questions spread over the facts; prompt recall is
-//! taken on every fact. Every run but `--quick` also measures chat latency p99 with the
-//! heartbeat on vs off. `--json` prints one JSON object per N.
+//! memory state the model saw, as rendered), `answer_recall` (the answer contains it),
+//! `token_savings` (1 − Σ prompt tokens sent / Σ prompt tokens a transcript replay would
+//! send, over **every turn of the session** — plant, update, forget, ask — the seed's
+//! definition: its baseline is the cumulative cost of replaying the transcript at each
+//! turn), `question_token_savings` (the same over the ask turns only), `stale_rate` (an
+//! updated fact answered or rendered with its old value), `leak_rate` (a forgotten value in
+//! the answer or the prompt). Planting replies get 24 tokens up to N = 128 and one token
+//! above ([`FULL_REPLIES_UP_TO`]), which shortens the replayed transcript there (the savings
+//! are then an underestimate). For N ≥ 256 the answers (which need generation) are sampled:
+//! 64 questions spread over the facts plus every updated and forgotten one; prompt recall is
+//! taken on every fact. Every run but `--quick` also measures chat latency with the
+//! heartbeat on vs off (two servers, turns interleaved so load hits both). `--json` prints
+//! one JSON object per N.
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -281,14 +292,16 @@ fn user(text: &str) -> Value {
     json!({"role": "user", "content": text})
 }
 
-/// The texts the model saw as memory state this turn.
+/// The memory state the model saw this turn: each in-prompt memory as rendered into the
+/// prompt (`rendered`, or the stored `text` from a server that does not report it).
 fn in_prompt(reply: &Value) -> Vec<String> {
     reply["memory"]["recalled"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|m| m["in_prompt"].as_bool().unwrap_or(false))
-        .filter_map(|m| m["text"].as_str().map(str::to_lowercase))
+        .filter_map(|m| m["rendered"].as_str().or(m["text"].as_str()))
+        .map(str::to_lowercase)
         .collect()
 }
 
@@ -308,8 +321,13 @@ pub struct HorizonResult {
     pub fact_in_prompt_recall: f64,
     /// Answer contains the expected value.
     pub answer_recall: f64,
-    /// 1 − no-replay prompt tokens / replay prompt tokens (over the questions).
+    /// 1 − no-replay prompt tokens / replay prompt tokens, summed over every turn of the
+    /// session (plant, update, forget, ask).
     pub token_savings: f64,
+    /// The same over the ask turns only.
+    pub question_token_savings: f64,
+    /// (prompt tokens sent, prompt tokens a replaying client would send) over the session.
+    pub session_prompt_tokens: (u64, u64),
     /// Updated facts answered or rendered with their old value.
     pub stale_rate: f64,
     /// Forgotten facts whose value reached the answer or the prompt.
@@ -319,13 +337,18 @@ pub struct HorizonResult {
 }
 
 impl HorizonResult {
-    /// The JSON object `--json` prints (exactly the issue's keys).
+    /// The JSON object `--json` prints: the issue's keys (`n`, `fact_in_prompt_recall`,
+    /// `answer_recall`, `token_savings`, `stale_rate`, `leak_rate`) plus the per-question
+    /// savings and the session's token sums.
     pub fn to_json(&self) -> Value {
         json!({
             "n": self.n,
             "fact_in_prompt_recall": self.fact_in_prompt_recall,
             "answer_recall": self.answer_recall,
             "token_savings": self.token_savings,
+            "question_token_savings": self.question_token_savings,
+            "session_prompt_tokens": self.session_prompt_tokens.0,
+            "session_replay_prompt_tokens": self.session_prompt_tokens.1,
             "stale_rate": self.stale_rate,
             "leak_rate": self.leak_rate,
         })
@@ -335,33 +358,74 @@ impl HorizonResult {
 const NO_REPLAY: fn() -> Value = || json!({"recall": true, "capture": true, "no_replay": true});
 const SYSTEM: &str = "You are Engram. Answer in one short sentence, using the facts you remember.";
 
-/// Plant, update, forget and ask N facts on `server`.
+/// Tokens the assistant may reply with on a planting, update or forget turn: its real reply
+/// goes into the transcript a replaying client would resend. Above
+/// [`FULL_REPLIES_UP_TO`] facts the replies are cut to one token to keep the run short, which
+/// makes the replayed transcript shorter and the session savings an underestimate.
+const PLANT_REPLY_TOKENS: u32 = 24;
+/// Largest N whose planting turns get their full replies.
+pub const FULL_REPLIES_UP_TO: usize = 128;
+
+/// Prompt tokens sent and what replaying the transcript would have sent, summed over turns.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tokens {
+    sent: u64,
+    replay: u64,
+}
+
+impl Tokens {
+    fn add(&mut self, reply: &Value) {
+        let tokens = &reply["memory"]["tokens"];
+        self.sent += tokens["prompt_tokens"].as_u64().unwrap_or(0);
+        self.replay += tokens["replay_prompt_tokens"].as_u64().unwrap_or(0);
+    }
+
+    fn savings(&self) -> f64 {
+        if self.replay == 0 {
+            0.0
+        } else {
+            1.0 - self.sent as f64 / self.replay as f64
+        }
+    }
+}
+
+/// Plant, update, forget and ask N facts on `server`, as one conversation.
 fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
     let session = format!("horizon-{n}");
     let mut facts = facts(n);
     let mut transcript: Vec<Value> = vec![json!({"role": "system", "content": SYSTEM})];
-    let say = |text: String, transcript: &mut Vec<Value>| -> anyhow::Result<Value> {
-        // A no-replay client sends only the latest text.
-        let messages = vec![transcript[0].clone(), user(&text)];
-        let reply = turn(server, &session, messages, 1, NO_REPLAY())?;
+    let (mut session_tokens, mut question_tokens) = (Tokens::default(), Tokens::default());
+    // Every turn sends the whole transcript so far plus the new text, as a replaying client
+    // would; the server answers in no-replay mode (system prompt, latest user text, memory
+    // state) and reports both token counts. The assistant's real reply joins the transcript.
+    let mut say = |text: String, max_tokens: u32| -> anyhow::Result<Value> {
+        let mut messages = transcript.clone();
+        messages.push(user(&text));
+        let reply = turn(server, &session, messages, max_tokens, NO_REPLAY())?;
+        session_tokens.add(&reply);
         transcript.push(user(&text));
         transcript.push(json!({"role": "assistant", "content": answer_text(&reply)}));
         Ok(reply)
     };
+    let plant_tokens = if n <= FULL_REPLIES_UP_TO {
+        PLANT_REPLY_TOKENS
+    } else {
+        1
+    };
     for (i, fact) in facts.clone().iter().enumerate() {
         let form = PLANT_FORMS[i % PLANT_FORMS.len()];
-        say(fill(form, fact, &fact.value), &mut transcript)?;
+        say(fill(form, fact, &fact.value), plant_tokens)?;
     }
     for i in (0..n).step_by(8) {
         let new = value(kind_of(facts[i].facet), i, 1);
         let form = UPDATE_FORMS[(i / 8) % UPDATE_FORMS.len()];
-        say(fill(form, &facts[i], &new), &mut transcript)?;
+        say(fill(form, &facts[i], &new), plant_tokens)?;
         facts[i].old = Some(std::mem::replace(&mut facts[i].value, new));
     }
     for i in (4..n).step_by(8) {
         say(
             format!("Forget my {}'s {}.", facts[i].owner, facts[i].facet),
-            &mut transcript,
+            plant_tokens,
         )?;
         facts[i].forgotten = true;
     }
@@ -373,22 +437,11 @@ fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
     let (mut in_prompt_hits, mut kept) = (0usize, 0usize);
     let (mut answer_hits, mut answered) = (0usize, 0usize);
     let (mut stale, mut updated, mut leaks, mut forgotten) = (0usize, 0usize, 0usize, 0usize);
-    let (mut sent, mut replay) = (0u64, 0u64);
     for (i, fact) in facts.iter().enumerate() {
         let question = fill(QUESTION_FORMS[i % QUESTION_FORMS.len()], fact, "");
         let generate = i % step == 0 || fact.old.is_some() || fact.forgotten;
-        let mut messages = transcript.clone();
-        messages.push(user(&question));
-        let reply = turn(
-            server,
-            &format!("{session}-q"),
-            messages,
-            if generate { ANSWER_TOKENS } else { 1 },
-            NO_REPLAY(),
-        )?;
-        let tokens = &reply["memory"]["tokens"];
-        sent += tokens["prompt_tokens"].as_u64().unwrap_or(0);
-        replay += tokens["replay_prompt_tokens"].as_u64().unwrap_or(0);
+        let reply = say(question, if generate { ANSWER_TOKENS } else { 1 })?;
+        question_tokens.add(&reply);
         let state = in_prompt(&reply);
         let answer = if generate {
             answer_text(&reply)
@@ -426,35 +479,47 @@ fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
         n,
         fact_in_prompt_recall: frac(in_prompt_hits, kept),
         answer_recall: frac(answer_hits, answered),
-        token_savings: if replay == 0 {
-            0.0
-        } else {
-            1.0 - sent as f64 / replay as f64
-        },
+        token_savings: session_tokens.savings(),
+        question_token_savings: question_tokens.savings(),
+        session_prompt_tokens: (session_tokens.sent, session_tokens.replay),
         stale_rate: frac(stale, updated),
         leak_rate: frac(leaks, forgotten),
         answers: answered,
     })
 }
 
-/// Chat latency (ms per turn) over `turns` short conversations, with a pause between them
-/// long enough for an idle-gated heartbeat to run.
-fn latencies(server: &Server, turns: usize, pause: Duration) -> anyhow::Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(turns);
-    for i in 0..turns {
-        let fact = &facts(turns)[i];
-        let start = Instant::now();
-        turn(
-            server,
-            &format!("latency-{i}"),
-            vec![user(&fill(PLANT_FORMS[0], fact, &fact.value))],
-            8,
-            json!({"recall": true, "capture": true, "consolidate": true}),
-        )?;
-        out.push(start.elapsed().as_secs_f64() * 1e3);
-        std::thread::sleep(pause);
+/// Turns per server in the heartbeat on/off latency comparison.
+pub const LATENCY_TURNS: usize = 60;
+
+/// Chat latency (ms per turn) on each of `servers`, `turns` short conversations each, the
+/// servers taking turns; after each turn a pause long enough for an idle-gated heartbeat
+/// to run. Returns one list of samples per server.
+fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Result<Vec<Vec<f64>>> {
+    let mut out = vec![Vec::with_capacity(turns); servers.len()];
+    let planted = facts(turns);
+    for (i, fact) in planted.iter().enumerate() {
+        for (server, samples) in servers.iter().zip(out.iter_mut()) {
+            let start = Instant::now();
+            turn(
+                server,
+                &format!("latency-{i}"),
+                vec![user(&fill(PLANT_FORMS[0], fact, &fact.value))],
+                8,
+                json!({"recall": true, "capture": true, "consolidate": true}),
+            )?;
+            samples.push(start.elapsed().as_secs_f64() * 1e3);
+            std::thread::sleep(pause);
+        }
     }
     Ok(out)
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn p99(samples: &[f64]) -> f64 {
@@ -512,8 +577,9 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             answer = answer.with_target("≥ 0.95");
         }
         report.figures.push(answer);
+        let (sent, replay) = result.session_prompt_tokens;
         let mut savings = Figure::alone(
-            &format!("N={n} token savings vs transcript"),
+            &format!("N={n} token savings vs transcript, session ({sent} / {replay} tokens)"),
             "fraction",
             Better::Higher,
             one(result.token_savings)?,
@@ -522,6 +588,12 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             savings = savings.with_target("≥ 0.975");
         }
         report.figures.push(savings);
+        report.figures.push(Figure::alone(
+            &format!("N={n} token savings vs transcript, ask turns only"),
+            "fraction",
+            Better::Higher,
+            one(result.question_token_savings)?,
+        ));
         report.figures.push(
             Figure::alone(
                 &format!("N={n} stale after update"),
@@ -542,39 +614,58 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         );
     }
     if !ctx.quick {
-        // Heartbeat on vs off: the same turns, paced so the heartbeat runs between them.
-        let turns = 40;
+        // Heartbeat on vs off: two servers side by side, turns alternating between them
+        // (off, on, off, on, …) so a change of machine load hits both alike; each pause is
+        // long enough for the idle-gated heartbeat to consolidate the turn before the next.
+        let turns = LATENCY_TURNS;
         let pause = Duration::from_millis(700);
-        let mut p = Vec::new();
-        for args in [
-            &[][..],
+        let (off_dir, on_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let off = Server::start(ctx, off_dir.path(), &[])?;
+        let on = Server::start(
+            ctx,
+            on_dir.path(),
             &[
                 "--heartbeat-interval-ms",
                 "100",
                 "--heartbeat-idle-ms",
                 "300",
-            ][..],
-        ] {
-            let data = tempfile::tempdir()?;
-            let server = Server::start(ctx, data.path(), args)?;
-            let samples = latencies(&server, turns, pause);
-            server.0.stop()?;
-            p.push(p99(&samples?));
-        }
+            ],
+        )?;
+        let load_before = load_average();
+        let samples = latencies(&[&off, &on], turns, pause);
+        let load_after = load_average();
+        off.0.stop()?;
+        on.0.stop()?;
+        let mut samples = samples?.into_iter();
+        let (off_ms, on_ms) = (
+            samples.next().unwrap_or_default(),
+            samples.next().unwrap_or_default(),
+        );
+        let summary = |ms: &[f64]| Summary::of(ms).context("no latency samples");
         report.figures.push(
             Figure::against(
-                &format!("chat latency p99, heartbeat on ({turns} turns)"),
+                &format!("chat latency, heartbeat on ({turns} turns each, interleaved)"),
                 "ms",
                 Better::Lower,
-                Summary::of(&[p[1]]).context("no samples")?,
+                summary(&on_ms)?,
                 "heartbeat off",
-                Summary::of(&[p[0]]).context("no samples")?,
+                summary(&off_ms)?,
             )
-            .with_target("within 10% of off"),
+            .with_target("p99 within 10% of off"),
         );
+        report.notes.push(format!(
+            "heartbeat latency: p99 on {:.0} ms vs off {:.0} ms (on/off {:.3}); load average \
+             {load_before} before, {load_after} after",
+            p99(&on_ms),
+            p99(&off_ms),
+            p99(&on_ms) / p99(&off_ms)
+        ));
     }
     report.notes.push(
         "no-replay mode through `engram serve`; facts planted through the capture plugin; \
+         every turn sends the transcript so far, so the server reports what replaying it would \
+         cost (session savings: all turns; ask-turn savings: questions only); planting replies \
+         get 24 tokens up to N = 128 and 1 token above (shorter transcript: an underestimate); \
          at N > 128 answers are generated for a sample of 64 questions (plus every updated \
          and forgotten fact), prompt recall is taken on all"
             .into(),
