@@ -84,6 +84,11 @@ for line in sys.stdin:
     strip -o "$STAGE/a/gpu_parity" "$exe" || die "strip failed"
     strip -o "$STAGE/b/engram" target/release/engram || die "strip failed"
     xz -T0 -6 "$STAGE/a/gpu_parity" "$STAGE/b/engram" || die "xz failed"
+    # Prebuilt PTX for the H200 (compute_90): used there if its NVRTC is missing or fails.
+    local ptx="$STAGE/ptx"
+    cargo run -q -p engram-cuda --example prebuild_ptx -- "$ptx" compute_90 >/dev/null || die "prebuilding PTX failed"
+    tar -cf "$STAGE/a/ptx.tar" -C "$ptx" . || die "tar failed"
+    rm -rf "$ptx"
     head -c "$PART_A_BYTES" "models/$MODEL" >"$STAGE/a/model.part"
     tail -c +"$((PART_A_BYTES + 1))" "models/$MODEL" >"$STAGE/b/model.part"
     for part in a b; do
@@ -133,8 +138,14 @@ unxz_to() {
 }
 
 # Makes the driver and NVRTC loadable by name for cudarc (built against CUDA 12.8 names:
-# it tries libnvrtc.so and libnvrtc.so.12, while a CUDA 13 machine has libnvrtc.so.13).
+# it tries libnvrtc.so and libnvrtc.so.12, while a CUDA 13 machine has libnvrtc.so.13). Without
+# NVRTC, or when stage-a found it failing ($STAGE/use-prebuilt), the kernels load from the
+# PTX prebuilt by `prepare` (ENGRAM_PTX_DIR).
 gpu_env() {
+    local ptx=/tmp/engram-ptx
+    if [ ! -d "$ptx" ] && [ -f "$STAGE/a/ptx.tar" ]; then
+        mkdir -p "$ptx" && tar -xf "$STAGE/a/ptx.tar" -C "$ptx"
+    fi
     local libs=/tmp/engram-gpu-libs
     mkdir -p "$libs"
     local extra="$libs"
@@ -150,7 +161,14 @@ gpu_env() {
         extra="$extra:$(dirname "$nvrtc")"
         echo "NVRTC: $nvrtc"
     else
-        echo "NVRTC: none found under /usr/local /opt /usr/lib (the kernels cannot compile)"
+        echo "NVRTC: none found under /usr/local /opt /usr/lib"
+    fi
+    if [ -z "$nvrtc" ] || [ -f "$STAGE/use-prebuilt" ]; then
+        export ENGRAM_PTX_DIR="$ptx"
+        echo "kernels: prebuilt PTX from $ptx (compute_90, compiled by NVRTC 12.8 where prepared)"
+    else
+        unset ENGRAM_PTX_DIR
+        echo "kernels: compiled by this machine's NVRTC at first use"
     fi
     export LD_LIBRARY_PATH="$extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export ENGRAM_CHECKOUT="$root"
@@ -169,9 +187,17 @@ stage_a() {
         mkdir -p "$STAGE/bin"
         unxz_to "$STAGE/a/gpu_parity.xz" "$STAGE/bin/gpu_parity"
         echo "== model-free GPU tests (the rest run in call 2)"
-        timeout 200 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture \
-            exact_islands_equal_engram_exact_bit_for_bit device_selection_never_panics
-        echo "stage-a exit $?"
+        local tests=(exact_islands_equal_engram_exact_bit_for_bit device_selection_never_panics)
+        timeout 200 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture "${tests[@]}" 2>&1 | tee /tmp/engram-stage-a.txt
+        echo "stage-a exit ${PIPESTATUS[0]}"
+        if [ -z "${ENGRAM_PTX_DIR:-}" ] && grep -qE 'NVRTC|compiling a kernel|PTX' /tmp/engram-stage-a.txt &&
+            grep -qE 'FAILED|panicked' /tmp/engram-stage-a.txt; then
+            echo "== this machine's NVRTC failed: again with the prebuilt PTX (call 2 will use it too)"
+            touch "$STAGE/use-prebuilt"
+            export ENGRAM_PTX_DIR=/tmp/engram-ptx
+            timeout 200 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture "${tests[@]}"
+            echo "stage-a (prebuilt PTX) exit $?"
+        fi
     } 2>&1 | tee "$log"
 }
 
@@ -212,7 +238,7 @@ run_all() {
     rc=$?
     note "check-reference --device cuda: exit $rc"
     grep -E '^(PASS|FAIL)' "$OUT/check-reference.txt" >>"$summary"
-    [ "$rc" -eq 0 ] || tail -3 "$OUT/check-reference.txt" >>"$summary"
+    [ "$rc" -eq 0 ] || grep -m3 -iE '^error|no GPU|CUDA' "$OUT/check-reference.txt" >>"$summary"
 
     echo "== engram bench engine --device cuda"
     rm -f artifacts/bench/engine.json

@@ -191,22 +191,43 @@ impl std::fmt::Debug for CudaOps {
     }
 }
 
-/// Compiles (or reads from the PTX cache) the kernel files named in `entry_points` for the
-/// device's architecture, loads them into `ctx` and returns their entry points by name.
+/// Compiles (or reads from the PTX cache, or from the prebuilt PTX of `$ENGRAM_PTX_DIR`) the
+/// kernel files named in `entry_points` for the device's architecture, loads them into `ctx`
+/// and returns their entry points by name.
 pub(crate) fn load_functions(
     ctx: &Arc<CudaContext>,
     info: &GpuInfo,
     entry_points: &[(&str, &[&'static str])],
     opts: &CudaOptions,
 ) -> Result<HashMap<&'static str, CudaFunction>> {
-    loader::ensure_nvrtc(opts.nvrtc_search_from.as_deref())?;
-    let nvrtc = loader::nvrtc_version()?;
     let arch = info.arch();
+    let prebuilt_dir = std::env::var_os(kernels::PTX_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    // NVRTC is opened at the first kernel that has no prebuilt PTX.
+    let mut nvrtc = None;
     let mut functions = HashMap::new();
     for (file, names) in entry_points {
         let src = kernels::source(file)
             .ok_or_else(|| CudaError::Unsupported(format!("missing kernel file {file}")))?;
-        let ptx = kernels::ptx_cached(src, &arch, nvrtc, opts.ptx_cache.as_deref())?;
+        let ptx = match prebuilt_dir
+            .as_deref()
+            .and_then(|d| kernels::prebuilt(src, &arch, d))
+        {
+            Some(ptx) => ptx,
+            None => {
+                let version = match nvrtc {
+                    Some(v) => v,
+                    None => {
+                        loader::ensure_nvrtc(opts.nvrtc_search_from.as_deref())?;
+                        let v = loader::nvrtc_version()?;
+                        nvrtc = Some(v);
+                        v
+                    }
+                };
+                kernels::ptx_cached(src, &arch, version, opts.ptx_cache.as_deref())?
+            }
+        };
         let module = contain("loading a kernel module", || {
             ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
                 .map_err(|e| CudaError::driver("loading a kernel module", e))

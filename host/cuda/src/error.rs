@@ -29,7 +29,7 @@ pub enum CudaError {
         detail: String,
     },
     /// NVRTC (`libnvrtc`) could not be found.
-    #[error("NVRTC (libnvrtc) not found (searched the loader path and: {searched:?}); install the CUDA toolkit, or `pip install nvidia-cuda-nvrtc-cu12` into .venv (scripts/setup-ci.sh does), or set ENGRAM_NVRTC to its lib folder")]
+    #[error("NVRTC (libnvrtc) not found (searched the loader path and: {searched:?}); install the CUDA toolkit, or `pip install nvidia-cuda-nvrtc-cu12` into .venv (scripts/setup-ci.sh does), or set ENGRAM_NVRTC to its lib folder (or ENGRAM_PTX_DIR to a folder of prebuilt PTX: `cargo run -p engram-cuda --example prebuild_ptx`)")]
     NvrtcMissing {
         /// Folders and files searched besides the loader path.
         searched: Vec<PathBuf>,

@@ -1,5 +1,10 @@
 //! The CUDA C sources of `kernels/`, compiled by NVRTC at first use and cached as PTX by
 //! content hash and target architecture.
+//!
+//! A machine without a usable NVRTC can load PTX prebuilt elsewhere instead: a folder named by
+//! `$ENGRAM_PTX_DIR` ([`PTX_DIR_ENV`]) holding [`write_prebuilt`]'s files (the example
+//! `prebuild_ptx` writes them; scripts/gpu-check.sh carries them to a lent GPU). Each file is
+//! keyed by the hash of its translation unit, so a changed kernel never loads a stale file.
 
 use crate::error::{contain, CudaError, Result};
 use sha2::{Digest, Sha256};
@@ -94,6 +99,57 @@ pub fn compile(src: &KernelSource, arch: &str) -> Result<String> {
             }),
         }
     })
+}
+
+/// Environment variable naming a folder of prebuilt PTX ([`write_prebuilt`]); a kernel found
+/// there is loaded without NVRTC.
+pub const PTX_DIR_ENV: &str = "ENGRAM_PTX_DIR";
+
+/// The first 16 bytes of SHA-256 over `parts`, separated by NUL bytes, in hex.
+fn hash_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0]);
+        }
+        h.update(p);
+    }
+    let d = h.finalize();
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// File name of the prebuilt PTX of `src` for `arch`: `<stem>-<arch>-prebuilt-<unit hash>.ptx`.
+pub fn prebuilt_name(src: &KernelSource, arch: &str) -> String {
+    let stem = src.file.trim_end_matches(".cu");
+    let key = hash_hex(&[unit(src).as_bytes(), arch.as_bytes()]);
+    format!("{stem}-{arch}-prebuilt-{key}.ptx")
+}
+
+/// The prebuilt PTX of `src` for `arch` in `dir`, if that folder holds it for exactly this
+/// source.
+pub fn prebuilt(src: &KernelSource, arch: &str, dir: &Path) -> Option<String> {
+    let path = dir.join(prebuilt_name(src, arch));
+    let text = std::fs::read_to_string(&path).ok()?;
+    tracing::debug!(path = %path.display(), "prebuilt PTX");
+    Some(text)
+}
+
+/// Compiles every file of [`SOURCES`] for `arch` into `dir` under [`prebuilt_name`] (NVRTC
+/// must be loadable); returns the files written.
+pub fn write_prebuilt(dir: &Path, arch: &str) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for src in SOURCES {
+        let ptx = compile(src, arch)?;
+        let path = dir.join(prebuilt_name(src, arch));
+        let io = |source| CudaError::Cache {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::write(&path, ptx).map_err(io)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// The cache key of one file for one architecture and NVRTC version: SHA-256 of all three

@@ -134,3 +134,33 @@ fn ptx_cache_is_keyed_by_content_and_arch() {
         kernels::cache_key(src, "compute_90", nv)
     );
 }
+
+#[test]
+fn prebuilt_ptx_is_keyed_by_source_and_arch() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = kernels::write_prebuilt(dir.path(), "compute_90").expect("prebuild");
+    assert_eq!(files.len(), SOURCES.len(), "one file per kernel source");
+    for src in SOURCES {
+        let ptx = kernels::prebuilt(src, "compute_90", dir.path()).expect("prebuilt PTX found");
+        assert!(
+            ptx.contains(".target sm_90"),
+            "{}: PTX for the wrong target",
+            src.file
+        );
+        assert!(
+            kernels::prebuilt(src, "compute_80", dir.path()).is_none(),
+            "{}: another architecture must not match",
+            src.file
+        );
+    }
+    // A changed source does not load the old file.
+    let norm = kernels::source("norm.cu").expect("norm.cu");
+    let edited = kernels::KernelSource {
+        file: norm.file,
+        text: "// edited\n",
+    };
+    assert!(kernels::prebuilt(&edited, "compute_90", dir.path()).is_none());
+}
