@@ -18,7 +18,8 @@
 # HOW TO RUN IT (a session whose task is lent a GPU; `status` says can_start_another: true):
 #   1. Here, in the checkout:   scripts/gpu-check.sh prepare
 #      builds `cargo build --release -p engram` and the gpu_parity test binary, and stages
-#      target/gpu-check/a (first half of the model + the test binary) and target/gpu-check/b
+#      target/gpu-check/a (first 50 MiB of the model, the test binary, compute_90 PTX prebuilt
+#      by this machine's NVRTC as a fallback) and target/gpu-check/b
 #      (second half + the engram binary), each under the tool's 64 MiB. Commit or keep the
 #      working tree as it is afterwards: the binaries must match the tree that travels.
 #   2. Device call 1 (starts the machine; runs the model-free GPU tests):
