@@ -78,15 +78,100 @@ pub fn act_to_f32(raw: i32) -> f32 {
     raw as f32 * (1.0 / 65536.0)
 }
 
-fn to_act(src: &[f32], dst: &mut [i32]) {
+/// [`f32_to_act`] over a slice (scalar reference).
+fn to_act_scalar(src: &[f32], dst: &mut [i32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = f32_to_act(s);
     }
 }
 
-fn to_f32(src: &[i32], dst: &mut [f32]) {
+/// [`act_to_f32`] over a slice (scalar reference).
+fn to_f32_scalar(src: &[i32], dst: &mut [f32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = act_to_f32(s);
+    }
+}
+
+/// Whether the AVX2 conversions run (same CPU check and scalar switches as the dot kernels).
+fn simd_conversions(kernel: Kernel) -> bool {
+    kernel.uses_avx2()
+}
+
+/// `f32 → Q15.16` over a slice: [`f32_to_act`] per element, with AVX2 when `kernel` uses it
+/// (the same bits: see [`avx2::to_act`]).
+pub fn f32s_to_act(kernel: Kernel, src: &[f32], dst: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_conversions(kernel) {
+        // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
+        return unsafe { avx2::to_act(src, dst) };
+    }
+    let _ = kernel;
+    to_act_scalar(src, dst)
+}
+
+/// `Q15.16 → f32` over a slice: [`act_to_f32`] per element, with AVX2 when `kernel` uses it.
+pub fn acts_to_f32(kernel: Kernel, src: &[i32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_conversions(kernel) {
+        // SAFETY: `uses_avx2` checked at run time that the CPU supports AVX2.
+        return unsafe { avx2::to_f32(src, dst) };
+    }
+    let _ = kernel;
+    to_f32_scalar(src, dst)
+}
+
+/// AVX2 versions of the conversions, bit-identical to the scalar ones.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// [`super::f32_to_act`] eight at a time: `x·2^16` (exact) converted by `cvtps2dq`, which
+    /// rounds to nearest, ties to even, under the default rounding mode Rust programs run in —
+    /// the scalar function's rounding. Where it differs from the scalar saturating cast (it
+    /// returns `i32::MIN` for NaN and for values at or above `2^31`) the lanes are fixed: NaN to
+    /// 0, `>= 2^31` to `i32::MAX`; values at or below `−2^31` give `i32::MIN` in both.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn to_act(src: &[f32], dst: &mut [i32]) {
+        let n = src.len().min(dst.len());
+        let full = n / 8 * 8;
+        let scale = _mm256_set1_ps(65536.0);
+        let top = _mm256_set1_ps(2_147_483_648.0);
+        let max = _mm256_set1_epi32(i32::MAX);
+        for i in (0..full).step_by(8) {
+            // SAFETY: i + 8 <= n, both slices hold n elements; unaligned loads and stores.
+            unsafe {
+                let y = _mm256_mul_ps(_mm256_loadu_ps(src.as_ptr().add(i)), scale);
+                let r = _mm256_cvtps_epi32(y);
+                let big = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(y, top));
+                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(y, y));
+                let r = _mm256_andnot_si256(nan, _mm256_blendv_epi8(r, max, big));
+                _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), r);
+            }
+        }
+        super::to_act_scalar(&src[full..n], &mut dst[full..n]);
+    }
+
+    /// [`super::act_to_f32`] eight at a time (`cvtdq2ps` rounds to nearest even, then an exact
+    /// power-of-two scaling).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn to_f32(src: &[i32], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let full = n / 8 * 8;
+        let scale = _mm256_set1_ps(1.0 / 65536.0);
+        for i in (0..full).step_by(8) {
+            // SAFETY: i + 8 <= n, both slices hold n elements; unaligned loads and stores.
+            unsafe {
+                let v = _mm256_cvtepi32_ps(_mm256_loadu_si256(src.as_ptr().add(i).cast()));
+                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_mul_ps(v, scale));
+            }
+        }
+        super::to_f32_scalar(&src[full..n], &mut dst[full..n]);
     }
 }
 
@@ -216,6 +301,10 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
+/// Cache elements (positions × K/V row) below which attention converts the cache to Q15.16
+/// on the calling thread rather than in a pool job.
+const PARALLEL_CONVERT: usize = 1 << 18;
+
 /// Rows of weights processed together per token in prefill (keeps them in L1).
 const ROW_TILE: usize = 16;
 
@@ -310,52 +399,105 @@ impl ExactOps {
     }
 }
 
-impl Ops for ExactOps {
-    fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
-        let (k, m) = (w.cols, w.rows);
+/// Most weights one [`ExactOps::matmuls`] job takes.
+const MAX_FUSED: usize = 4;
+
+impl ExactOps {
+    /// `outs[i] = ws[i] · x` in one parallel job: the input is converted and quantized once,
+    /// and the rows of every weight are handed out as pieces of one job (whole eight-row tiles
+    /// for one token). Each output element is computed by one kernel call whatever the split,
+    /// so the bits do not depend on it.
+    fn matmuls(&self, ws: &[&Weight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+        assert_eq!(ws.len(), outs.len(), "one output per weight");
+        if ws.len() > MAX_FUSED {
+            let (wa, wb) = ws.split_at(MAX_FUSED);
+            let (oa, ob) = outs.split_at_mut(MAX_FUSED);
+            self.matmuls(wa, x, n, oa);
+            self.matmuls(wb, x, n, ob);
+            return;
+        }
+        let Some(first) = ws.first() else { return };
+        let k = first.cols;
         assert_eq!(x.len(), n * k, "matmul input shape");
-        assert_eq!(out.len(), n * m, "matmul output shape");
-        let ew = self.weight(w);
-        let mat = &ew.matrix;
+        let mut mats: [Option<Arc<ExactWeight>>; MAX_FUSED] = Default::default();
+        let mut outp = [SharedMut(std::ptr::null_mut::<f32>()); MAX_FUSED];
+        for (i, (w, o)) in ws.iter().zip(outs.iter_mut()).enumerate() {
+            assert_eq!(w.cols, k, "fused matmuls share their input");
+            assert_eq!(o.len(), n * w.rows, "matmul output shape");
+            mats[i] = Some(self.weight(w));
+            outp[i] = SharedMut(o.as_mut_ptr());
+        }
         let nb = k / engram_exact::quant::QK;
         let mut guard = self.mat.lock().unwrap_or_else(|e| e.into_inner());
         let MatBuf { act, q8 } = &mut *guard;
         let act = fit(act, k);
         let q8 = fit(q8, n * nb);
         for (t, xq) in q8.chunks_exact_mut(nb).enumerate() {
-            to_act(&x[t * k..(t + 1) * k], act);
+            f32s_to_act(self.kernel, &x[t * k..(t + 1) * k], act);
             quantize_act(act, xq).expect("activation row is block aligned");
         }
         let q8: &[Q8Block] = q8;
         let kernel = self.kernel;
-        let o = SharedMut(out.as_mut_ptr());
-        let chunk = if n == 1 {
-            // Multiples of 8 rows: the exact kernels work in eight-row tiles.
-            (m / (8 * self.pool.n_threads())).clamp(16, 256).next_multiple_of(8)
-        } else {
-            64
-        };
-        self.pool.for_chunks(m, chunk, &|rows| {
+        // Pieces (weight, rows): multiples of 8 rows for one token (the exact kernels work in
+        // eight-row tiles), 64 rows for several.
+        let nt = self.pool.n_threads();
+        let mut pieces = [(0u8, 0u32, 0u32); 1024];
+        let mut n_pieces = 0;
+        for (wi, w) in ws.iter().enumerate() {
+            let m = w.rows;
+            let chunk = if n == 1 {
+                (m / (8 * nt)).clamp(16, 256).next_multiple_of(8)
+            } else {
+                64
+            };
+            let chunk = chunk.max(m.div_ceil(pieces.len() / MAX_FUSED).next_multiple_of(8));
+            let mut r0 = 0;
+            while r0 < m {
+                let r1 = (r0 + chunk).min(m);
+                pieces[n_pieces] = (wi as u8, r0 as u32, r1 as u32);
+                n_pieces += 1;
+                r0 = r1;
+            }
+        }
+        let pieces = &pieces[..n_pieces];
+        let mats = &mats;
+        self.pool.for_chunks(n_pieces, 1, &|range| {
             SCRATCH.with(|cell| {
                 let mut s = cell.borrow_mut();
-                let tile = if n == 1 { rows.len() } else { ROW_TILE };
-                let tmp = fit(&mut s.0, tile);
-                let mut r0 = rows.start;
-                while r0 < rows.end {
-                    let r1 = (r0 + tile).min(rows.end);
-                    let tmp = &mut tmp[..r1 - r0];
-                    for t in 0..n {
-                        mat.matvec_rows(r0..r1, &q8[t * nb..(t + 1) * nb], tmp, kernel)
-                            .expect("matvec shapes checked above");
-                        // SAFETY: rows r0..r1 of token t are written by exactly this thread;
-                        // in bounds by the asserts above.
-                        let dst = unsafe { std::slice::from_raw_parts_mut(o.ptr().add(t * m + r0), r1 - r0) };
-                        to_f32(tmp, dst);
+                for &(wi, r0, r1) in &pieces[range] {
+                    let mat = &mats[wi as usize].as_ref().expect("set above").matrix;
+                    let (rows, m) = (r0 as usize..r1 as usize, mat.rows());
+                    let o = outp[wi as usize];
+                    let tile = if n == 1 { rows.len() } else { ROW_TILE };
+                    let tmp = fit(&mut s.0, tile);
+                    let mut a = rows.start;
+                    while a < rows.end {
+                        let b = (a + tile).min(rows.end);
+                        let tmp = &mut tmp[..b - a];
+                        for t in 0..n {
+                            mat.matvec_rows(a..b, &q8[t * nb..(t + 1) * nb], tmp, kernel)
+                                .expect("matvec shapes checked above");
+                            // SAFETY: rows a..b of token t of this output are written by
+                            // exactly this piece; in bounds by the asserts above.
+                            let dst = unsafe { std::slice::from_raw_parts_mut(o.ptr().add(t * m + a), b - a) };
+                            acts_to_f32(kernel, tmp, dst);
+                        }
+                        a = b;
                     }
-                    r0 = r1;
                 }
             });
         });
+        drop(guard);
+    }
+}
+
+impl Ops for ExactOps {
+    fn matmul(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32]) {
+        self.matmuls(&[w], x, n, &mut [out]);
+    }
+
+    fn matmul_many(&self, ws: &[&Weight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+        self.matmuls(ws, x, n, outs);
     }
 
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -365,11 +507,11 @@ impl Ops for ExactOps {
         let mut guard = self.elem.lock().unwrap_or_else(|e| e.into_inner());
         let ElemBuf { a, b, c } = &mut *guard;
         let (wq, xi, oi) = (fit(a, d), fit(b, d), fit(c, d));
-        to_act(weight, wq);
+        f32s_to_act(self.kernel, weight, wq);
         for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            to_act(xr, xi);
+            f32s_to_act(self.kernel, xr, xi);
             engram_exact::rms_norm(xi, wq, eps_q32, oi).expect("RMSNorm row lengths match");
-            to_f32(oi, or);
+            acts_to_f32(self.kernel, oi, or);
         }
     }
 
@@ -399,13 +541,13 @@ impl Ops for ExactOps {
             let p = pos0 + t;
             let (cos, sin) = (&rc.cos[p * half..(p + 1) * half], &rc.sin[p * half..(p + 1) * half]);
             for head in xr.chunks_exact_mut(head_dim) {
-                to_act(head, h);
+                f32s_to_act(self.kernel, head, h);
                 match layout {
                     RopeLayout::Adjacent => rope_adjacent(h, cos, sin),
                     RopeLayout::Halves => rope_neox(h, cos, sin),
                 }
                 .expect("RoPE head holds d elements");
-                to_f32(h, head);
+                acts_to_f32(self.kernel, h, head);
             }
         }
     }
@@ -414,7 +556,8 @@ impl Ops for ExactOps {
         assert_eq!(gate.len(), up.len(), "SwiGLU gate and up lengths");
         // Elementwise, so any split over the threads gives the same bits.
         let gp = SharedMut(gate.as_mut_ptr());
-        self.pool.for_chunks(gate.len(), 512, &|r| {
+        let chunk = gate.len().div_ceil(self.pool.n_threads()).next_multiple_of(64).max(512);
+        self.pool.for_chunks(gate.len(), chunk, &|r| {
             ELEM_SCRATCH.with(|cell| {
                 let mut guard = cell.borrow_mut();
                 let (a, b, c) = &mut *guard;
@@ -422,10 +565,10 @@ impl Ops for ExactOps {
                 let (g, u, o) = (fit(a, n), fit(b, n), fit(c, n));
                 // SAFETY: each thread reads and writes only its own range of `gate`.
                 let gate = unsafe { std::slice::from_raw_parts_mut(gp.ptr().add(r.start), n) };
-                to_act(gate, g);
-                to_act(&up[r], u);
+                f32s_to_act(self.kernel, gate, g);
+                f32s_to_act(self.kernel, &up[r], u);
                 engram_exact::swiglu(g, u, o).expect("gate and up have the same length");
-                to_f32(o, gate);
+                acts_to_f32(self.kernel, o, gate);
             });
         });
     }
@@ -440,7 +583,11 @@ impl Ops for ExactOps {
         let mut guard = self.attn.lock().unwrap_or_else(|e| e.into_inner());
         let AttnBuf { k, v } = &mut *guard;
         let (kc, vc) = (fit(k, ctx * kv_row), fit(v, ctx * kv_row));
-        {
+        if ctx * kv_row < PARALLEL_CONVERT {
+            // Small caches: one pass here is cheaper than a pool job.
+            f32s_to_act(self.kernel, &k_cache[..ctx * kv_row], kc);
+            f32s_to_act(self.kernel, &v_cache[..ctx * kv_row], vc);
+        } else {
             let (kp, vp) = (SharedMut(kc.as_mut_ptr()), SharedMut(vc.as_mut_ptr()));
             self.pool.for_ranges(ctx, &|r| {
                 let (a, b) = (r.start * kv_row, r.end * kv_row);
@@ -451,8 +598,8 @@ impl Ops for ExactOps {
                         std::slice::from_raw_parts_mut(vp.ptr().add(a), b - a),
                     )
                 };
-                to_act(&k_cache[a..b], kd);
-                to_act(&v_cache[a..b], vd);
+                f32s_to_act(self.kernel, &k_cache[a..b], kd);
+                f32s_to_act(self.kernel, &v_cache[a..b], vd);
             });
         }
         let (kc, vc): (&[i32], &[i32]) = (kc, vc);
@@ -468,7 +615,7 @@ impl Ops for ExactOps {
                     let (t, h) = (job / s.n_head, job % s.n_head);
                     let kvh = h / group;
                     let n_ctx = s.pos0 + t + 1;
-                    to_act(&q[t * q_row + h * hd..t * q_row + (h + 1) * hd], qh);
+                    f32s_to_act(self.kernel, &q[t * q_row + h * hd..t * q_row + (h + 1) * hd], qh);
                     attend(
                         qh,
                         &kc[kvh * hd..],
@@ -482,7 +629,7 @@ impl Ops for ExactOps {
                     .expect("attention shapes are consistent");
                     // SAFETY: each (t, h) slice of `out` is written by exactly one thread.
                     let dst = unsafe { std::slice::from_raw_parts_mut(o.ptr().add(t * q_row + h * hd), hd) };
-                    to_f32(acc, dst);
+                    acts_to_f32(self.kernel, acc, dst);
                 }
             });
         });

@@ -200,3 +200,52 @@ fn fixed_point_conversions_round_to_nearest_even_and_saturate() {
         assert_eq!(act_to_f32(raw).to_bits(), engram_exact::fixed::act_to_f32_bits(raw));
     }
 }
+
+#[test]
+fn simd_conversions_equal_the_scalar_ones() {
+    use engram_engine::exact_ops::{act_to_f32, acts_to_f32, f32_to_act, f32s_to_act};
+    // Edges (saturation at ±2^15, ties, NaN, infinities, subnormals, signed zeros), then random
+    // bit patterns; lengths that leave a scalar tail.
+    let mut xs: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        32768.0,
+        -32768.0,
+        32767.999,
+        -32768.004,
+        0.5 / 65536.0,
+        1.5 / 65536.0,
+        -2.5 / 65536.0,
+        f32::MIN_POSITIVE,
+        1e-40,
+        f32::MAX,
+        f32::MIN,
+    ];
+    let mut s = 0x9E37_79B9u32;
+    for _ in 0..100_003 {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        xs.push(f32::from_bits(s));
+        xs.push(f32::from_bits(s & 0x87ff_ffff)); // magnitudes below 2^16
+    }
+    let (mut simd, mut scalar) = (vec![0i32; xs.len()], vec![0i32; xs.len()]);
+    f32s_to_act(Kernel::Auto, &xs, &mut simd);
+    f32s_to_act(Kernel::Scalar, &xs, &mut scalar);
+    for ((x, a), b) in xs.iter().zip(&simd).zip(&scalar) {
+        assert_eq!(*a, f32_to_act(*x), "SIMD f32 → Q15.16 of {x:e} ({:#x})", x.to_bits());
+        assert_eq!(a, b);
+    }
+    let raws: Vec<i32> = xs.iter().map(|x| x.to_bits() as i32).collect();
+    let (mut fa, mut fb) = (vec![0f32; raws.len()], vec![0f32; raws.len()]);
+    acts_to_f32(Kernel::Auto, &raws, &mut fa);
+    acts_to_f32(Kernel::Scalar, &raws, &mut fb);
+    for ((r, a), b) in raws.iter().zip(&fa).zip(&fb) {
+        assert_eq!(a.to_bits(), act_to_f32(*r).to_bits(), "SIMD Q15.16 → f32 of {r}");
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+}

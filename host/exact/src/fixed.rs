@@ -39,12 +39,12 @@ pub fn round_shift_i128(v: i128, s: u32) -> i128 {
     if s == 0 {
         return v;
     }
+    // Branch-free (the sign of activations is unpredictable): with m = 0 or −1 for the sign,
+    // |v| = (v ^ m) − m, and negating the rounded magnitude back is (r ^ m) − m.
     let half = 1i128 << (s - 1);
-    if v >= 0 {
-        (v + half) >> s
-    } else {
-        -((half - v) >> s)
-    }
+    let m = v >> 127;
+    let r = (((v ^ m) - m) + half) >> s;
+    (r ^ m) - m
 }
 
 /// [`round_shift_i128`] for `i64` (`v` must not be `i64::MIN`).
@@ -54,11 +54,9 @@ pub fn round_shift_i64(v: i64, s: u32) -> i64 {
         return v;
     }
     let half = 1i64 << (s - 1);
-    if v >= 0 {
-        (v + half) >> s
-    } else {
-        -((half - v) >> s)
-    }
+    let m = v >> 63;
+    let r = (((v ^ m) - m) + half) >> s;
+    (r ^ m) - m
 }
 
 /// Clamps an integer to the `i32` range (the saturation rule of every island's output).
@@ -235,6 +233,37 @@ mod tests {
                 let want = exact.abs().round() * exact.signum();
                 assert_eq!(round_shift_i64(v, s) as f64, want, "v={v} s={s}");
             }
+        }
+    }
+
+    /// The branch-free shifts equal the sign-branching definition (round the magnitude, ties
+    /// away from zero, restore the sign) on values of every magnitude.
+    #[test]
+    fn branch_free_round_shift_equals_the_definition() {
+        let mut rng = crate::test_rng::Rng::new(5);
+        for _ in 0..200_000 {
+            let bits = rng.below(62) as u32;
+            let v = (rng.next_u64() as i64) >> (63 - bits);
+            let s = rng.below(63) as u32;
+            let reference = |v: i128, s: u32| {
+                if s == 0 {
+                    return v;
+                }
+                let half = 1i128 << (s - 1);
+                if v >= 0 {
+                    (v + half) >> s
+                } else {
+                    -((half - v) >> s)
+                }
+            };
+            assert_eq!(
+                round_shift_i64(v, s) as i128,
+                reference(v as i128, s),
+                "v={v} s={s}"
+            );
+            let w = (v as i128) << rng.below(64);
+            let t = rng.below(127) as u32;
+            assert_eq!(round_shift_i128(w, t), reference(w, t), "w={w} t={t}");
         }
     }
 

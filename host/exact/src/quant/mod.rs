@@ -64,7 +64,9 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use crate::error::{check_len, ExactError};
-use crate::fixed::{f16_parts, round_shift_i128, saturate_i32, ACT_FRAC_BITS, DOT_FRAC_BITS};
+use crate::fixed::{
+    f16_parts, round_shift_i128, round_shift_i64, saturate_i32, ACT_FRAC_BITS, DOT_FRAC_BITS,
+};
 
 /// Elements per activation block (and per weight block of the 32-element formats).
 pub const QK: usize = 32;
@@ -118,7 +120,8 @@ pub fn quantize_act(x: &[i32], out: &mut [Q8Block]) -> Result<(), ExactError> {
         }
         let mut sum = 0i32;
         for (q, &v) in block.qs.iter_mut().zip(chunk) {
-            *q = round_shift_i128(v as i128, k) as i8;
+            // |v| <= 2^31, so the i64 rounding shift is exact (the crate's one rounding rule).
+            *q = round_shift_i64(v as i64, k) as i8;
             sum += *q as i32;
         }
         block.sum = sum as i16;
@@ -240,6 +243,26 @@ fn scalar_forced() -> bool {
 #[inline]
 pub fn dot_to_act(acc: i128) -> i32 {
     saturate_i32(round_shift_i128(acc, DOT_FRAC_BITS - ACT_FRAC_BITS))
+}
+
+/// `dot_to_act(v · 2^base)` for a 64-bit window sum `v` (the tile kernels' per-row result),
+/// in `i64` where it cannot overflow — the same value as the `i128` expression, cheaper.
+/// `base` must be at most 64.
+#[inline]
+pub fn window_to_act(v: i64, base: u32) -> i32 {
+    debug_assert!(base <= 64, "window base {base} above 64");
+    const R: u32 = DOT_FRAC_BITS - ACT_FRAC_BITS;
+    if v.unsigned_abs() < 1 << 62 {
+        if base <= R {
+            // |v| < 2^62, so adding half of 2^(R − base) <= 2^23 cannot overflow.
+            return saturate_i32(round_shift_i64(v, R - base) as i128);
+        }
+        if base - R < 32 {
+            // |v · 2^(base − R)| < 2^93: exact in i128, and the shift is an exact product.
+            return saturate_i32((v as i128) << (base - R));
+        }
+    }
+    dot_to_act((v as i128) << base)
 }
 
 /// A validated, borrowed, row-major matrix of quantized weights (`rows × cols`, each row a
@@ -593,7 +616,7 @@ impl QuantMatrix<'_> {
             };
             for (i, &a) in acc.iter().enumerate() {
                 let base = self.row_exp[r + i].0 as i32 + shifts.0 as i32 + 24;
-                out[r - rows.start + i] = dot_to_act((a as i128) << base);
+                out[r - rows.start + i] = window_to_act(a, base as u32);
             }
             r += 8;
         }

@@ -534,3 +534,41 @@ fn packed_tiles_match_scalar_for_any_row_range() {
         }
     }
 }
+
+/// The tiles' `i64` conversion equals the `i128` expression it replaces, for every base and
+/// values of every magnitude (including the edges of `i64` and the rounding ties).
+#[test]
+fn window_to_act_equals_the_i128_conversion() {
+    let mut rng = Rng::new(77);
+    let mut values = vec![
+        0i64,
+        1,
+        -1,
+        i64::MAX,
+        i64::MIN + 1,
+        1 << 62,
+        -(1 << 62),
+        (1 << 62) - 1,
+    ];
+    for s in 0..63 {
+        values.extend([
+            1i64 << s,
+            -(1i64 << s),
+            (1i64 << s) + (1 << s.max(1) >> 1),
+            -(3i64 << s.min(60)),
+        ]);
+    }
+    for _ in 0..20_000 {
+        let bits = rng.below(64) as u32;
+        values.push((rng.next_u64() as i64) >> (63 - bits.min(63)));
+    }
+    for &v in &values {
+        for base in 0..=64u32 {
+            assert_eq!(
+                window_to_act(v, base),
+                dot_to_act((v as i128) << base),
+                "v = {v}, base = {base}"
+            );
+        }
+    }
+}
