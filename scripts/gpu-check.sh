@@ -4,7 +4,8 @@
 # the working tree plus at most 64 MiB of carried paths per call).
 #
 # What the GPU run checks (logs under $OUT):
-#   - host/cuda/tests/gpu_parity.rs, every test: operators against the CPU, greedy tokens on
+#   - host/cuda/tests/gpu_parity.rs, every test: operators against the CPU (also every weight
+#     type, on SmolLM2 rebuilt with synthetic matrices of each), greedy tokens on
 #     CUDA = CPU on the fixtures' prompts up to the first near-tie (margin < 1.0), device-
 #     resident sessions = the per-operator path bit for bit, snapshots moving sessions
 #     CPU <-> GPU, the exact islands = engram_exact bit for bit, and the exact-mode logits
@@ -228,7 +229,7 @@ run_all() {
     timeout 300 "$STAGE/bin/gpu_parity" --test-threads=1 --nocapture >"$OUT/gpu-parity.log" 2>&1
     rc=$?
     note "gpu_parity: exit $rc ($(grep -E '^test result' "$OUT/gpu-parity.log" | tail -1))"
-    grep -E '^test |SKIPPED|greedy tokens equal|near-tie|resident =|round-trip|prompt [0-9]|running on' "$OUT/gpu-parity.log" >>"$summary"
+    grep -E '^test |SKIPPED|greedy tokens equal|near-tie|resident =|round-trip|prompt [0-9]|running on|every-type model' "$OUT/gpu-parity.log" >>"$summary"
 
     echo "== engram info"
     timeout 60 "$engram" info >"$OUT/info.txt" 2>&1

@@ -571,3 +571,236 @@ fn exact_mode_digest_is_the_same_on_cpu_and_gpu() {
     }
     assert_eq!(a, b, "exact-mode logits digests differ between CPU and GPU");
 }
+
+// ---- every weight type: SmolLM2's shapes and tokenizer with synthetic layer matrices ----
+//
+// Only SmolLM2 (Q4_1 layers, a Q8_0 embedding) travels to a lent GPU, so the other product
+// kernels would go unchecked there. This rebuilds SmolLM2's GGUF with its layer matrices
+// replaced by seeded random blocks of every type the engine reads (Q4_0, Q5_0, Q8_0, Q4_1, F16
+// and F32 where rows are 576 long; Q4_K and Q6_K for the 1536-long rows of ffn_down), keeping
+// its metadata, tokenizer, norms and embedding. The model talks nonsense, but CPU and GPU
+// must still agree on it.
+
+use engram_engine::gguf::GgufFile;
+use engram_engine::quant::GgmlType;
+
+/// Skips one metadata value of GGUF type `ty` at `pos`.
+fn skip_value(b: &[u8], pos: &mut usize, ty: u32) {
+    let u32_at = |p: usize| u32::from_le_bytes(b[p..p + 4].try_into().unwrap());
+    let u64_at = |p: usize| u64::from_le_bytes(b[p..p + 8].try_into().unwrap()) as usize;
+    match ty {
+        0 | 1 | 7 => *pos += 1,
+        2 | 3 => *pos += 2,
+        4..=6 => *pos += 4,
+        10..=12 => *pos += 8,
+        8 => *pos += 8 + u64_at(*pos),
+        9 => {
+            let inner = u32_at(*pos);
+            let n = u64_at(*pos + 4);
+            *pos += 12;
+            for _ in 0..n {
+                skip_value(b, pos, inner);
+            }
+        }
+        t => panic!("unknown GGUF value type {t}"),
+    }
+}
+
+/// f32 → IEEE half bits, for normal values of modest size (what the synthetic F16 rows hold).
+fn f16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    if exp <= 0 {
+        return sign;
+    }
+    sign | ((exp as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+}
+
+/// Seeded random bytes of `n_rows` rows of `cols` elements in type `ty`, with every scale set
+/// so that a row's dot product with a normalised input is of order one.
+fn synthetic_rows(ty: GgmlType, n_rows: usize, cols: usize, seed: u32) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        s
+    };
+    let bytes = ty.row_bytes(cols) * n_rows;
+    let mut out: Vec<u8> = (0..bytes).map(|_| next() as u8).collect();
+    let small = |r: u32, scale: f32| ((r % 2001) as f32 / 1000.0 - 1.0) * scale;
+    let put16 =
+        |o: &mut [u8], at: usize, v: f32| o[at..at + 2].copy_from_slice(&f16_bits(v).to_le_bytes());
+    match ty {
+        GgmlType::F32 => {
+            for c in out.chunks_exact_mut(4) {
+                c.copy_from_slice(&small(next(), 0.06).to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for c in out.chunks_exact_mut(2) {
+                c.copy_from_slice(&f16_bits(small(next(), 0.06).max(-0.06)).to_le_bytes());
+            }
+        }
+        _ => {
+            let bb = ty.block_bytes();
+            for blk in out.chunks_exact_mut(bb) {
+                match ty {
+                    GgmlType::Q4_0 | GgmlType::Q5_0 => put16(blk, 0, 0.008),
+                    GgmlType::Q8_0 => put16(blk, 0, 0.0008),
+                    GgmlType::Q4_1 => {
+                        put16(blk, 0, 0.008);
+                        put16(blk, 2, -0.06);
+                    }
+                    GgmlType::Q4K => {
+                        put16(blk, 0, 0.0006);
+                        put16(blk, 2, 0.0006);
+                    }
+                    GgmlType::Q6K => put16(blk, 208, 0.00004),
+                    _ => unreachable!("block types only"),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// SmolLM2's GGUF with its layer matrices in every weight type (see above), as a model file
+/// image.
+fn every_type_gguf() -> GgufFile {
+    let path = model_path(SMOLLM2);
+    let raw = std::fs::read(&path).expect("read SmolLM2");
+    let orig = GgufFile::open(&path).expect("parse SmolLM2");
+    // The metadata section, copied byte for byte: it ends where the tensor directory starts.
+    let n_kv = u64::from_le_bytes(raw[16..24].try_into().unwrap());
+    let mut pos = 24;
+    for _ in 0..n_kv {
+        let klen = u64::from_le_bytes(raw[pos..pos + 8].try_into().unwrap()) as usize;
+        pos += 8 + klen;
+        let ty = u32::from_le_bytes(raw[pos..pos + 4].try_into().unwrap());
+        pos += 4;
+        skip_value(&raw, &mut pos, ty);
+    }
+    let align = orig
+        .metadata
+        .get("general.alignment")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(32) as usize;
+    let narrow = [
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+        GgmlType::F16,
+        GgmlType::Q4_1,
+        GgmlType::F32,
+    ];
+    let mut dir = Vec::new();
+    let mut data: Vec<u8> = Vec::new();
+    for (i, t) in orig.tensors.iter().enumerate() {
+        let is_matrix = t.name.starts_with("blk.") && t.dims.len() == 2;
+        let (ty, bytes) = if is_matrix {
+            let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+            let ty = if cols % 256 == 0 {
+                [GgmlType::Q4K, GgmlType::Q6K][i % 2]
+            } else {
+                narrow[i % narrow.len()]
+            };
+            (ty, synthetic_rows(ty, rows, cols, i as u32 + 1))
+        } else {
+            (t.ggml_type, orig.tensor_data(t).to_vec())
+        };
+        data.resize(data.len().div_ceil(align) * align, 0);
+        dir.extend_from_slice(&(t.name.len() as u64).to_le_bytes());
+        dir.extend_from_slice(t.name.as_bytes());
+        dir.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            dir.extend_from_slice(&d.to_le_bytes());
+        }
+        dir.extend_from_slice(&ty.id().to_le_bytes());
+        dir.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        data.extend_from_slice(&bytes);
+    }
+    let mut out = raw[..pos].to_vec();
+    out.extend_from_slice(&dir);
+    out.resize(out.len().div_ceil(align) * align, 0);
+    out.extend_from_slice(&data);
+    GgufFile::from_bytes(out, "smollm2-every-type.gguf").expect("synthetic GGUF parses")
+}
+
+fn every_type_model(ops: Arc<dyn Ops>) -> Arc<Model> {
+    Arc::new(Model::from_gguf(Arc::new(every_type_gguf()), ops).expect("synthetic model loads"))
+}
+
+#[test]
+fn the_every_type_model_is_well_formed() {
+    // Runs everywhere (CPU only): the GPU test below depends on this model being what it
+    // claims — every weight type present, finite logits.
+    if !root().join("models").join(SMOLLM2).is_file() {
+        panic!("models/{SMOLLM2} is missing: run scripts/setup.sh");
+    }
+    let m = every_type_model(Arc::new(CpuOps::new(0)));
+    let mut types: Vec<GgmlType> = m
+        .layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down])
+        .map(|w| w.ty)
+        .collect();
+    types.sort_by_key(|t| t.id());
+    types.dedup();
+    assert_eq!(types.len(), 8, "every weight type is used: {types:?}");
+    let mut s = Session::new(&m, SessionOptions::default());
+    let logits = s.prefill(&[1, 2, 3, 4, 5]).expect("prefill").to_vec();
+    assert!(logits.iter().all(|v| v.is_finite()), "finite logits");
+    let spread = margin(&logits);
+    eprintln!("every-type model: top-1 margin {spread:.3} after 5 tokens");
+}
+
+#[test]
+fn every_weight_type_matches_the_cpu_on_the_gpu() {
+    let test = "every_weight_type_matches_the_cpu_on_the_gpu";
+    if gpu_or_skip(test).is_none() {
+        return;
+    }
+    let cpu = every_type_model(Arc::new(CpuOps::new(0)));
+    let gpu_ops = Arc::new(CudaOps::new(&options()).expect("CUDA backend"));
+    let gpu = every_type_model(gpu_ops.clone());
+    // Each product kernel alone, 1 and 5 tokens.
+    let cpu_ops = CpuOps::new(0);
+    for l in gpu.layers.iter().take(4) {
+        for w in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+            for n in [1usize, 5] {
+                let x = noise(n * w.cols, 3 + n as u32);
+                let (mut a, mut b) = (vec![0f32; n * w.rows], vec![0f32; n * w.rows]);
+                cpu_ops.matmul(w, &x, n, &mut a);
+                gpu_ops.matmul(w, &x, n, &mut b);
+                let d = rel_diff(&a, &b);
+                eprintln!("every-type matmul {w:?} n={n}: rel diff {d:.2e}");
+                assert!(d < 1e-3, "{w:?} n={n}: {d}");
+            }
+        }
+    }
+    // The whole model: greedy tokens up to the first near-tie, logits close at every step.
+    let prompt: Vec<u32> = (1..24).collect();
+    let a = greedy(&cpu, &prompt, 16);
+    let b = greedy(&gpu, &prompt, 16);
+    let compared = equal_up_to_near_tie("every-type model", &a, &b);
+    let (la, _) = logits_run(&cpu, &prompt, 0);
+    let (lb, _) = logits_run(&gpu, &prompt, 0);
+    let d = rel_diff(&la[0], &lb[0]);
+    eprintln!("every-type model: {compared} greedy tokens equal, prefill logits rel diff {d:.2e}");
+    assert!(d < 1e-2, "prefill logits rel diff {d}");
+    // Device-resident sessions = the per-operator path, bit for bit, with every product kernel.
+    let mut per_op_ops = CudaOps::new(&options()).expect("CUDA backend");
+    per_op_ops.set_resident(false);
+    let per_op = every_type_model(Arc::new(per_op_ops));
+    let (x, _) = logits_run(&gpu, &prompt, 8);
+    let (y, _) = logits_run(&per_op, &prompt, 8);
+    for (i, (x, y)) in x.iter().zip(&y).enumerate() {
+        assert_eq!(
+            bits(x),
+            bits(y),
+            "every-type model: step {i}, resident vs per-operator"
+        );
+    }
+}
