@@ -729,7 +729,9 @@ fn every_type_gguf() -> GgufFile {
 }
 
 fn every_type_model(ops: Arc<dyn Ops>) -> Arc<Model> {
-    Arc::new(Model::from_gguf(Arc::new(every_type_gguf()), ops).expect("synthetic model loads"))
+    static FILE: std::sync::OnceLock<Arc<GgufFile>> = std::sync::OnceLock::new();
+    let file = FILE.get_or_init(|| Arc::new(every_type_gguf())).clone();
+    Arc::new(Model::from_gguf(file, ops).expect("synthetic model loads"))
 }
 
 #[test]
