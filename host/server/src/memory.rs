@@ -475,7 +475,7 @@ impl MemoryServices {
                         entry["in_prompt"] = json!(false);
                     }
                 }
-                if let Some(line) = state_line(&state, asks(user_text)) {
+                if let Some(line) = state_line(&state) {
                     lines.push(line);
                 }
             }
@@ -840,58 +840,23 @@ pub fn focus_state(mut state: Vec<StateFact>) -> Vec<StateFact> {
     state
 }
 
-/// The memory-state line of the prompt: one plain sentence per fact, then, when the user
-/// asks something ([`asks`]), the instruction to answer with them. Measured with the
-/// default 135M model on the horizon questions, this wording placed after the question is
-/// answered from 56/56 times, against 53/56 without the instruction and 17/28 for the
-/// former bulleted list of stored statements placed before the question.
-pub fn state_line(state: &[StateFact], asks: bool) -> Option<String> {
+/// The memory-state line of the prompt: the facts as plain sentences, then the instruction
+/// to answer with them when asked (worded so it also fits a turn that states something).
+/// Measured with the default 135M model, this line placed after the user's message is
+/// answered from on 28/28 horizon questions at N = 32 and 56/56 at N = 64 (the former
+/// bulleted list of stored statements before the question: 17/28), and on 8/8 plain
+/// questions such as "What are my hobbies?" where a bare "Answer with it." got 6/8.
+pub fn state_line(state: &[StateFact]) -> Option<String> {
     if state.is_empty() {
         return None;
     }
     let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
-    let mut line = facts.join(" ");
-    if asks {
-        line.push_str(if facts.len() == 1 {
-            " Answer with it."
-        } else {
-            " Answer with them."
-        });
-    }
-    Some(line)
-}
-
-/// Whether the user's text asks for something (a question, or a request such as "tell me
-/// …" or "remind me …") rather than stating it.
-pub fn asks(text: &str) -> bool {
-    const OPENINGS: &[&str] = &[
-        "what",
-        "who",
-        "whom",
-        "whose",
-        "where",
-        "when",
-        "which",
-        "how",
-        "why",
-        "do you",
-        "did i",
-        "can you",
-        "could you",
-        "tell me",
-        "remind me",
-        "show me",
-        "give me",
-        "list",
-        "recall",
-    ];
-    let lower = text.trim().to_lowercase();
-    lower.ends_with('?')
-        || OPENINGS.iter().any(|opening| {
-            lower
-                .strip_prefix(opening)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ',', '\'']))
-        })
+    let instruction = if facts.len() == 1 {
+        "If the user asks about it, answer with it."
+    } else {
+        "If the user asks about them, answer with them."
+    };
+    Some(format!("From memory: {} {instruction}", facts.join(" ")))
 }
 
 /// A cell as one sentence in the third person, built from its κ and value rather than the
@@ -1217,25 +1182,14 @@ mod tests {
         let judged = focus_state(vec![fact(0, false, 0.6), fact(1, false, 0.8)]);
         assert_eq!(judged.iter().map(|f| f.index).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(
-            state_line(&judged[..1], true).unwrap(),
-            "fact 1 Answer with it."
+            state_line(&judged[..1]).unwrap(),
+            "From memory: fact 1 If the user asks about it, answer with it."
         );
         assert_eq!(
-            state_line(&judged, true).unwrap(),
-            "fact 1 fact 0 Answer with them."
+            state_line(&judged).unwrap(),
+            "From memory: fact 1 fact 0 If the user asks about them, answer with them."
         );
-        assert_eq!(state_line(&judged[..1], false).unwrap(), "fact 1");
-        assert!(state_line(&[], true).is_none());
-    }
-
-    #[test]
-    fn questions_and_requests_ask_statements_do_not() {
-        assert!(asks("What's the port of my laptop?"));
-        assert!(asks("Tell me my printer's nickname."));
-        assert!(asks("Remind me of my router's pin"));
-        assert!(!asks("My server's IP is 10.0.0.7."));
-        assert!(!asks("Whatever you say, my car is red."));
-        assert!(!asks("Actually, my server's ip is 10.0.0.9."));
+        assert!(state_line(&[]).is_none());
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! above ([`FULL_REPLIES_UP_TO`]), which shortens the replayed transcript there (the savings
 //! are then an underestimate). For N ≥ 256 the answers (which need generation) are sampled:
 //! 64 questions spread over the facts plus every updated and forgotten one; prompt recall is
-//! taken on every fact. Every run but `--quick` also measures chat latency with the
+//! taken on every fact. The server takes at most 4096 messages a request, so at N = 1024 the
+//! last ~250 turns send the system prompt and the latest 4094 messages only (the replay cost
+//! is undercounted: the savings there are an underestimate). Every run but `--quick` also measures chat latency with the
 //! heartbeat on vs off (two servers, turns interleaved so load hits both). `--json` prints
 //! one JSON object per N.
 
@@ -363,6 +365,8 @@ const SYSTEM: &str = "You are Engram. Answer in one short sentence, using the fa
 /// [`FULL_REPLIES_UP_TO`] facts the replies are cut to one token to keep the run short, which
 /// makes the replayed transcript shorter and the session savings an underestimate.
 const PLANT_REPLY_TOKENS: u32 = 24;
+/// Most messages the server accepts in one request (`engram serve`'s limit).
+const MAX_MESSAGES: usize = 4096;
 /// Largest N whose planting turns get their full replies.
 pub const FULL_REPLIES_UP_TO: usize = 128;
 
@@ -399,7 +403,11 @@ fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
     // would; the server answers in no-replay mode (system prompt, latest user text, memory
     // state) and reports both token counts. The assistant's real reply joins the transcript.
     let mut say = |text: String, max_tokens: u32| -> anyhow::Result<Value> {
-        let mut messages = transcript.clone();
+        // The server accepts at most MAX_MESSAGES messages: past that (N = 1024) the system
+        // prompt and the latest turns are sent, so the replay cost is undercounted there.
+        let skip = (transcript.len() + 1).saturating_sub(MAX_MESSAGES);
+        let mut messages = vec![transcript[0].clone()];
+        messages.extend(transcript.iter().skip(1 + skip).cloned());
         messages.push(user(&text));
         let reply = turn(server, &session, messages, max_tokens, NO_REPLAY())?;
         session_tokens.add(&reply);
