@@ -183,6 +183,10 @@ fn ablation() {
             (e2 / f2).sqrt(),
             emax / ftotal as f64,
         );
+        if mask == 0 && perturb.is_none() {
+            // The harness itself: all-float operators must reproduce the float model exactly.
+            assert_eq!((same, hits), (total, ftotal), "mask 0 must be the float path itself");
+        }
     }
 }
 
@@ -225,6 +229,11 @@ fn decode_cpu_time() {
     }
     eprintln!(
         "decode µs/token on one thread (best of {reps}, {steps} tokens): float {f:.0}, exact {e:.0}; exact/float speed {:.3}×",
+        f / e
+    );
+    assert!(
+        f / e >= 0.7,
+        "exact decode is {:.3}× float on one thread (target ≥ 0.7×; check the machine's load)",
         f / e
     );
 }
