@@ -19,20 +19,21 @@
 //!
 //! # Where Engram uses it, and why
 //!
-//! The intended use is *exact binding of memory content signatures*. A memory line's content
-//! hash (BLAKE2b, expanded to `n` coefficients) is read as a ring element; the signature of a
-//! set of lines is the product of their elements, and a key–value pair is bound as `key ⊛ value`
-//! and unbound exactly with [`NttPlan::invert_mod`] (`value = key⁻¹ ⊛ bound`, for keys whose
-//! NTT has no zero coefficient, which is nearly all). Unlike a float holographic binding
-//! (circular convolution in `f32`), the result is the same bits on every machine and unbinding
-//! recovers the value exactly, so signatures computed by two hosts compare with `==`.
+//! *Exact binding of memory content signatures*: the memory store's state signature
+//! (`engram_memory::signature`) binds every current fact as `K(κ) ⊛ V(value)` — two ring
+//! elements expanded from BLAKE2b hashes of the normalised key and value, multiplied by
+//! [`NttPlan::multiply_mod`] — and sums the products. Two stores that know the same facts get
+//! the same signature whatever order, updates or imports they learned them through, and a key
+//! bound to another value changes it. Unlike a float holographic binding (circular
+//! convolution in `f32`), the result is the same bits on every machine, so signatures computed
+//! by two hosts compare with `==`; a bound pair can also be unbound exactly with
+//! [`NttPlan::invert_mod`] (`value = key⁻¹ ⊛ bound`, for keys whose NTT has no zero
+//! coefficient, which is nearly all).
 //!
 //! What it does **not** give: it is not a cryptographic commitment. The ring is commutative and
-//! linear, so a product signature forgets the order of its factors, and anyone can construct
-//! other factorizations or collisions with linear algebra; integrity and ordering of the memory
-//! log stay with the BLAKE2b anchor chain. It also hides nothing: an element is a public
-//! function of its content. At the time of writing no other crate calls it yet; the memory
-//! crate is the place to wire it.
+//! linear, so anyone can construct other factorizations or collisions with linear algebra;
+//! integrity and ordering of the memory log stay with the BLAKE2b anchor chain. It also hides
+//! nothing: an element is a public function of its content.
 
 mod prime;
 mod schoolbook;
