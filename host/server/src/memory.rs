@@ -498,7 +498,11 @@ impl MemoryServices {
                     }
                 }
             }
-            lines.extend(self.recall_conversations(user_text, &mut recall.conversations));
+            lines.extend(self.recall_conversations(
+                user_text,
+                embedding.as_deref(),
+                &mut recall.conversations,
+            ));
         }
         if !lines.is_empty() {
             recall.prompt_block = Some(lines.join("\n"));
@@ -776,14 +780,18 @@ impl MemoryServices {
 
     /// Gists of relevant stored conversations, and the full transcript of the best one
     /// when the user asks for detail; returns prompt lines and fills the report entries.
-    fn recall_conversations(&self, text: &str, report: &mut Vec<serde_json::Value>) -> Vec<String> {
+    fn recall_conversations(
+        &self,
+        text: &str,
+        embedding: Option<&[f32]>,
+        report: &mut Vec<serde_json::Value>,
+    ) -> Vec<String> {
         if self.store.stats().conversations == 0 {
             return Vec::new();
         }
-        let embedding = self.store.embed_query(text);
         let gists: Vec<_> = self
             .store
-            .recall_conversations(text, embedding.as_deref(), 2)
+            .recall_conversations(text, embedding, 2)
             .into_iter()
             .filter(|g| g.score >= GIST_MIN_SCORE)
             .collect();

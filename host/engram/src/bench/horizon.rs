@@ -497,11 +497,12 @@ fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
 }
 
 /// Turns per server in the heartbeat on/off latency comparison.
-pub const LATENCY_TURNS: usize = 60;
+pub const LATENCY_TURNS: usize = 150;
 
-/// Chat latency (ms per turn) on each of `servers`, `turns` short conversations each, the
-/// servers taking turns; after each turn a pause long enough for an idle-gated heartbeat
-/// to run. Returns one list of samples per server.
+/// Chat latency (ms per turn) on each of `servers`, `turns` short conversations each (capture
+/// and consolidation on, recall off so both servers build the same prompts), the servers
+/// taking turns; after each turn a pause long enough for an idle-gated heartbeat to run.
+/// Returns one list of samples per server.
 fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Result<Vec<Vec<f64>>> {
     let mut out = vec![Vec::with_capacity(turns); servers.len()];
     let planted = facts(turns);
@@ -513,7 +514,10 @@ fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Resu
                 &format!("latency-{i}"),
                 vec![user(&fill(PLANT_FORMS[0], fact, &fact.value))],
                 8,
-                json!({"recall": true, "capture": true, "consolidate": true}),
+                // Recall off: with it on, the heartbeat-on server also recalls the gists of
+                // the conversations it consolidated, a longer prompt (memory content, not
+                // scheduling); this compares the same prompts with and without the rounds.
+                json!({"recall": false, "capture": true, "consolidate": true}),
             )?;
             samples.push(start.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(pause);
