@@ -42,10 +42,10 @@ pub use error::{MemoryError, Result};
 pub use hash::{to_hex, Hash32};
 pub use line::{MemoryLine, Op};
 pub use recall::{Candidate, Concert, Features, RecallPolicy, Via};
+pub use signature::StateSignature;
 pub use store::{
     now_micros, parse_addr, ForgetProof, ForgetReport, MemoryConfig, MemoryStore, Problem, Seal,
     Selector, Stats, VerifyReport,
 };
-pub use signature::StateSignature;
 pub use turns::TurnWeights;
 pub use value::{Shape, TypedValue};
