@@ -107,15 +107,22 @@ pub struct MemoryServices {
     plugins_dir: PathBuf,
 }
 
-/// The component file (in the plugins folder) the server loads into the slot of `kind`.
-pub fn component_file(kind: PluginKind) -> &'static str {
+/// The component file (in the plugins folder) the server loads into the memory slot of
+/// `kind`; `None` for tools, which have no single slot (every `tool_*.wasm` is loaded, see
+/// [`crate::tools::server::ServerTools::load`]).
+pub fn component_file(kind: PluginKind) -> Option<&'static str> {
     match kind {
-        PluginKind::Judge => "judge_jaccard.wasm",
-        PluginKind::RecallPolicy => "recall_concert.wasm",
-        PluginKind::Capture => "capture_facts.wasm",
-        PluginKind::Agency => "agency_curator.wasm",
-        PluginKind::Tool => "tool_*.wasm",
+        PluginKind::Judge => Some("judge_jaccard.wasm"),
+        PluginKind::RecallPolicy => Some("recall_concert.wasm"),
+        PluginKind::Capture => Some("capture_facts.wasm"),
+        PluginKind::Agency => Some("agency_curator.wasm"),
+        PluginKind::Tool => None,
     }
+}
+
+/// [`component_file`] of a memory slot's kind.
+fn slot_file(kind: PluginKind) -> &'static str {
+    component_file(kind).expect("the memory slots' kinds each have a component file")
 }
 
 /// One recalled memory as reported to the client.
@@ -264,13 +271,13 @@ impl MemoryServices {
                     message: err.to_string(),
                 })
         };
-        let judge = load(PluginKind::Judge, component_file(PluginKind::Judge))?;
+        let judge = load(PluginKind::Judge, slot_file(PluginKind::Judge))?;
         let policy = load(
             PluginKind::RecallPolicy,
-            component_file(PluginKind::RecallPolicy),
+            slot_file(PluginKind::RecallPolicy),
         )?;
-        let capture = load(PluginKind::Capture, component_file(PluginKind::Capture))?;
-        let agency = load(PluginKind::Agency, component_file(PluginKind::Agency))?;
+        let capture = load(PluginKind::Capture, slot_file(PluginKind::Capture))?;
+        let agency = load(PluginKind::Agency, slot_file(PluginKind::Agency))?;
         Ok(MemoryServices {
             store,
             host,
@@ -295,7 +302,7 @@ impl MemoryServices {
             PluginKind::Agency,
         ]
         .into_iter()
-        .map(|kind| (kind, self.plugins_dir.join(component_file(kind))))
+        .map(|kind| (kind, self.plugins_dir.join(slot_file(kind))))
         .collect()
     }
 
