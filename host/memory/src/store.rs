@@ -393,6 +393,37 @@ pub(crate) fn open_record(key: &[u8; 32], sled_key: &[u8], bytes: &[u8]) -> Opti
     shred::open(key, &aad, &bytes[24..])
 }
 
+/// How long [`open_db`] waits for the database's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Open the sled database at `path`, waiting up to [`LOCK_WAIT`] for its file lock: sled
+/// releases the lock from its flusher thread shortly *after* the last handle is dropped, so a
+/// store reopened in the same process (a restart of the services, a test) can find it still
+/// held for a few milliseconds. A lock held longer is another live store — most likely another
+/// process — and is reported as such.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(MemoryError::io(
+                        path,
+                        std::io::Error::other(format!(
+                            "the memory store is in use (its lock is held: {e}); stop the other \
+                             engram process using this data folder, or pass another --data"
+                        )),
+                    ));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn default_text(subject: &str, facet: &str, value: &str) -> String {
     format!("{subject} {facet}: {value}")
 }
@@ -402,7 +433,7 @@ impl MemoryStore {
     pub fn open(dir: impl AsRef<Path>, cfg: MemoryConfig) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| MemoryError::io(&dir, e))?;
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let db = open_db(&dir.join("db"))?;
         let tree = db.open_tree("memory")?;
         let vault = KeyVault::open(&dir.join("keys.bin"))?;
         let stored_policy = match tree.get(b"P")? {

@@ -336,3 +336,26 @@ fn lexical_anchor_finds_ids_without_embeddings() {
         "read count increments"
     );
 }
+
+#[test]
+fn reopening_right_after_drop_waits_for_the_lock_and_a_live_store_is_reported_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    // sled releases its file lock from a background thread after the last handle drops; a
+    // reopen in the same instant must wait for it, not fail.
+    for i in 0..30 {
+        let s = open(dir.path());
+        s.remember(Fact::new("loop", "i", i.to_string())).unwrap();
+    }
+    assert_eq!(
+        open(dir.path()).get("loop", "i", None).unwrap().content.value.raw,
+        "29"
+    );
+    let held = open(dir.path());
+    let started = std::time::Instant::now();
+    let err = MemoryStore::open(dir.path(), MemoryConfig::durable())
+        .err()
+        .expect("a second live store on the same folder is refused");
+    assert!(err.to_string().contains("in use"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(held);
+}
