@@ -347,7 +347,12 @@ fn reopening_right_after_drop_waits_for_the_lock_and_a_live_store_is_reported_in
         s.remember(Fact::new("loop", "i", i.to_string())).unwrap();
     }
     assert_eq!(
-        open(dir.path()).get("loop", "i", None).unwrap().content.value.raw,
+        open(dir.path())
+            .get("loop", "i", None)
+            .unwrap()
+            .content
+            .value
+            .raw,
         "29"
     );
     let held = open(dir.path());
