@@ -357,9 +357,9 @@ fn reopening_right_after_drop_waits_for_the_lock_and_a_live_store_is_reported_in
     );
     let held = open(dir.path());
     let started = std::time::Instant::now();
-    let err = MemoryStore::open(dir.path(), MemoryConfig::durable())
-        .err()
-        .expect("a second live store on the same folder is refused");
+    let Err(err) = MemoryStore::open(dir.path(), MemoryConfig::durable()) else {
+        panic!("a second live store on the same folder must be refused");
+    };
     assert!(err.to_string().contains("in use"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     drop(held);
