@@ -80,6 +80,48 @@ const TOK: u32 = 8;
 /// Dynamic shared memory available to attention without opting in to more.
 pub(crate) const MAX_SHARED: usize = 48 * 1024;
 
+/// The `attention_f32` kernel's scalar arguments and launch shape for one call, shared by the
+/// per-operator path and the device-resident sessions.
+pub(crate) struct AttentionLaunch {
+    pub(crate) n_head: i32,
+    pub(crate) n_head_kv: i32,
+    pub(crate) head_dim: i32,
+    pub(crate) pos0: i32,
+    pub(crate) scale: f32,
+    pub(crate) cfg: LaunchConfig,
+}
+
+impl AttentionLaunch {
+    /// The launch for `s`; fails (contained, like every launch error) when the scores of the
+    /// whole context do not fit in [`MAX_SHARED`].
+    pub(crate) fn new(s: &AttnShape) -> AttentionLaunch {
+        let hd = s.head_dim;
+        let shared = (hd + s.pos0 + s.n_tokens) * 4;
+        if shared > MAX_SHARED {
+            fail(
+                "attention",
+                format!(
+                    "a context of {} positions needs {shared} bytes of shared memory (at most \
+                     {MAX_SHARED}); use a shorter context or --device cpu",
+                    s.pos0 + s.n_tokens
+                ),
+            );
+        }
+        AttentionLaunch {
+            n_head: s.n_head as i32,
+            n_head_kv: s.n_head_kv as i32,
+            head_dim: hd as i32,
+            pos0: s.pos0 as i32,
+            scale: 1.0 / (hd as f32).sqrt(),
+            cfg: LaunchConfig {
+                grid_dim: (s.n_tokens as u32, s.n_head as u32, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: shared as u32,
+            },
+        }
+    }
+}
+
 /// Device buffers reused across calls (grown, never shrunk).
 #[derive(Default)]
 struct Buffers {
@@ -535,15 +577,8 @@ impl Ops for CudaOps {
         s: AttnShape,
         out: &mut [f32],
     ) {
-        let hd = s.head_dim;
-        let kv_len = (s.pos0 + s.n_tokens) * s.n_head_kv * hd;
-        let shared = (hd + s.pos0 + s.n_tokens) * 4;
-        if shared > MAX_SHARED {
-            fail(
-                "attention",
-                format!("a context of {} positions needs {shared} bytes of shared memory (at most {MAX_SHARED})", s.pos0 + s.n_tokens),
-            );
-        }
+        let kv_len = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
+        let a = AttentionLaunch::new(&s);
         let mut guard = self.lock();
         let b = &mut *guard;
         let qd = fit(&self.sh.stream, &mut b.x, q.len());
@@ -553,29 +588,17 @@ impl Ops for CudaOps {
         let vd = fit(&self.sh.stream, &mut b.v, kv_len);
         self.upload(&v_cache[..kv_len], vd);
         let od = fit(&self.sh.stream, &mut b.out, q.len());
-        let (nh, nkv, hdi, p0) = (
-            s.n_head as i32,
-            s.n_head_kv as i32,
-            hd as i32,
-            s.pos0 as i32,
-        );
-        let scale = 1.0 / (hd as f32).sqrt();
-        let cfg = LaunchConfig {
-            grid_dim: (s.n_tokens as u32, s.n_head as u32, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: shared as u32,
-        };
         let mut b = self.builder("attention_f32");
         b.arg(&*qd)
             .arg(&*kd)
             .arg(&*vd)
-            .arg(&nh)
-            .arg(&nkv)
-            .arg(&hdi)
-            .arg(&p0)
-            .arg(&scale)
+            .arg(&a.n_head)
+            .arg(&a.n_head_kv)
+            .arg(&a.head_dim)
+            .arg(&a.pos0)
+            .arg(&a.scale)
             .arg(&mut *od);
-        go("attention_f32", &mut b, cfg);
+        go("attention_f32", &mut b, a.cfg);
         self.download(od, out);
     }
 

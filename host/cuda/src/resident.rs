@@ -20,8 +20,8 @@
 //! per-token updates of its nodes (the next step for launch overhead; see BENCHMARKS.md).
 
 use crate::backend::{
-    enqueue_product, enqueue_quantize, fail, fit, go, grid1, product_kernel, ActScratch, Shared,
-    Uploads, MAX_SHARED,
+    enqueue_product, enqueue_quantize, fail, fit, go, grid1, product_kernel, ActScratch,
+    AttentionLaunch, Shared, Uploads, MAX_SHARED,
 };
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use engram_engine::forward::{Buf, DeviceState, Exec};
@@ -367,41 +367,19 @@ impl Exec for CudaSession {
     }
 
     fn attention(&mut self, layer: usize, q: Buf, s: AttnShape, out: Buf) {
-        let hd = s.head_dim;
-        let shared = (hd + s.pos0 + s.n_tokens) * 4;
-        if shared > MAX_SHARED {
-            fail(
-                "attention",
-                format!(
-                    "a context of {} positions needs {shared} bytes of shared memory (at most {MAX_SHARED}); use a shorter context or --device cpu",
-                    s.pos0 + s.n_tokens
-                ),
-            );
-        }
-        let (nh, nkv, hdi, p0) = (
-            s.n_head as i32,
-            s.n_head_kv as i32,
-            hd as i32,
-            s.pos0 as i32,
-        );
-        let scale = 1.0 / (hd as f32).sqrt();
-        let cfg = LaunchConfig {
-            grid_dim: (s.n_tokens as u32, s.n_head as u32, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: shared as u32,
-        };
+        let a = AttentionLaunch::new(&s);
         let mut o = self.take(out);
         let mut b = self.sh.builder("attention_f32");
         b.arg(self.buf(q))
             .arg(&self.k[layer])
             .arg(&self.v[layer])
-            .arg(&nh)
-            .arg(&nkv)
-            .arg(&hdi)
-            .arg(&p0)
-            .arg(&scale)
+            .arg(&a.n_head)
+            .arg(&a.n_head_kv)
+            .arg(&a.head_dim)
+            .arg(&a.pos0)
+            .arg(&a.scale)
             .arg(&mut o);
-        go("attention_f32", &mut b, cfg);
+        go("attention_f32", &mut b, a.cfg);
         drop(b);
         self.put(out, o);
     }
