@@ -150,6 +150,19 @@ def test_g_consolidate(agency_server):
                memory={"recall": True})
     assert full["memory"]["conversations"][0]["full"]
 
+    # Only a relevant gist reaches the prompt: a look-alike statement about another κ (the
+    # same facet, another owner) recalls none; a question on the topic, or a reference to
+    # earlier conversations, recalls the bike's.
+    other = say(agency_server, "consolidate-4", "My kayak's colour is olive.",
+                memory={"recall": True})
+    assert other["memory"]["conversations"] == [], other["memory"]
+    topic = say(agency_server, "consolidate-5", "What colour is my bike?",
+                memory={"recall": True})
+    assert any("bike" in c["summary"] for c in topic["memory"]["conversations"]), topic["memory"]
+    earlier = say(agency_server, "consolidate-6", "What did we talk about earlier?",
+                  memory={"recall": True})
+    assert earlier["memory"]["conversations"], earlier["memory"]
+
 
 def test_g_capabilities(agency_server):
     asked = say(agency_server, "caps-1", "What can you do?", max_tokens=48)

@@ -165,8 +165,6 @@ pub struct Recall {
 
 /// Most characters of a stored transcript put into a prompt when the user asks for detail.
 pub const MAX_TRANSCRIPT_CHARS: usize = 2000;
-/// Gist relevance (summary cosine or token overlap) needed to mention a conversation.
-pub const GIST_MIN_SCORE: f32 = 0.45;
 /// κ-routed candidates the memory state adds beyond what the judge accepted.
 pub const STATE_EXTRA: usize = 2;
 /// Cells an agency maintenance round looks at.
@@ -785,26 +783,33 @@ impl MemoryServices {
             .collect()
     }
 
-    /// Gists of relevant stored conversations, and the full transcript of the best one
-    /// when the user asks for detail; returns prompt lines and fills the report entries.
+    /// Gists of the stored conversations relevant to the text (see [`gist_relevance`]), at
+    /// most [`GISTS_PER_TURN`], and the full transcript of the best one when the user asks
+    /// for detail; returns prompt lines and fills the report entries.
     fn recall_conversations(
         &self,
         text: &str,
         embedding: Option<&[f32]>,
         report: &mut Vec<serde_json::Value>,
     ) -> Vec<String> {
-        if self.store.stats().conversations == 0 {
+        let stored = self.store.stats().conversations;
+        if stored == 0 {
             return Vec::new();
         }
-        let gists: Vec<_> = self
+        // Every stored gist is scored (the store scores them all anyway): the store's score
+        // only orders the relevant ones, so a gist the text names must not be cut first.
+        let mut gists: Vec<(usize, engram_memory::Gist)> = self
             .store
-            .recall_conversations(text, embedding, 2)
+            .recall_conversations(text, embedding, stored)
             .into_iter()
-            .filter(|g| g.score >= GIST_MIN_SCORE)
+            .filter_map(|g| gist_relevance(text, &g.summary).map(|shared| (shared, g)))
             .collect();
+        // Stable: gists sharing as many words keep the store's order (score, then address).
+        gists.sort_by_key(|g| std::cmp::Reverse(g.0));
+        gists.truncate(GISTS_PER_TURN);
         let mut lines = Vec::new();
         let deep = wants_detail(text);
-        for (i, gist) in gists.iter().enumerate() {
+        for (i, (_, gist)) in gists.iter().enumerate() {
             let addr = engram_memory::to_hex(&gist.addr);
             let full = deep && i == 0;
             lines.push(format!(
@@ -829,6 +834,130 @@ impl MemoryServices {
         }
         lines
     }
+}
+
+/// Most gists of earlier conversations put into one prompt.
+pub const GISTS_PER_TURN: usize = 2;
+
+/// Words that name no topic when a text is matched against a gist: function and question
+/// words, the words of a reference to an earlier conversation ("what did we talk about
+/// earlier?"), times, and the gist template's own words.
+const GIST_FILLER: &str = "\
+    a about again ago all also am an and any anything are as asked at be been before by can \
+    chat chatted conversation conversations could day days detail did discuss discussed do \
+    does earlier evening ever everything exactly for from full had has have hey hi how i in is \
+    it its just know last me mention mentioned morning my of on or other our please previous \
+    previously recall regarding remember remind said say so something spoke talk talked \
+    talking tell that the then there this time to today told transcript turns us user was we \
+    week were what when where which who whole why with word would yesterday you your";
+
+/// Phrases by which a text refers to an earlier conversation.
+const PAST_MARKERS: &[&str] = &[
+    "earlier",
+    "last time",
+    "before",
+    "previous",
+    "remind me",
+    "we talk",
+    "we talked",
+    "we discuss",
+    "we spoke",
+    "we chat",
+    "conversation",
+    "did i say",
+    "did i tell",
+    "did i mention",
+    "i told you",
+    "i mentioned",
+    "do you remember",
+    "recall",
+];
+
+/// Words a question starts with (a text that ends with "?" is one too).
+const QUESTION_STARTS: &[&str] = &[
+    "what", "which", "who", "where", "when", "how", "why", "tell", "remind", "do", "did", "is",
+    "are", "have", "can",
+];
+
+/// The topic words of a text: lower-case alphanumeric words less [`GIST_FILLER`], plurals
+/// read as singular ("hobbies" → "hobby", "ports" → "port").
+fn gist_words(text: &str) -> HashSet<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 1 && !GIST_FILLER.split_whitespace().any(|f| f == *w))
+        .map(|w| {
+            if let Some(stem) = w.strip_suffix("ies").filter(|s| s.len() > 2) {
+                format!("{stem}y")
+            } else if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
+                w[..w.len() - 1].to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A gist's topics (the κ the user told about, "your bike's colour") and the questions the
+/// user asked, read back from the summary [`summarize`] writes.
+fn gist_parts(summary: &str) -> (Vec<&str>, Vec<&str>) {
+    const TOLD: &str = "The user told you about: ";
+    const ASKED: &str = "The user asked: ";
+    let (head, asked) = summary.split_once(ASKED).unwrap_or((summary, ""));
+    let topics = head
+        .split_once(TOLD)
+        .map(|(_, told)| told.trim().trim_end_matches('.'))
+        .map(|told| told.split(", ").filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default();
+    let questions = asked
+        .split_inclusive('?')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .collect();
+    (topics, questions)
+}
+
+/// Whether a gist is relevant to the text, and if so how many topic words they share (more
+/// first). A gist is relevant when the text
+///
+/// - names one of its topics (every word of a κ: "What colour is my bike?" for "your bike's
+///   colour"; a statement of the same κ is a restatement of what that conversation said);
+/// - asks again about what that conversation asked (half or more of a question's words);
+/// - is a question whose topic words all belong to the gist's topics ("Tell me about my
+///   bike");
+/// - refers to an earlier conversation ("what did we talk about regarding my bike?", "last
+///   time", "remind me what I told you …") and shares a topic word with it, or names no
+///   topic at all ("What did we talk about earlier?": every gist is, best scored first).
+///
+/// Neither the summary's cosine nor a shared word alone is enough: gists are built from one
+/// template ("A conversation of N turns. The user told you about: your laptop's port."), so
+/// every short fact statement embeds close to every gist, and a shared owner or facet ("my
+/// boat's colour" beside "your bike's colour") is another κ, which the model would only
+/// confuse with this one.
+pub fn gist_relevance(text: &str, summary: &str) -> Option<usize> {
+    let words = gist_words(text);
+    let lower = text.to_lowercase();
+    let past = wants_detail(text) || PAST_MARKERS.iter().any(|m| lower.contains(m));
+    let question = text.trim_end().ends_with('?')
+        || lower
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| QUESTION_STARTS.contains(&w));
+    let (topics, questions) = gist_parts(summary);
+    let topics: Vec<HashSet<String>> = topics.into_iter().map(gist_words).collect();
+    let questions: Vec<HashSet<String>> = questions.into_iter().map(gist_words).collect();
+    let told: HashSet<&String> = topics.iter().flatten().collect();
+    let shared = words
+        .iter()
+        .filter(|w| told.contains(w) || questions.iter().any(|q| q.contains(*w)))
+        .count();
+    let names_topic = topics.iter().any(|t| !t.is_empty() && t.is_subset(&words));
+    let asks_again = questions.iter().any(|q| {
+        let common = q.intersection(&words).count();
+        common > 0 && 2 * common >= q.len()
+    });
+    let within_topics = question && !words.is_empty() && words.iter().all(|w| told.contains(w));
+    let recalls_past = past && (words.is_empty() || shared > 0);
+    (names_topic || asks_again || within_topics || recalls_past).then_some(shared)
 }
 
 /// One fact of the memory state, before [`focus_state`] orders and cuts the list.

@@ -30,7 +30,8 @@
 //! taken on every fact. The server takes at most 4096 messages a request, so at N = 1024 the
 //! last ~250 turns send the system prompt and the latest 4094 messages only (the replay cost
 //! is undercounted: the savings there are an underestimate). Every run but `--quick` also measures chat latency with the
-//! heartbeat on vs off (two servers, turns interleaved so load hits both). `--json` prints
+//! heartbeat on vs off (two servers in the normal chat configuration — recall, capture,
+//! consolidation — turns interleaved so load hits both). `--json` prints
 //! one JSON object per N.
 
 use anyhow::{bail, Context};
@@ -499,10 +500,10 @@ fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
 /// Turns per server in the heartbeat on/off latency comparison.
 pub const LATENCY_TURNS: usize = 150;
 
-/// Chat latency (ms per turn) on each of `servers`, `turns` short conversations each (capture
-/// and consolidation on, recall off so both servers build the same prompts), the servers
-/// taking turns; after each turn a pause long enough for an idle-gated heartbeat to run.
-/// Returns one list of samples per server.
+/// Chat latency (ms per turn) on each of `servers`, `turns` short conversations each, in the
+/// normal chat configuration (recall, capture and consolidation on), the servers taking
+/// turns; after each turn a pause long enough for an idle-gated heartbeat to run. Returns
+/// one list of samples per server.
 fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Result<Vec<Vec<f64>>> {
     let mut out = vec![Vec::with_capacity(turns); servers.len()];
     let planted = facts(turns);
@@ -514,10 +515,11 @@ fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Resu
                 &format!("latency-{i}"),
                 vec![user(&fill(PLANT_FORMS[0], fact, &fact.value))],
                 8,
-                // Recall off: with it on, the heartbeat-on server also recalls the gists of
-                // the conversations it consolidated, a longer prompt (memory content, not
-                // scheduling); this compares the same prompts with and without the rounds.
-                json!({"recall": false, "capture": true, "consolidate": true}),
+                // Real chat: recall on. Each turn states another κ, so no gist of the
+                // conversations the heartbeat-on server consolidated is relevant to it
+                // (`gist_relevance`): both servers build the same prompts, and the
+                // difference is the heartbeat's rounds alone.
+                json!({"recall": true, "capture": true, "consolidate": true}),
             )?;
             samples.push(start.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(pause);
@@ -666,8 +668,8 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             .with_target("p99 within 10% of off"),
         );
         report.notes.push(format!(
-            "heartbeat latency: p99 on {:.0} ms vs off {:.0} ms (on/off {:.3}); load average \
-             {load_before} before, {load_after} after",
+            "heartbeat latency (recall, capture and consolidation on): p99 on {:.0} ms vs \
+             off {:.0} ms (on/off {:.3}); load average {load_before} before, {load_after} after",
             p99(&on_ms),
             p99(&off_ms),
             p99(&on_ms) / p99(&off_ms)
