@@ -793,7 +793,8 @@ impl MemoryServices {
         report: &mut Vec<serde_json::Value>,
     ) -> Vec<String> {
         let stored = self.store.stats().conversations;
-        if stored == 0 {
+        let query = GistQuery::new(text);
+        if stored == 0 || !query.can_match() {
             return Vec::new();
         }
         // Every stored gist is scored (the store scores them all anyway): the store's score
@@ -802,7 +803,7 @@ impl MemoryServices {
             .store
             .recall_conversations(text, embedding, stored)
             .into_iter()
-            .filter_map(|g| gist_relevance(text, &g.summary).map(|shared| (shared, g)))
+            .filter_map(|g| query.relevance(&g.summary).map(|shared| (shared, g)))
             .collect();
         // Stable: gists sharing as many words keep the store's order (score, then address).
         gists.sort_by_key(|g| std::cmp::Reverse(g.0));
@@ -882,9 +883,11 @@ const QUESTION_STARTS: &[&str] = &[
 /// The topic words of a text: lower-case alphanumeric words less [`GIST_FILLER`], plurals
 /// read as singular ("hobbies" → "hobby", "ports" → "port").
 fn gist_words(text: &str) -> HashSet<String> {
+    static FILLER: std::sync::OnceLock<HashSet<&str>> = std::sync::OnceLock::new();
+    let filler = FILLER.get_or_init(|| GIST_FILLER.split_whitespace().collect());
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() > 1 && !GIST_FILLER.split_whitespace().any(|f| f == *w))
+        .filter(|w| w.len() > 1 && !filler.contains(w))
         .map(|w| {
             if let Some(stem) = w.strip_suffix("ies").filter(|s| s.len() > 2) {
                 format!("{stem}y")
@@ -934,30 +937,59 @@ fn gist_parts(summary: &str) -> (Vec<&str>, Vec<&str>) {
 /// boat's colour" beside "your bike's colour") is another κ, which the model would only
 /// confuse with this one.
 pub fn gist_relevance(text: &str, summary: &str) -> Option<usize> {
-    let words = gist_words(text);
-    let lower = text.to_lowercase();
-    let past = wants_detail(text) || PAST_MARKERS.iter().any(|m| lower.contains(m));
-    let question = text.trim_end().ends_with('?')
-        || lower
-            .split(|c: char| !c.is_alphanumeric())
-            .find(|w| !w.is_empty())
-            .is_some_and(|w| QUESTION_STARTS.contains(&w));
-    let (topics, questions) = gist_parts(summary);
-    let topics: Vec<HashSet<String>> = topics.into_iter().map(gist_words).collect();
-    let questions: Vec<HashSet<String>> = questions.into_iter().map(gist_words).collect();
-    let told: HashSet<&String> = topics.iter().flatten().collect();
-    let shared = words
-        .iter()
-        .filter(|w| told.contains(w) || questions.iter().any(|q| q.contains(*w)))
-        .count();
-    let names_topic = topics.iter().any(|t| !t.is_empty() && t.is_subset(&words));
-    let asks_again = questions.iter().any(|q| {
-        let common = q.intersection(&words).count();
-        common > 0 && 2 * common >= q.len()
-    });
-    let within_topics = question && !words.is_empty() && words.iter().all(|w| told.contains(w));
-    let recalls_past = past && (words.is_empty() || shared > 0);
-    (names_topic || asks_again || within_topics || recalls_past).then_some(shared)
+    GistQuery::new(text).relevance(summary)
+}
+
+/// What [`gist_relevance`] reads from the text, read once for all the stored gists.
+struct GistQuery {
+    /// Its topic words ([`gist_words`]).
+    words: HashSet<String>,
+    /// It refers to an earlier conversation.
+    past: bool,
+    /// It is a question.
+    question: bool,
+}
+
+impl GistQuery {
+    fn new(text: &str) -> GistQuery {
+        let lower = text.to_lowercase();
+        GistQuery {
+            words: gist_words(text),
+            past: wants_detail(text) || PAST_MARKERS.iter().any(|m| lower.contains(m)),
+            question: text.trim_end().ends_with('?')
+                || lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .find(|w| !w.is_empty())
+                    .is_some_and(|w| QUESTION_STARTS.contains(&w)),
+        }
+    }
+
+    /// Whether any gist can be relevant: a text with no topic word that refers to no earlier
+    /// conversation ("Hi!") matches none.
+    fn can_match(&self) -> bool {
+        self.past || !self.words.is_empty()
+    }
+
+    fn relevance(&self, summary: &str) -> Option<usize> {
+        let words = &self.words;
+        let (topics, questions) = gist_parts(summary);
+        let topics: Vec<HashSet<String>> = topics.into_iter().map(gist_words).collect();
+        let questions: Vec<HashSet<String>> = questions.into_iter().map(gist_words).collect();
+        let told: HashSet<&String> = topics.iter().flatten().collect();
+        let shared = words
+            .iter()
+            .filter(|w| told.contains(w) || questions.iter().any(|q| q.contains(*w)))
+            .count();
+        let names_topic = topics.iter().any(|t| !t.is_empty() && t.is_subset(words));
+        let asks_again = questions.iter().any(|q| {
+            let common = q.intersection(words).count();
+            common > 0 && 2 * common >= q.len()
+        });
+        let within_topics =
+            self.question && !words.is_empty() && words.iter().all(|w| told.contains(w));
+        let recalls_past = self.past && (words.is_empty() || shared > 0);
+        (names_topic || asks_again || within_topics || recalls_past).then_some(shared)
+    }
 }
 
 /// One fact of the memory state, before [`focus_state`] orders and cuts the list.
