@@ -65,6 +65,7 @@ def test_g_forget(agency_server):
     assert "token overlap" in gone[0]["reason"]
     assert gone[0]["decision"] is not None, "the forget is a logged decision"
     assert "4417" not in answer(forgot)
+    assert "locker code" in answer(forgot).lower(), "the answer names what was forgotten"
 
     asked = say(agency_server, "forget-3", "What is my locker code?")
     assert "4417" not in answer(asked)
@@ -92,6 +93,9 @@ def test_g_decide(agency_server):
     assert "Superseded" in fact["outcome"]
     assert fact["decision"]["op"] == "supersede"
     assert "cannot both be true" in fact["decision"]["reason"]
+    # The statement's own κ stays out of the memory state: the old value is what it replaces.
+    assert "10.0.0.7" not in answer(changed), changed
+    assert not [m for m in changed["memory"]["recalled"] if m["in_prompt"]], changed["memory"]
     versions = admin_get(agency_server,
                          "/v1/memory/history?subject=user.build_box&facet=ip")["data"]
     assert [v["value"] for v in versions] == ["ip:10.0.0.7", "ip:10.0.0.9"]
@@ -99,6 +103,15 @@ def test_g_decide(agency_server):
     asked = say(agency_server, "decide-3", "What is my build box's IP?")
     text = answer(asked)
     assert "10.0.0.9" in text and "10.0.0.7" not in text, asked
+
+
+def test_questions_that_name_a_facet_in_other_words_reach_it(agency_server):
+    # "Where do I work?" names neither `employer` nor the value: its cue word routes it.
+    say(agency_server, "cue-1", "I work at Acme Robotics.")
+    asked = say(agency_server, "cue-2", "Where do I work?")
+    shown = [m["rendered"] for m in asked["memory"]["recalled"] if m["in_prompt"]]
+    assert shown == ["The user's employer is Acme Robotics."], asked["memory"]
+    assert "acme" in answer(asked).lower(), asked
 
 
 def test_g_merge(agency_server):

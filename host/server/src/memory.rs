@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use engram_memory::{ExtractedFact, Fact, MemoryConfig, MemoryStore, Remembered, Selector, Source};
 use engram_plugins::{
-    AnsweredBy, Candidate, Features, Grants, HostConfig, PluginHost, PluginKind, Services, Slot,
+    Answer, AnsweredBy, Candidate, Features, Grants, HostConfig, PluginHost, PluginKind, Services,
+    Slot,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -161,6 +162,10 @@ pub struct Recall {
     pub answered_by: Vec<serde_json::Value>,
     /// Stored conversations recalled (gist, and the full transcript when asked for).
     pub conversations: Vec<serde_json::Value>,
+    /// What the capture plugin read from the user's text (capture on, not a forget turn),
+    /// taken before the answer so that the memory state leaves out the κ the user is
+    /// stating now, and handed to [`MemoryServices::after_turn`] to be written.
+    pub stated: Option<Answer<Vec<engram_plugins::Fact>>>,
 }
 
 /// Most characters of a stored transcript put into a prompt when the user asks for detail.
@@ -362,12 +367,35 @@ impl MemoryServices {
                     .iter()
                     .map(|n| n.replacen("your ", "the user's ", 1))
                     .collect();
+                // Worded so that the default 135M model's reply names what was erased
+                // ("The user's locker code is forgotten."): 5 of 6 probes, where the former
+                // "… Confirm that; do not repeat the old value." got 0 of 6.
                 lines.push(format!(
-                    "The user asked you to forget {}: it is erased from memory. Confirm that; do not repeat the old value.",
+                    "Erased from memory: {}. Tell the user it is forgotten.",
                     named.join(" and ")
                 ));
             }
         }
+        if knobs.capture && !is_forget_request(user_text) {
+            recall.stated = Some(self.capture.capture(user_text));
+        }
+        // The κ this turn states a value for: their stored cells are what the statement
+        // replaces, so they stay out of the memory state (a small model echoes the old
+        // value back: "Actually, my server's ip is 10.1.2.8." was answered with 10.1.1.1).
+        let restated: Vec<(&str, &str)> = recall
+            .stated
+            .iter()
+            .flat_map(|answer| &answer.value)
+            .map(|fact| (fact.subject.as_str(), fact.facet.as_str()))
+            .collect();
+        // A facet differing by a generic qualifier (`ip_address` for `ip`) is the same
+        // property, as the agency decides when it writes.
+        let replaces = |content: &engram_memory::CellContent| {
+            restated.iter().any(|(subject, facet)| {
+                content.subject.eq_ignore_ascii_case(subject)
+                    && agency::same_property(&content.facet, facet)
+            })
+        };
         if knobs.recall && !is_forget_request(user_text) {
             let k = knobs.k.unwrap_or(DEFAULT_K).clamp(1, 64) as usize;
             // The query's embedding lets the store rank by meaning (ANN, κ_fine): without
@@ -436,11 +464,12 @@ impl MemoryServices {
                         .find(|c| c.cell.id.to_string() == candidate.id)
                         .map(|c| (&c.cell, c.features));
                     let names_kappa = cell.is_some_and(|(cell, features)| {
-                        features.facet_match
+                        (features.facet_match || asks_for_facet(user_text, &cell.content.facet))
                             && (features.kappa_match
                                 || names_owner(user_text, &cell.content.subject))
                     });
-                    let in_prompt = accept || (names_kappa && routed < STATE_EXTRA);
+                    let replaced = cell.is_some_and(|(cell, _)| replaces(&cell.content));
+                    let in_prompt = !replaced && (accept || (names_kappa && routed < STATE_EXTRA));
                     if accept {
                         if let Ok(id) = candidate.id.parse() {
                             self.backend.note_read(id);
@@ -518,18 +547,21 @@ impl MemoryServices {
     /// After the answer: capture facts from the user's text and write them. A short
     /// correction that names no subject ("Actually it's 10.0.0.9") supersedes the fact the
     /// previous user message asked or spoke about, when its value has the same shape.
+    /// `stated` is what [`MemoryServices::before_turn`] captured (the capture plugin is
+    /// called here when it is `None`).
     pub fn after_turn(
         &self,
         user_text: &str,
         previous_user_text: Option<&str>,
         knobs: MemoryKnobs,
+        stated: Option<Answer<Vec<engram_plugins::Fact>>>,
         session: &str,
         turn: u32,
     ) -> (Vec<serde_json::Value>, Option<serde_json::Value>) {
         if !knobs.capture || is_forget_request(user_text) {
             return (Vec::new(), None);
         }
-        let facts = self.capture.capture(user_text);
+        let facts = stated.unwrap_or_else(|| self.capture.capture(user_text));
         let by = answered("capture", &facts.by);
         let mut proposed = facts.value;
         if proposed.is_empty() {
@@ -1107,6 +1139,35 @@ pub fn names_owner(query: &str, subject: &str) -> bool {
     }
 }
 
+/// The facets the capture plugin's built-in statement patterns write whose name a question
+/// about them rarely contains ("I live in Lisbon" → `city`, asked as "Where do I live?"),
+/// each with the words that ask for it.
+const FACET_CUES: &[(&str, &[&str])] = &[
+    ("city", &["live", "lives", "living", "reside"]),
+    ("hometown", &["from", "grew", "born"]),
+    (
+        "employer",
+        &["work", "works", "working", "job", "employer", "company"],
+    ),
+    ("age", &["old", "age"]),
+    ("name", &["name", "called", "call"]),
+];
+
+/// Whether the query asks for `facet` by one of its cue words ([`FACET_CUES`]), for the
+/// facets a question names in other words than the stored facet.
+pub fn asks_for_facet(query: &str, facet: &str) -> bool {
+    let Some((_, cues)) = FACET_CUES
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(facet))
+    else {
+        return false;
+    };
+    query
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| cues.contains(&w))
+}
+
 /// Whether the user asks for the detail of an earlier conversation.
 pub fn wants_detail(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -1269,6 +1330,18 @@ mod tests {
             None
         );
         assert_eq!(correction_value("My server's IP is 10.0.0.7"), None);
+    }
+
+    #[test]
+    fn questions_name_the_capture_facets_in_their_own_words() {
+        assert!(asks_for_facet("Where do I live?", "city"));
+        assert!(asks_for_facet("Where do I work these days?", "employer"));
+        assert!(asks_for_facet("How old am I?", "age"));
+        assert!(asks_for_facet("Where am I from?", "hometown"));
+        assert!(!asks_for_facet("Where do I live?", "employer"));
+        assert!(!asks_for_facet("What is my server's ip?", "city"));
+        // Facets outside the table are matched by their own name only (the store's job).
+        assert!(!asks_for_facet("Where do I live?", "ip"));
     }
 
     #[test]

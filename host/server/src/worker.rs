@@ -366,8 +366,10 @@ impl Worker {
         };
         let mut prompt_messages = std::borrow::Cow::Borrowed(&request.messages);
         let mut replay_messages = None;
+        let mut stated = None;
         if let Some(memory) = &memory {
             let recall = memory.before_turn(&user_text, knobs);
+            stated = recall.stated;
             report.recalled = recall.recalled;
             report.forgotten = recall.forgotten;
             report.plugins = recall.answered_by;
@@ -539,6 +541,7 @@ impl Worker {
                 memory,
                 report,
                 user_text,
+                stated,
                 server_tools: executed,
             },
             session,
@@ -712,6 +715,7 @@ impl Worker {
             memory,
             mut report,
             user_text,
+            stated,
             server_tools,
         } = turn;
         let request = &job.request;
@@ -738,7 +742,8 @@ impl Worker {
                 .filter(|m| m.role == Role::User)
                 .nth(1)
                 .and_then(|m| m.content.as_deref());
-            let (captured, by) = memory.after_turn(&user_text, previous, knobs, &lookup, turn);
+            let (captured, by) =
+                memory.after_turn(&user_text, previous, knobs, stated, &lookup, turn);
             report.captured = captured;
             report.plugins.extend(by);
             memory.note_turn(job.session.as_deref(), &request.messages, &answer.content);
@@ -835,6 +840,8 @@ struct FinishedTurn<'a> {
     memory: Option<Arc<MemoryServices>>,
     report: MemoryReport,
     user_text: String,
+    /// What the capture plugin read before the answer, written after it.
+    stated: Option<engram_plugins::Answer<Vec<engram_plugins::Fact>>>,
     server_tools: Vec<crate::tools::server::ExecutedCall>,
 }
 

@@ -359,6 +359,7 @@ impl HorizonResult {
 }
 
 const NO_REPLAY: fn() -> Value = || json!({"recall": true, "capture": true, "no_replay": true});
+/// The client's system prompt unless `--system-prompt` gives another.
 const SYSTEM: &str = "You are Engram. Answer in one short sentence, using the facts you remember.";
 
 /// Tokens the assistant may reply with on a planting, update or forget turn: its real reply
@@ -395,10 +396,10 @@ impl Tokens {
 }
 
 /// Plant, update, forget and ask N facts on `server`, as one conversation.
-fn horizon(server: &Server, n: usize) -> anyhow::Result<HorizonResult> {
+fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonResult> {
     let session = format!("horizon-{n}");
     let mut facts = facts(n);
-    let mut transcript: Vec<Value> = vec![json!({"role": "system", "content": SYSTEM})];
+    let mut transcript: Vec<Value> = vec![json!({"role": "system", "content": system})];
     let (mut session_tokens, mut question_tokens) = (Tokens::default(), Tokens::default());
     // Every turn sends the whole transcript so far plus the new text, as a replaying client
     // would; the server answers in no-replay mode (system prompt, latest user text, memory
@@ -553,13 +554,14 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
         DEFAULT_NS.to_vec()
     };
     let mut report = Report::new("horizon", ctx.quick, ctx.machine);
+    let system = ctx.system_prompt.as_deref().unwrap_or(SYSTEM);
     for &n in &ns {
         if n == 0 || n > OWNERS.len() * FACETS.len() {
             bail!("--n {n}: give 1..={}", OWNERS.len() * FACETS.len());
         }
         let data = tempfile::tempdir()?;
         let server = Server::start(ctx, data.path(), &[])?;
-        let result = horizon(&server, n);
+        let result = horizon(&server, n, system);
         server.0.stop()?;
         let result = result?;
         if ctx.json_stdout {
@@ -675,6 +677,9 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             p99(&on_ms) / p99(&off_ms)
         ));
     }
+    report.notes.push(format!(
+        "the client's system prompt, sent every turn: {system:?}"
+    ));
     report.notes.push(
         "no-replay mode through `engram serve`; facts planted through the capture plugin; \
          every turn sends the transcript so far, so the server reports what replaying it would \

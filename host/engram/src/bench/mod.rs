@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// beside the checkout).
     #[arg(long)]
     pub data_file: Option<PathBuf>,
+    /// The system prompt the horizon suite's client sends every turn (default: a 17-token
+    /// instruction; the per-turn cost no-replay mode cannot shed grows with it).
+    #[arg(long)]
+    pub system_prompt: Option<String>,
     /// Where the engine suite computes: cpu, cuda (an error without a GPU) or auto.
     #[arg(long, default_value = "cpu")]
     pub device: engram_cuda::DeviceChoice,
@@ -107,6 +111,8 @@ pub struct BenchContext<'a> {
     pub n: Vec<usize>,
     /// `--json` without a path: print JSON on stdout.
     pub json_stdout: bool,
+    /// `--system-prompt`, for the horizon suite's client.
+    pub system_prompt: Option<String>,
 }
 
 /// Run `engram bench`.
@@ -121,6 +127,7 @@ pub fn run(places: &Places, args: &BenchArgs) -> anyhow::Result<()> {
         machine: &machine,
         data_file: args.data_file.clone(),
         n: args.n.clone(),
+        system_prompt: args.system_prompt.clone(),
         json_stdout: args.json.as_deref() == Some(std::path::Path::new("-")),
     };
     let suites = match args.suite {
