@@ -167,9 +167,12 @@ def test_hot_swapping_the_judge_during_a_streaming_chat_interrupts_nothing(data_
         assert chunks[-1] == "[DONE]"
         events = [json.loads(c) for c in chunks[:-1]]
         finish = [e["choices"][0]["finish_reason"] for e in events if e.get("choices")]
-        assert finish[-1] == "length"
+        # The answer ends as a normal one does: at the token limit or at the model's own end
+        # (the city stored earlier in this module is recalled, so it may answer briefly).
+        assert finish[-1] in ("length", "stop"), finish
         text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
         assert text.strip()
+        print("streamed answer:", text)
         plugins = admin_get(server, "/v1/plugins")["data"]
         judge = [p for p in plugins if p["kind"] == "judge"][0]
         assert judge["plugin"] == swaps[-1]["plugin"] and judge["swaps"] == len(swaps)

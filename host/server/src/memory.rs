@@ -1082,6 +1082,11 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     if value.is_empty() || facet.trim().is_empty() {
         return content.text.clone();
     }
+    if content.subject == "user" {
+        if let Some(sentence) = user_sentence(&content.facet, value) {
+            return sentence;
+        }
+    }
     let last = facet.split_whitespace().last().unwrap_or_default();
     let verb = if last.len() > 3 && last.ends_with('s') && !last.ends_with("ss") {
         "are"
@@ -1094,6 +1099,25 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
         "."
     };
     format!("{owner} {facet} {verb} {value}{end}")
+}
+
+/// The user's own facets written by the capture plugin's built-in statement patterns, said
+/// the way the user said them ("The user lives in Lisbon." rather than "The user's city is
+/// Lisbon.", which the default 135M model answered with another city).
+fn user_sentence(facet: &str, value: &str) -> Option<String> {
+    let end = if value.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    let sentence = match facet {
+        "city" => format!("The user lives in {value}{end}"),
+        "hometown" => format!("The user is from {value}{end}"),
+        "employer" => format!("The user works at {value}{end}"),
+        "age" => format!("The user is {value} years old{end}"),
+        _ => return None,
+    };
+    Some(sentence)
 }
 
 /// A conversation's gist: its length, what the user told (κ only, never values — a value
@@ -1330,6 +1354,23 @@ mod tests {
             None
         );
         assert_eq!(correction_value("My server's IP is 10.0.0.7"), None);
+    }
+
+    #[test]
+    fn the_users_own_capture_facets_read_as_the_user_said_them() {
+        let fact = |facet: &str, value: &str| content("user", facet, value, "");
+        assert_eq!(
+            render_fact(&fact("city", "Lisbon")),
+            "The user lives in Lisbon."
+        );
+        assert_eq!(
+            render_fact(&fact("age", "int:34")),
+            "The user is 34 years old."
+        );
+        assert_eq!(
+            render_fact(&fact("favourite_colour", "teal")),
+            "The user's favourite colour is teal."
+        );
     }
 
     #[test]
