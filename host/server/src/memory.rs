@@ -326,7 +326,8 @@ impl MemoryServices {
     pub fn before_turn(&self, user_text: &str, knobs: MemoryKnobs) -> Recall {
         let mut recall = Recall::default();
         let mut lines = Vec::new();
-        if knobs.capture && is_forget_request(user_text) {
+        let forget = is_forget_request(user_text);
+        if knobs.capture && forget {
             let targets = agency::forget_targets(&self.store, user_text);
             let mut named = Vec::new();
             for target in targets {
@@ -376,7 +377,7 @@ impl MemoryServices {
                 ));
             }
         }
-        if knobs.capture && !is_forget_request(user_text) {
+        if knobs.capture && !forget {
             recall.stated = Some(self.capture.capture(user_text));
         }
         // The κ this turn states a value for: their stored cells are what the statement
@@ -396,7 +397,7 @@ impl MemoryServices {
                     && agency::same_property(&content.facet, facet)
             })
         };
-        if knobs.recall && !is_forget_request(user_text) {
+        if knobs.recall && !forget {
             let k = knobs.k.unwrap_or(DEFAULT_K).clamp(1, 64) as usize;
             // The query's embedding lets the store rank by meaning (ANN, κ_fine): without
             // it every candidate scores alike and, past a few hundred cells, the κ the
@@ -452,6 +453,7 @@ impl MemoryServices {
                 // other fact is a distractor.
                 let mut state: Vec<StateFact> = Vec::new();
                 let mut routed = 0;
+                let words = query_words(user_text);
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -464,9 +466,8 @@ impl MemoryServices {
                         .find(|c| c.cell.id.to_string() == candidate.id)
                         .map(|c| (&c.cell, c.features));
                     let names_kappa = cell.is_some_and(|(cell, features)| {
-                        (features.facet_match || asks_for_facet(user_text, &cell.content.facet))
-                            && (features.kappa_match
-                                || names_owner(user_text, &cell.content.subject))
+                        (features.facet_match || asks_for_facet(&words, &cell.content.facet))
+                            && (features.kappa_match || names_owner(&words, &cell.content.subject))
                     });
                     let replaced = cell.is_some_and(|(cell, _)| replaces(&cell.content));
                     let in_prompt = !replaced && (accept || (names_kappa && routed < STATE_EXTRA));
@@ -1082,9 +1083,14 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     if value.is_empty() || facet.trim().is_empty() {
         return content.text.clone();
     }
+    let end = if value.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
     if content.subject == "user" {
         if let Some(sentence) = user_sentence(&content.facet, value) {
-            return sentence;
+            return format!("{sentence}{end}");
         }
     }
     let last = facet.split_whitespace().last().unwrap_or_default();
@@ -1093,28 +1099,19 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     } else {
         "is"
     };
-    let end = if value.ends_with(['.', '!', '?']) {
-        ""
-    } else {
-        "."
-    };
     format!("{owner} {facet} {verb} {value}{end}")
 }
 
 /// The user's own facets written by the capture plugin's built-in statement patterns, said
 /// the way the user said them ("The user lives in Lisbon." rather than "The user's city is
-/// Lisbon.", which the default 135M model answered with another city).
+/// Lisbon.", which the default 135M model answered with another city); without the full
+/// stop, which [`render_fact`] adds.
 fn user_sentence(facet: &str, value: &str) -> Option<String> {
-    let end = if value.ends_with(['.', '!', '?']) {
-        ""
-    } else {
-        "."
-    };
     let sentence = match facet {
-        "city" => format!("The user lives in {value}{end}"),
-        "hometown" => format!("The user is from {value}{end}"),
-        "employer" => format!("The user works at {value}{end}"),
-        "age" => format!("The user is {value} years old{end}"),
+        "city" => format!("The user lives in {value}"),
+        "hometown" => format!("The user is from {value}"),
+        "employer" => format!("The user works at {value}"),
+        "age" => format!("The user is {value} years old"),
         _ => return None,
     };
     Some(sentence)
@@ -1144,15 +1141,20 @@ fn describe_kappa(subject: &str, facet: &str) -> String {
     }
 }
 
-/// Whether the query names the subject of a user fact: `user` is named by "my"; the owner of
-/// `user.build_box` by all of "build" and "box".
-pub fn names_owner(query: &str, subject: &str) -> bool {
-    let words: HashSet<String> = query
+/// The lower-case alphanumeric words of a query, read once per turn for [`names_owner`] and
+/// [`asks_for_facet`].
+pub fn query_words(query: &str) -> HashSet<String> {
+    query
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// Whether the query ([`query_words`]) names the subject of a user fact: `user` is named by
+/// "my"; the owner of `user.build_box` by all of "build" and "box".
+pub fn names_owner(words: &HashSet<String>, subject: &str) -> bool {
     let lower = subject.to_lowercase();
     match lower.strip_prefix("user.") {
         Some(owner) => owner
@@ -1177,19 +1179,13 @@ const FACET_CUES: &[(&str, &[&str])] = &[
     ("name", &["name", "called", "call"]),
 ];
 
-/// Whether the query asks for `facet` by one of its cue words ([`FACET_CUES`]), for the
-/// facets a question names in other words than the stored facet.
-pub fn asks_for_facet(query: &str, facet: &str) -> bool {
-    let Some((_, cues)) = FACET_CUES
+/// Whether the query ([`query_words`]) asks for `facet` by one of its cue words
+/// ([`FACET_CUES`]), for the facets a question names in other words than the stored facet.
+pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
+    FACET_CUES
         .iter()
         .find(|(f, _)| f.eq_ignore_ascii_case(facet))
-    else {
-        return false;
-    };
-    query
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .any(|w| cues.contains(&w))
+        .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
 }
 
 /// Whether the user asks for the detail of an earlier conversation.
@@ -1375,14 +1371,23 @@ mod tests {
 
     #[test]
     fn questions_name_the_capture_facets_in_their_own_words() {
-        assert!(asks_for_facet("Where do I live?", "city"));
-        assert!(asks_for_facet("Where do I work these days?", "employer"));
-        assert!(asks_for_facet("How old am I?", "age"));
-        assert!(asks_for_facet("Where am I from?", "hometown"));
-        assert!(!asks_for_facet("Where do I live?", "employer"));
-        assert!(!asks_for_facet("What is my server's ip?", "city"));
+        assert!(asks_for_facet(&query_words("Where do I live?"), "city"));
+        assert!(asks_for_facet(
+            &query_words("Where do I work these days?"),
+            "employer"
+        ));
+        assert!(asks_for_facet(&query_words("How old am I?"), "age"));
+        assert!(asks_for_facet(&query_words("Where am I from?"), "hometown"));
+        assert!(!asks_for_facet(
+            &query_words("Where do I live?"),
+            "employer"
+        ));
+        assert!(!asks_for_facet(
+            &query_words("What is my server's ip?"),
+            "city"
+        ));
         // Facets outside the table are matched by their own name only (the store's job).
-        assert!(!asks_for_facet("Where do I live?", "ip"));
+        assert!(!asks_for_facet(&query_words("Where do I live?"), "ip"));
     }
 
     #[test]
