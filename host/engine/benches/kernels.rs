@@ -1,5 +1,6 @@
 //! Kernel micro-benchmark: the matrix products of one SmolLM2 layer shape, pair-by-pair dot
-//! products against the tile kernels, for every kernel table this CPU runs.
+//! products against the tile kernels, for every kernel table this CPU runs (and Q4_K/Q6_K
+//! at 4864 columns, Qwen2.5-0.5B's feed-forward-down width).
 //!
 //! `cargo bench -p engram-engine --bench kernels [-- N_TOKENS [ROWS]]` prints, per table and
 //! weight type, nanoseconds per (row × token) for a ROWS × 576 matrix (default 1536, the
@@ -8,7 +9,7 @@
 //! `cargo test --all-targets` (no `--bench` argument) it runs one small pass as a smoke test,
 //! so the benchmark cannot rot without CI noticing.
 use engram_engine::kernels::Kernels;
-use engram_engine::quant::{quantize_act_row, GgmlType};
+use engram_engine::quant::{quantize_act_row, GgmlType, QK_K};
 use std::time::Instant;
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -29,9 +30,13 @@ fn weights(ty: GgmlType, rows: usize, cols: usize) -> (Vec<u64>, usize) {
     let mut b = bytes(7, n);
     let scale = half::f16::from_f32(0.01).to_bits().to_le_bytes();
     for blk in b.chunks_exact_mut(ty.block_bytes()) {
-        blk[0..2].copy_from_slice(&scale);
-        if ty == GgmlType::Q4_1 {
-            blk[2..4].copy_from_slice(&scale);
+        match ty {
+            GgmlType::Q6K => blk[208..210].copy_from_slice(&scale),
+            GgmlType::Q4_1 | GgmlType::Q4K => {
+                blk[0..2].copy_from_slice(&scale);
+                blk[2..4].copy_from_slice(&scale);
+            }
+            _ => blk[0..2].copy_from_slice(&scale),
         }
     }
     let mut w = vec![0u64; n.div_ceil(8)];
@@ -60,10 +65,18 @@ fn main() {
     let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n_tok = nums.first().copied().unwrap_or(if full { 32 } else { 3 });
     // A large row count (e.g. 49152, the vocabulary) makes the matrix stream from DRAM.
-    let (rows, cols) = (nums.get(1).copied().unwrap_or(if full { 1536 } else { 64 }), 576usize);
+    let rows = nums.get(1).copied().unwrap_or(if full { 1536 } else { 64 });
     let reps = if full { 5 } else { 1 };
-    println!("{rows}x{cols} weights, {n_tok} tokens (and 1 token), ns per row·token, single thread");
-    for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+    ] {
+        // The super-block formats at Qwen2.5-0.5B's feed-forward-down width (19 blocks).
+        let cols = if ty.block_size() == QK_K { 4864 } else { 576 };
+        println!("{ty:?}: {rows}x{cols} weights, {n_tok} tokens (and 1 token), ns per row·token, single thread");
         let (w, wn) = weights(ty, rows, cols);
         let wb = as_bytes(&w, wn);
         let wrb = ty.row_bytes(cols);

@@ -5,7 +5,7 @@
 //! — like [`Kernels::scalar`] — the portable reference in [`scalar`] is used everywhere.
 //!
 //! Besides the row dot products ([`DotFn`]) a table may carry register-tiled kernels
-//! ([`TileFn`]) for the 32-element block formats: `R` weight rows × `T` activation rows per
+//! ([`TileFn`]) for the 32-element block formats and the Q4_K/Q6_K super-blocks: `R` weight rows × `T` activation rows per
 //! call, so that a weight block is unpacked once for several tokens (prefill) and an
 //! activation block is loaded once for several rows (decode).
 
@@ -39,10 +39,11 @@ pub struct Tile {
     pub toks: usize,
 }
 
-/// Tile kernels for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K (in that order), for one tile shape.
+/// Tile kernels for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K (in that order), for one tile shape;
+/// `None` where the set has none for a type.
 #[derive(Clone, Copy)]
 struct TileSet {
-    fns: [TileFn; 5],
+    fns: [Option<TileFn>; 6],
     rows: usize,
     toks: usize,
 }
@@ -124,22 +125,24 @@ impl Kernels {
                     dot_f32: avx2::dot_f32_slices,
                     gemm: Some(TileSet {
                         fns: [
-                            tile_x86::avx2::gemm_q4_0,
-                            tile_x86::avx2::gemm_q4_1,
-                            tile_x86::avx2::gemm_q5_0,
-                            tile_x86::avx2::gemm_q8_0,
-                            tile_x86::avx2::gemm_q4k,
+                            Some(tile_x86::avx2::gemm_q4_0),
+                            Some(tile_x86::avx2::gemm_q4_1),
+                            Some(tile_x86::avx2::gemm_q5_0),
+                            Some(tile_x86::avx2::gemm_q8_0),
+                            Some(tile_x86::avx2::gemm_q4k),
+                            Some(tile_x86::avx2::gemm_q6k),
                         ],
                         rows: tile_x86::AVX2_GEMM.0,
                         toks: tile_x86::AVX2_GEMM.1,
                     }),
                     gemv: Some(TileSet {
                         fns: [
-                            tile_x86::avx2::gemv_q4_0,
-                            tile_x86::avx2::gemv_q4_1,
-                            tile_x86::avx2::gemv_q5_0,
-                            tile_x86::avx2::gemv_q8_0,
-                            tile_x86::avx2::gemv_q4k,
+                            Some(tile_x86::avx2::gemv_q4_0),
+                            Some(tile_x86::avx2::gemv_q4_1),
+                            Some(tile_x86::avx2::gemv_q5_0),
+                            Some(tile_x86::avx2::gemv_q8_0),
+                            Some(tile_x86::avx2::gemv_q4k),
+                            None, // Q6_K: the row dot product streams better (see tile_x86::tile_q6k)
                         ],
                         rows: tile_x86::GEMV_ROWS,
                         toks: 1,
@@ -165,22 +168,24 @@ impl Kernels {
                     isa: Isa::Avx512,
                     gemm: Some(TileSet {
                         fns: [
-                            tile_x86::avx512::gemm_q4_0,
-                            tile_x86::avx512::gemm_q4_1,
-                            tile_x86::avx512::gemm_q5_0,
-                            tile_x86::avx512::gemm_q8_0,
-                            tile_x86::avx512::gemm_q4k,
+                            Some(tile_x86::avx512::gemm_q4_0),
+                            Some(tile_x86::avx512::gemm_q4_1),
+                            Some(tile_x86::avx512::gemm_q5_0),
+                            Some(tile_x86::avx512::gemm_q8_0),
+                            Some(tile_x86::avx512::gemm_q4k),
+                            Some(tile_x86::avx512::gemm_q6k),
                         ],
                         rows: tile_x86::AVX512_GEMM.0,
                         toks: tile_x86::AVX512_GEMM.1,
                     }),
                     gemv: Some(TileSet {
                         fns: [
-                            tile_x86::avx512::gemv_q4_0,
-                            tile_x86::avx512::gemv_q4_1,
-                            tile_x86::avx512::gemv_q5_0,
-                            tile_x86::avx512::gemv_q8_0,
-                            tile_x86::avx512::gemv_q4k,
+                            Some(tile_x86::avx512::gemv_q4_0),
+                            Some(tile_x86::avx512::gemv_q4_1),
+                            Some(tile_x86::avx512::gemv_q5_0),
+                            Some(tile_x86::avx512::gemv_q8_0),
+                            Some(tile_x86::avx512::gemv_q4k),
+                            None, // Q6_K: the row dot product streams better (see tile_x86::tile_q6k)
                         ],
                         rows: tile_x86::GEMV_ROWS,
                         toks: 1,
@@ -248,10 +253,11 @@ impl Kernels {
             GgmlType::Q5_0 => 2,
             GgmlType::Q8_0 => 3,
             GgmlType::Q4K => 4,
+            GgmlType::Q6K => 5,
             _ => return None,
         };
         Some(Tile {
-            f: set.fns[i],
+            f: set.fns[i]?,
             rows: set.rows,
             toks: set.toks,
         })
@@ -399,6 +405,23 @@ mod tests {
         let sc = Kernels::scalar();
         let mut checked = 0;
         for simd in simd_tables() {
+            if matches!(simd.isa, Isa::Avx2 | Isa::Avx512) {
+                // The x86 tables tile every quantized type in prefill (Q6_K: only there).
+                for ty in [
+                    GgmlType::Q4_0,
+                    GgmlType::Q4_1,
+                    GgmlType::Q5_0,
+                    GgmlType::Q8_0,
+                    GgmlType::Q4K,
+                    GgmlType::Q6K,
+                ] {
+                    assert!(
+                        simd.tile_for(ty, 2).is_some(),
+                        "{:?} has no {ty:?} prefill tile",
+                        simd.isa
+                    );
+                }
+            }
             for ty in ALL {
                 for n_tok in [1usize, 2, 3, 4, 5] {
                     let Some(tile) = simd.tile_for(ty, n_tok) else { continue };

@@ -1,5 +1,6 @@
 //! Register-tiled products for the 32-element block formats (Q4_0, Q4_1, Q5_0, Q8_0) and
-//! Q4_K on x86_64: one call computes `R` weight rows × `T` activation rows.
+//! the super-block formats Q4_K and Q6_K (matrix-matrix only) on x86_64: one call computes
+//! `R` weight rows × `T` activation rows.
 //!
 //! Each weight block is unpacked to 32 bytes once and reused for all `T` activation blocks
 //! (prefill: several tokens), and each activation block is loaded once for all `R` rows
@@ -465,13 +466,153 @@ unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
     }
 }
 
-/// Q4_K tile entry points (see [`tile_q4k`]).
-macro_rules! tile_fns_q4k {
-    ($feat:literal, $r:expr, $t:expr, $name:ident) => {
-        /// Q4_K tile kernel (see [`tile_q4k`]); the CPU features it needs were detected by
-        /// [`Kernels`](super::Kernels) before it was installed.
+/// `pshufb` controls that spread two of Q6_K's sixteen sub-block scales over a 32-byte chunk:
+/// entry `k` repeats scale `2k` eight times, then scale `2k + 1` eight times (the chunk's two
+/// 16-element sub-blocks; widened to i16 lanes, 0..8 then 8..16).
+static Q6K_SCALE_SHUFFLE: [[u8; 16]; 8] = {
+    let mut t = [[0u8; 16]; 8];
+    let mut k = 0;
+    while k < 8 {
+        let mut i = 0;
+        while i < 16 {
+            t[k][i] = (2 * k + i / 8) as u8;
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// Q6_K weights × Q8_K activations, `R ∈ {4, 8}` rows × `T` tokens in `G = R·T/8` groups of
+/// 8 pairs (pair `i = t·R + r`), like [`tile`]. Each row's super-block is unpacked once into
+/// eight 32-byte chunks of unsigned 6-bit quants `q ∈ 0..64` and reused for every token; per
+/// pair and chunk that is one `vpmaddubsw` (no saturation: `2·63·127 < 2¹⁵`) and one
+/// `vpmaddwd` with the chunk's two sub-block scales (`vpdpwssd`, multiply and add in one,
+/// with `DPW`). The offset of 32 comes off once per super-block through the activation's
+/// 16-element sums: `Σ sc·(q − 32)·y = Σ sc·q·y − 32·Σ_k sc_k·bsum_k`, exact in i32.
+///
+/// Bit-identical to [`scalar::dot_q6k`](super::scalar::dot_q6k): per super-block the scaled
+/// integer sum is exact, then `acc += d·d_a·Σ` in f32, super-block after super-block.
+///
+/// Matrix-matrix only: as an `8 × 1` matrix-vector tile it was slower than the row dot
+/// product once the weights stream from DRAM (decode), so one-token products keep that.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_q6k<const R: usize, const T: usize, const G: usize, const DPW: bool>(
+    w: *const u8,
+    wrb: usize,
+    rows: usize,
+    a: *const u8,
+    arb: usize,
+    toks: usize,
+    out: &mut [f32],
+) {
+    const WB: usize = std::mem::size_of::<BlockQ6K>();
+    const AB: usize = std::mem::size_of::<BlockQ8K>();
+    debug_assert!((R == 4 || R == 8) && R * T == 8 * G);
+    let nb = wrb / WB;
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m3 = _mm256_set1_epi8(0x03);
+    let mut acc = [_mm256_setzero_ps(); G];
+    let mut wp = [w; R];
+    for (r, p) in wp.iter_mut().enumerate() {
+        *p = w.add(r.min(rows - 1) * wrb);
+    }
+    let mut ap = [a; T];
+    for (t, p) in ap.iter_mut().enumerate() {
+        *p = a.add(t.min(toks - 1) * arb);
+    }
+    let next = w.wrapping_add(2 * R * wrb);
+    for b in 0..nb {
+        let mut off = b * R * WB;
+        while off < (b + 1) * R * WB {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
+            off += 64;
+        }
+        let bw: [&BlockQ6K; R] = std::array::from_fn(|r| &*(wp[r].add(b * WB) as *const BlockQ6K));
+        let ba: [&BlockQ8K; T] = std::array::from_fn(|t| &*(ap[t].add(b * AB) as *const BlockQ8K));
+        let mut p = [_mm256_setzero_si256(); 16]; // R·T ≤ 16 pairs
+                                                  // The offset: p -= Σ_k (32·sc_k)·bsum_k (|32·sc| ≤ 4096, |bsum| ≤ 2032: no overflow).
+        for (r, br) in bw.iter().enumerate() {
+            let sc = _mm_loadu_si128(br.scales.as_ptr() as *const __m128i);
+            let sc32 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc), 5);
+            for (t, bt) in ba.iter().enumerate() {
+                let bs = _mm256_loadu_si256(bt.bsums.as_ptr() as *const __m256i);
+                let i = t * R + r;
+                p[i] = _mm256_sub_epi32(p[i], _mm256_madd_epi16(sc32, bs));
+            }
+        }
+        for h in 0..2 {
+            for (r, br) in bw.iter().enumerate() {
+                let ql0 = _mm256_loadu_si256(br.ql.as_ptr().add(64 * h) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(br.ql.as_ptr().add(64 * h + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(br.qh.as_ptr().add(32 * h) as *const __m256i);
+                let sc = _mm_loadu_si128(br.scales.as_ptr() as *const __m128i);
+                // Chunk c of this half: elements 128h + 32c.., low nibbles of ql0/ql1 then
+                // high nibbles, with bits 2c, 2c+1 of qh on top.
+                let q = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, m4),
+                        _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4),
+                    ),
+                ];
+                for (c, qc) in q.into_iter().enumerate() {
+                    let k = 4 * h + c;
+                    let shuf = _mm_loadu_si128(Q6K_SCALE_SHUFFLE[k].as_ptr() as *const __m128i);
+                    let scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, shuf));
+                    for (t, bt) in ba.iter().enumerate() {
+                        let y = _mm256_loadu_si256(bt.qs.as_ptr().add(32 * k) as *const __m256i);
+                        let i = t * R + r;
+                        let qy = _mm256_maddubs_epi16(qc, y);
+                        p[i] = if DPW {
+                            _mm256_dpwssd_epi32(p[i], qy, scv)
+                        } else {
+                            _mm256_add_epi32(p[i], _mm256_madd_epi16(qy, scv))
+                        };
+                    }
+                }
+            }
+        }
+        let dw = halves8::<R>(&std::array::from_fn(|r| bw[r].d));
+        let da: [f32; T] = std::array::from_fn(|t| ba[t].d);
+        for g in 0..G {
+            let pg: [__m256i; 8] = std::array::from_fn(|i| p[8 * g + i]);
+            let sum = _mm256_cvtepi32_ps(reduce8(&pg));
+            let d = _mm256_mul_ps(dw, toks8::<R, T>(&da, g));
+            acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(d, sum));
+        }
+    }
+    let mut res = [0f32; 64];
+    for (g, v) in acc.iter().enumerate() {
+        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), *v);
+    }
+    for t in 0..toks {
+        for r in 0..rows {
+            out[t * rows + r] = res[t * R + r];
+        }
+    }
+}
+
+/// Entry points of the super-block tiles ([`tile_q4k`], [`tile_q6k`]): `$name: $wb =>
+/// $kernel` with the kernel's extra const parameters, if any, after a comma.
+macro_rules! tile_fns_k {
+    ($feat:literal, $r:expr, $t:expr, $name:ident: $wb:ty => $kernel:ident $(, $extra:expr)?) => {
+        /// Super-block tile kernel (see the `tile_*` function it calls); the CPU features it
+        /// needs were detected by [`Kernels`](super::Kernels) before it was installed.
         pub fn $name(w: &[u8], wrb: usize, rows: usize, a: &[u8], arb: usize, toks: usize, out: &mut [f32]) {
-            let (wb, ab) = (std::mem::size_of::<BlockQ4K>(), std::mem::size_of::<BlockQ8K>());
+            let (wb, ab) = (std::mem::size_of::<$wb>(), std::mem::size_of::<BlockQ8K>());
             assert!(
                 (1..=$r).contains(&rows) && (1..=$t).contains(&toks),
                 "tile of {rows}×{toks} exceeds {}×{}",
@@ -500,7 +641,7 @@ macro_rules! tile_fns_q4k {
                 toks: usize,
                 out: &mut [f32],
             ) {
-                tile_q4k::<{ $r }, { $t }, { $r * $t / 8 }>(w, wrb, rows, a, arb, toks, out)
+                $kernel::<{ $r }, { $t }, { $r * $t / 8 } $(, { $extra })?>(w, wrb, rows, a, arb, toks, out)
             }
             // SAFETY: shapes and alignment checked above; installed only after feature detection.
             unsafe { imp(w.as_ptr(), wrb, rows, a.as_ptr(), arb, toks, out) }
@@ -574,8 +715,9 @@ pub mod avx2 {
         gemv_q5_0: Q5_0, A8_0;
         gemv_q8_0: Q8_0, A8_0;
     );
-    tile_fns_q4k!("avx2,fma,f16c", AVX2_GEMM.0, AVX2_GEMM.1, gemm_q4k);
-    tile_fns_q4k!("avx2,fma,f16c", GEMV_ROWS, 1, gemv_q4k);
+    tile_fns_k!("avx2,fma,f16c", AVX2_GEMM.0, AVX2_GEMM.1, gemm_q4k: BlockQ4K => tile_q4k);
+    tile_fns_k!("avx2,fma,f16c", GEMV_ROWS, 1, gemv_q4k: BlockQ4K => tile_q4k);
+    tile_fns_k!("avx2,fma,f16c", AVX2_GEMM.0, AVX2_GEMM.1, gemm_q6k: BlockQ6K => tile_q6k, false);
 }
 
 /// AVX-512 tiles: 256-bit vectors with VNNI byte dot products (`vpdpbusd`, AVX-512 VL+VNNI)
@@ -596,16 +738,22 @@ pub mod avx512 {
         gemv_q5_0: Q5_0, A8_0;
         gemv_q8_0: Q8_0, A8_0;
     );
-    tile_fns_q4k!(
+    tile_fns_k!(
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         AVX512_GEMM.0,
         AVX512_GEMM.1,
-        gemm_q4k
+        gemm_q4k: BlockQ4K => tile_q4k
     );
-    tile_fns_q4k!(
+    tile_fns_k!(
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         GEMV_ROWS,
         1,
-        gemv_q4k
+        gemv_q4k: BlockQ4K => tile_q4k
+    );
+    tile_fns_k!(
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        AVX512_GEMM.0,
+        AVX512_GEMM.1,
+        gemm_q6k: BlockQ6K => tile_q6k, true
     );
 }
