@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 fn hostile_host() -> PluginHost {
     let config = HostConfig {
         limits: Limits {
-            call_timeout: Duration::from_millis(200),
+            // Every slot of the host shares this deadline, the good one included: on a
+            // loaded 2-core machine a benign call starved of CPU for 200 ms timed out and
+            // failed the test (about once in ten runs under load ≈ 10), so it leaves room.
+            call_timeout: Duration::from_millis(1000),
             memory_bytes: 32 << 20,
             ..Limits::default()
         },
@@ -85,8 +88,8 @@ fn each_hostile_plugin_is_stopped_and_falls_back_while_other_slots_serve() {
             fallback::judge("attack: what is my server's ip?", &cands),
             "{name}: built-in judge answered"
         );
-        // The deadline is 200 ms; allow for a loaded 2-core CI machine.
-        assert!(took < Duration::from_secs(3), "{name} took {took:?}");
+        // The deadline is 1 s; allow for a loaded 2-core CI machine.
+        assert!(took < Duration::from_secs(4), "{name} took {took:?}");
         if name == "panic" {
             assert!(
                 f.stderr.contains("hostile judge panicked on purpose"),

@@ -1,0 +1,220 @@
+//! Reading what the user's text asks for: its words, whether it is a question, the κ
+//! (owner and facet) it names, and whether it asks to forget, corrects a value or wants the
+//! detail of an earlier conversation.
+
+use std::collections::HashSet;
+
+/// Words a question starts with (a text that ends with "?" is one too).
+const QUESTION_STARTS: &[&str] = &[
+    "what", "which", "who", "where", "when", "how", "why", "tell", "remind", "describe", "do",
+    "did", "does", "is", "are", "have", "can",
+];
+
+/// Whether the text is a question: it ends with "?" or its first word is a question word
+/// ([`QUESTION_STARTS`]: "Tell me my printer's nickname" is one).
+pub fn is_question(text: &str) -> bool {
+    text.trim_end().ends_with('?')
+        || text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| QUESTION_STARTS.contains(&w))
+}
+
+/// Words that end in "s" and are singular, beyond the endings [`is_plural`] already reads
+/// as singular ("-ss", "-us", "-is").
+const SINGULAR_IN_S: &[&str] = &[
+    "alias", "atlas", "bias", "canvas", "gas", "lens", "news", "series", "species", "physics",
+    "gps", "dns", "sms", "ios",
+];
+
+/// Whether a lower-case English noun is plural by its ending: "ports", "hobbies", not
+/// "address", "status", "axis" or "alias". The rare plurals in "-is" ("skis", "taxis") and
+/// "-us" ("menus") read as singular.
+pub fn is_plural(word: &str) -> bool {
+    word.len() > 3
+        && word.ends_with('s')
+        && !["ss", "us", "is"].iter().any(|end| word.ends_with(end))
+        && !SINGULAR_IN_S.contains(&word)
+}
+
+/// A lower-case word in its singular form, read by its ending ("hobbies" → "hobby",
+/// "ports" → "port"), so that a plural and its singular match.
+pub fn singular(word: &str) -> String {
+    match word.strip_suffix("ies").filter(|stem| stem.len() > 2) {
+        Some(stem) => format!("{stem}y"),
+        None if is_plural(word) => word[..word.len() - 1].to_string(),
+        None => word.to_string(),
+    }
+}
+
+/// The lower-case alphanumeric words of a query, read once per turn for [`names_owner`] and
+/// [`asks_for_facet`].
+pub fn query_words(query: &str) -> HashSet<String> {
+    query
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the query ([`query_words`]) names the subject of a user fact: `user` is named by
+/// "my"; the owner of `user.build_box` by all of "build" and "box".
+pub fn names_owner(words: &HashSet<String>, subject: &str) -> bool {
+    let lower = subject.to_lowercase();
+    match lower.strip_prefix("user.") {
+        Some(owner) => owner
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .all(|w| words.contains(w)),
+        None => lower == "user" && (words.contains("my") || words.contains("i")),
+    }
+}
+
+/// The facets the capture plugin's built-in statement patterns write whose name a question
+/// about them rarely contains ("I live in Lisbon" → `city`, asked as "Where do I live?"),
+/// each with the words that ask for it.
+const FACET_CUES: &[(&str, &[&str])] = &[
+    ("city", &["live", "lives", "living", "reside"]),
+    ("hometown", &["from", "grew", "born"]),
+    (
+        "employer",
+        &["work", "works", "working", "job", "employer", "company"],
+    ),
+    ("age", &["old", "age"]),
+    ("name", &["name", "called", "call"]),
+];
+
+/// Whether the query ([`query_words`]) asks for `facet` by one of its cue words
+/// ([`FACET_CUES`]), for the facets a question names in other words than the stored facet.
+pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
+    FACET_CUES
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(facet))
+        .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
+}
+
+/// Whether the user asks for the detail of an earlier conversation.
+pub fn wants_detail(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    [
+        "in detail",
+        "exactly",
+        "full conversation",
+        "whole conversation",
+        "word for word",
+        "transcript",
+        "what did i say",
+        "what did i tell",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
+}
+
+/// The value of a correction such as "Actually it's 10.0.0.9" or "No, it is Porto."
+pub(super) fn correction_value(text: &str) -> Option<&str> {
+    let lower = text.trim().to_lowercase();
+    let starts = [
+        "actually ",
+        "actually, ",
+        "no, ",
+        "no ",
+        "correction: ",
+        "sorry, ",
+        "",
+    ];
+    let verbs = ["it's ", "it is ", "its ", "that's ", "that is "];
+    for start in starts {
+        for verb in verbs {
+            let prefix = format!("{start}{verb}");
+            if lower.starts_with(&prefix) {
+                let value = text.trim()[prefix.len()..]
+                    .trim()
+                    .trim_end_matches(['.', '!']);
+                let words = value.split_whitespace().count();
+                return (1..=4).contains(&words).then_some(value);
+            }
+        }
+    }
+    None
+}
+
+/// Whether the user's text asks to forget something.
+pub fn is_forget_request(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    ["forget ", "please forget ", "erase ", "stop remembering "]
+        .iter()
+        .any(|marker| lower.starts_with(marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrections_yield_their_value() {
+        assert_eq!(correction_value("Actually it's 10.0.0.9"), Some("10.0.0.9"));
+        assert_eq!(correction_value("No, it is Porto."), Some("Porto"));
+        assert_eq!(
+            correction_value("it's a long story about many things"),
+            None
+        );
+        assert_eq!(correction_value("My server's IP is 10.0.0.7"), None);
+    }
+
+    #[test]
+    fn questions_name_the_capture_facets_in_their_own_words() {
+        assert!(asks_for_facet(&query_words("Where do I live?"), "city"));
+        assert!(asks_for_facet(
+            &query_words("Where do I work these days?"),
+            "employer"
+        ));
+        assert!(asks_for_facet(&query_words("How old am I?"), "age"));
+        assert!(asks_for_facet(&query_words("Where am I from?"), "hometown"));
+        assert!(!asks_for_facet(
+            &query_words("Where do I live?"),
+            "employer"
+        ));
+        assert!(!asks_for_facet(
+            &query_words("What is my server's ip?"),
+            "city"
+        ));
+        // Facets outside the table are matched by their own name only (the store's job).
+        assert!(!asks_for_facet(&query_words("Where do I live?"), "ip"));
+    }
+
+    #[test]
+    fn forget_requests_are_recognised() {
+        assert!(is_forget_request("Forget my server's IP"));
+        assert!(is_forget_request("  please forget where I live"));
+        assert!(!is_forget_request("I never forget a face"));
+        assert!(!is_forget_request("What is my server's IP?"));
+    }
+
+    #[test]
+    fn questions_are_recognised_with_or_without_a_question_mark() {
+        assert!(is_question("What is my server's ip?"));
+        assert!(is_question("Tell me my printer's nickname."));
+        assert!(is_question("What's the port of my laptop"));
+        assert!(is_question("Describe yourself"));
+        assert!(!is_question("My server's ip is 10.1.1.1."));
+        assert!(!is_question("You are great."));
+    }
+
+    #[test]
+    fn plurals_are_read_by_their_ending() {
+        for plural in ["ports", "hobbies", "pets", "keys", "cats"] {
+            assert!(is_plural(plural), "{plural}");
+        }
+        for one in [
+            "alias", "status", "address", "axis", "news", "pin", "gps", "bus",
+        ] {
+            assert!(!is_plural(one), "{one}");
+        }
+        assert_eq!(singular("hobbies"), "hobby");
+        assert_eq!(singular("ports"), "port");
+        assert_eq!(singular("alias"), "alias");
+        assert_eq!(singular("status"), "status");
+    }
+}
