@@ -62,14 +62,9 @@ pub fn addresses_assistant(text: &str) -> bool {
     let first_person = words
         .iter()
         .any(|w| matches!(*w, "my" | "i" | "mine" | "i'm" | "we" | "our"));
-    let question = lower.trim_end().ends_with('?')
-        || words.first().is_some_and(|w| {
-            matches!(
-                *w,
-                "what" | "which" | "how" | "who" | "can" | "do" | "are" | "tell" | "describe"
-            )
-        });
-    second_person && question && (!first_person || words.contains(&"engram"))
+    second_person
+        && crate::memory::is_question(text)
+        && (!first_person || words.contains(&"engram"))
 }
 
 #[cfg(test)]
