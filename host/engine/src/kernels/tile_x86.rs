@@ -240,6 +240,40 @@ unsafe fn halves8<const R: usize>(h: &[u16; R]) -> __m256 {
     _mm256_cvtph_ps(v)
 }
 
+/// The start of each of a tile's `N` rows, `stride` bytes apart from `base`; rows `≥ valid`
+/// repeat the last valid one (their results are dropped), so partial tiles need no
+/// separate code. Used for weight rows and activation rows alike.
+#[inline(always)]
+unsafe fn tile_rows<const N: usize>(base: *const u8, stride: usize, valid: usize) -> [*const u8; N] {
+    std::array::from_fn(|i| base.add(i.min(valid - 1) * stride))
+}
+
+/// Prefetch bytes `from..to` past `next`, one cache line at a time: a tile spreads the
+/// prefetches for the next tile's rows over its own block loop.
+#[inline(always)]
+unsafe fn prefetch_lines(next: *const u8, from: usize, to: usize) {
+    let mut off = from;
+    while off < to {
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
+        off += 64;
+    }
+}
+
+/// Write a tile's `G` accumulators (pair `i = t·R + r`) into `out`, `toks` rows of `rows`
+/// values, dropping the pairs of padded rows and tokens.
+#[inline(always)]
+unsafe fn store_tile<const R: usize, const G: usize>(acc: &[__m256; G], rows: usize, toks: usize, out: &mut [f32]) {
+    let mut res = [0f32; 64];
+    for (g, v) in acc.iter().enumerate() {
+        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), *v);
+    }
+    for t in 0..toks {
+        for r in 0..rows {
+            out[t * rows + r] = res[t * R + r];
+        }
+    }
+}
+
 /// Per-pair activation values of group `g`: `R == 4`: `[v(2g) ×4, v(2g+1) ×4]`; `R == 8`:
 /// `[v(g) ×8]`.
 #[inline(always)]
@@ -273,25 +307,15 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
     let nb = wrb / W::BYTES;
     let mut acc = [_mm256_setzero_ps(); G];
     let mut mins = [_mm256_setzero_ps(); G];
-    let mut wp = [w; R];
-    for (r, p) in wp.iter_mut().enumerate() {
-        *p = w.add(r.min(rows - 1) * wrb);
-    }
-    let mut ap = [a; T];
-    for (t, p) in ap.iter_mut().enumerate() {
-        *p = a.add(t.min(toks - 1) * arb);
-    }
+    let wp: [*const u8; R] = tile_rows(w, wrb, rows);
+    let ap: [*const u8; T] = tile_rows(a, arb, toks);
     // The rows of a full tile are contiguous (`R·wrb` bytes); the next tile's follow. Spread
     // prefetches for those over this tile's block loop, `R·BYTES` bytes per block, so the
     // many interleaved row streams do not wait on memory (a large matrix streams from DRAM).
     let next = w.wrapping_add(2 * R * wrb);
     let per_block = R * W::BYTES;
     for b in 0..nb {
-        let mut off = b * per_block;
-        while off < (b + 1) * per_block {
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
-            off += 64;
-        }
+        prefetch_lines(next, b * per_block, (b + 1) * per_block);
         let mut x = [_mm256_setzero_si256(); R];
         let mut dh = [0u16; R];
         let mut mh = [0u16; R];
@@ -350,20 +374,12 @@ unsafe fn tile<W: WBlock, A: ABlock, const R: usize, const T: usize, const G: us
             }
         }
     }
-    let mut res = [0f32; 64];
-    for g in 0..G {
-        let v = if W::HAS_MIN {
-            _mm256_add_ps(acc[g], mins[g])
-        } else {
-            acc[g]
-        };
-        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), v);
-    }
-    for t in 0..toks {
-        for r in 0..rows {
-            out[t * rows + r] = res[t * R + r];
+    if W::HAS_MIN {
+        for g in 0..G {
+            acc[g] = _mm256_add_ps(acc[g], mins[g]);
         }
     }
+    store_tile::<R, G>(&acc, rows, toks, out);
 }
 
 /// Q4_K weights × Q8_K activations, `R ∈ {4, 8}` rows × `T` tokens in `G = R·T/8` groups of
@@ -387,21 +403,11 @@ unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
     let nb = wrb / WB;
     let m4 = _mm256_set1_epi8(0x0F);
     let mut acc = [_mm256_setzero_ps(); G];
-    let mut wp = [w; R];
-    for (r, p) in wp.iter_mut().enumerate() {
-        *p = w.add(r.min(rows - 1) * wrb);
-    }
-    let mut ap = [a; T];
-    for (t, p) in ap.iter_mut().enumerate() {
-        *p = a.add(t.min(toks - 1) * arb);
-    }
+    let wp: [*const u8; R] = tile_rows(w, wrb, rows);
+    let ap: [*const u8; T] = tile_rows(a, arb, toks);
     let next = w.wrapping_add(2 * R * wrb);
     for b in 0..nb {
-        let mut off = b * R * WB;
-        while off < (b + 1) * R * WB {
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
-            off += 64;
-        }
+        prefetch_lines(next, b * R * WB, (b + 1) * R * WB);
         let bw: [&BlockQ4K; R] = std::array::from_fn(|r| &*(wp[r].add(b * WB) as *const BlockQ4K));
         let ba: [&BlockQ8K; T] = std::array::from_fn(|t| &*(ap[t].add(b * AB) as *const BlockQ8K));
         // Sub-block scales and minimums of each row; 16-element sums paired per sub-block.
@@ -455,15 +461,7 @@ unsafe fn tile_q4k<const R: usize, const T: usize, const G: usize>(
             acc[g] = _mm256_add_ps(acc[g], _mm256_sub_ps(t1, t2));
         }
     }
-    let mut res = [0f32; 64];
-    for (g, v) in acc.iter().enumerate() {
-        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), *v);
-    }
-    for t in 0..toks {
-        for r in 0..rows {
-            out[t * rows + r] = res[t * R + r];
-        }
-    }
+    store_tile::<R, G>(&acc, rows, toks, out);
 }
 
 /// `pshufb` controls that spread two of Q6_K's sixteen sub-block scales over a 32-byte chunk:
@@ -514,21 +512,11 @@ unsafe fn tile_q6k<const R: usize, const T: usize, const G: usize, const DPW: bo
     let m4 = _mm256_set1_epi8(0x0F);
     let m3 = _mm256_set1_epi8(0x03);
     let mut acc = [_mm256_setzero_ps(); G];
-    let mut wp = [w; R];
-    for (r, p) in wp.iter_mut().enumerate() {
-        *p = w.add(r.min(rows - 1) * wrb);
-    }
-    let mut ap = [a; T];
-    for (t, p) in ap.iter_mut().enumerate() {
-        *p = a.add(t.min(toks - 1) * arb);
-    }
+    let wp: [*const u8; R] = tile_rows(w, wrb, rows);
+    let ap: [*const u8; T] = tile_rows(a, arb, toks);
     let next = w.wrapping_add(2 * R * wrb);
     for b in 0..nb {
-        let mut off = b * R * WB;
-        while off < (b + 1) * R * WB {
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off) as *const i8);
-            off += 64;
-        }
+        prefetch_lines(next, b * R * WB, (b + 1) * R * WB);
         let bw: [&BlockQ6K; R] = std::array::from_fn(|r| &*(wp[r].add(b * WB) as *const BlockQ6K));
         let ba: [&BlockQ8K; T] = std::array::from_fn(|t| &*(ap[t].add(b * AB) as *const BlockQ8K));
         let mut p = [_mm256_setzero_si256(); 16]; // R·T ≤ 16 pairs
@@ -594,15 +582,7 @@ unsafe fn tile_q6k<const R: usize, const T: usize, const G: usize, const DPW: bo
             acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(d, sum));
         }
     }
-    let mut res = [0f32; 64];
-    for (g, v) in acc.iter().enumerate() {
-        _mm256_storeu_ps(res.as_mut_ptr().add(8 * g), *v);
-    }
-    for t in 0..toks {
-        for r in 0..rows {
-            out[t * rows + r] = res[t * R + r];
-        }
-    }
+    store_tile::<R, G>(&acc, rows, toks, out);
 }
 
 /// Entry points of the super-block tiles ([`tile_q4k`], [`tile_q6k`]): `$name: $wb =>
