@@ -27,6 +27,19 @@ pub struct Message {
     pub name: Option<String>,
 }
 
+impl Message {
+    /// A message of `role` carrying `text` and nothing else (no tool calls, id or name).
+    pub fn new(role: Role, text: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: Some(text.into()),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
+}
+
 /// A message author.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]

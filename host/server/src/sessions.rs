@@ -169,13 +169,7 @@ mod tests {
     use crate::openai::Role;
 
     fn msg(role: Role, text: &str) -> Message {
-        Message {
-            role,
-            content: Some(text.into()),
-            tool_calls: None,
-            tool_call_id: None,
-            name: None,
-        }
+        Message::new(role, text)
     }
 
     #[test]

@@ -764,10 +764,7 @@ impl Worker {
             lookup.clone()
         } else {
             let mut conversation = request.messages.clone();
-            conversation.push(Message {
-                role: Role::Assistant,
-                ..system_message(answer.content)
-            });
+            conversation.push(Message::new(Role::Assistant, answer.content));
             derived_name(&conversation)
         };
         let exact = request.exact.unwrap_or(self.default_exact);
@@ -843,15 +840,4 @@ struct FinishedTurn<'a> {
     /// What the capture plugin read before the answer, written after it.
     stated: Option<engram_plugins::Answer<Vec<engram_plugins::Fact>>>,
     server_tools: Vec<crate::tools::server::ExecutedCall>,
-}
-
-/// A system message carrying `text`.
-fn system_message(text: String) -> Message {
-    Message {
-        role: Role::System,
-        content: Some(text),
-        tool_calls: None,
-        tool_call_id: None,
-        name: None,
-    }
 }

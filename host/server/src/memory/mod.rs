@@ -211,7 +211,7 @@ pub fn compose_prompt(
                 .iter()
                 .rposition(|m| m.role == Role::User)
                 .map_or(out.len(), |i| i + 1);
-            out.insert(at, system(block.to_string()));
+            out.insert(at, Message::new(Role::System, block));
         }
         out
     };
@@ -227,16 +227,6 @@ pub fn compose_prompt(
         out.push(last.clone());
     }
     (with_block(out), Some(with_block(messages.to_vec())))
-}
-
-fn system(text: String) -> Message {
-    Message {
-        role: Role::System,
-        content: Some(text),
-        tool_calls: None,
-        tool_call_id: None,
-        name: None,
-    }
 }
 
 impl MemoryServices {
@@ -970,11 +960,7 @@ mod tests {
 
     #[test]
     fn no_replay_keeps_system_state_and_the_latest_user_text() {
-        let msg = |role, text: &str| Message {
-            content: Some(text.to_string()),
-            role,
-            ..system(String::new())
-        };
+        let msg = Message::new;
         let history = vec![
             msg(Role::System, "be brief"),
             msg(Role::User, "My server's IP is 10.0.0.7"),
