@@ -403,6 +403,21 @@ def test_unknown_but_valid_session_names_start_a_fresh_session(small_server):
         assert body.get("session") == name
 
 
+def test_stop_strings_around_multibyte_text_are_answered(small_server):
+    # Portuguese answers hold multi-byte characters; stop strings longer than one character,
+    # or made of multi-byte ones, once sliced the streamed text inside a character (a 500).
+    prompt = [{"role": "user", "content": "Escreve uma frase em português sobre a manhã em Lisboa."}]
+    for stop in [["never appears in the answer"], ["ãããã manhã não", "€€"]]:
+        for stream in (False, True):
+            body = {"messages": prompt, "max_tokens": 32, "temperature": 0, "stop": stop,
+                    "stream": stream}
+            reply = send_raw(small_server, chat(body), timeout=120)
+            assert reply.status == 200, reply.raw[:300]
+            if not stream:
+                assert not reply.json()["choices"][0]["message"]["content"].isascii()
+    assert_still_serves(small_server)
+
+
 def assert_still_serves(server):
     body = {"messages": [{"role": "user", "content": "Who wrote Romeo and Juliet?"}],
             "max_tokens": 16, "temperature": 0}

@@ -95,7 +95,11 @@ pub fn generate(
         tokens.push(next);
         text.push_str(&dec.push(tok, next));
         // Stop strings: search the region that could contain a new match.
-        let from = emitted.saturating_sub(max_stop);
+        // (On a character boundary: the text before `emitted` may hold multi-byte characters.)
+        let mut from = emitted.saturating_sub(max_stop);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
         if let Some((at, _)) = opts
             .stop
             .iter()
@@ -117,7 +121,7 @@ pub fn generate(
         let mut safe = text.len();
         for s in &opts.stop {
             for k in (1..s.len().min(text.len() + 1)).rev() {
-                if text.ends_with(&s[..k]) && s.is_char_boundary(k) {
+                if s.is_char_boundary(k) && text.ends_with(&s[..k]) {
                     safe = safe.min(text.len() - k);
                     break;
                 }

@@ -191,3 +191,37 @@ fn generate_streams_the_same_text_it_returns_and_honours_stop_strings() {
     assert_eq!(g2.text, g.text[..cut]);
     assert_eq!(streamed2, g2.text);
 }
+
+#[test]
+fn stop_strings_longer_than_the_text_since_a_multibyte_character_do_not_split_it() {
+    use engram_engine::{generate, GenerateOptions};
+    let m = model();
+    let t = m.chat_template().unwrap();
+    let messages = [engram_engine::ChatMessage::new(
+        "user",
+        "Escreve uma frase em português sobre a manhã em Lisboa.",
+    )];
+    let p = m.tokenizer().encode(&t.render(&messages, true).unwrap(), true);
+    let run = |stop: Vec<String>| {
+        let mut s = Session::new(&m, SessionOptions::default());
+        let opts = GenerateOptions {
+            max_tokens: 32,
+            stop,
+            ..Default::default()
+        };
+        generate(&mut s, &p, &opts, |_| true).unwrap()
+    };
+    let free = run(Vec::new());
+    assert!(
+        !free.text.is_ascii(),
+        "the test needs a multi-byte character in {:?}",
+        free.text
+    );
+    // A stop string that never appears, longer than a character: the search window starts
+    // that many bytes back, which may fall inside a multi-byte character.
+    let held = run(vec!["\u{1}never appears in the answer\u{1}".into()]);
+    assert_eq!(held.text, free.text);
+    // A stop string of multi-byte characters is held back by whole characters.
+    let held = run(vec!["ãããã manhã não".into(), "€€".into()]);
+    assert_eq!(held.text, free.text);
+}
