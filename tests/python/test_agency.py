@@ -218,3 +218,46 @@ def test_heartbeat_off_is_a_no_op(fresh_data_dir):
         assert not cells(server, "user.boat")
     finally:
         server.stop()
+
+
+# Facts whose answers the default model followed with a copy of the memory state's
+# instruction ("… is 40187. If the user asks about it, answer with it") before the answers
+# stopped where an instruction begins (16 of 96 such questions in a probe, 0 after).
+ECHOED = [("My cat's ip is 10.1.34.232.", "Remind me of my cat's ip?", "10.1.34.232"),
+          ("My drone's ip is 10.1.34.232.", "Do you know my drone's ip?", "10.1.34.232"),
+          ("My project's tag is SN-11998.", "Tell me my project's tag.", "SN-11998"),
+          ("My server's code is 40187.", "Tell me my server's code.", "40187")]
+
+
+@pytest.mark.parametrize("stated,question,value", ECHOED)
+def test_answers_never_show_the_memory_instruction(agency_server, stated, question, value):
+    knobs = {"recall": True, "capture": True, "no_replay": True}
+    session = "echo-" + "".join(c for c in value if c.isalnum())
+    say(agency_server, session, stated, max_tokens=8, memory=knobs)
+    for stream in (False, True):
+        body = {"messages": [{"role": "user", "content": question}], "session": session,
+                "max_tokens": 24, "temperature": 0, "memory": knobs}
+        if stream:
+            text = streamed_text(agency_server, body)
+        else:
+            text = answer(post(agency_server, "/v1/chat", body))
+        assert value.lower() in text.lower(), text
+        assert "if the user" not in text.lower(), text
+        assert not text.endswith(" "), repr(text)
+
+
+def streamed_text(server, body):
+    """The content deltas of a streamed /v1/chat answer, joined."""
+    req = urllib.request.Request(server.url + "/v1/chat",
+                                 data=json.dumps({**body, "stream": True}).encode(),
+                                 headers={"content-type": "application/json"})
+    text = ""
+    with urllib.request.urlopen(req, timeout=300) as res:
+        for raw in res:
+            line = raw.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[len("data: "):])
+            if event.get("choices"):
+                text += event["choices"][0].get("delta", {}).get("content") or ""
+    return text

@@ -367,6 +367,7 @@ impl Worker {
         let mut prompt_messages = std::borrow::Cow::Borrowed(&request.messages);
         let mut replay_messages = None;
         let mut stated = None;
+        let mut stop = request.stop_strings();
         if let Some(memory) = &memory {
             let recall = memory.before_turn(&user_text, knobs);
             stated = recall.stated;
@@ -374,6 +375,7 @@ impl Worker {
             report.forgotten = recall.forgotten;
             report.plugins = recall.answered_by;
             report.conversations = recall.conversations;
+            stop.extend(recall.echo_stops);
             let (prompt, replay) = crate::memory::compose_prompt(
                 &request.messages,
                 recall.prompt_block.as_deref(),
@@ -459,7 +461,7 @@ impl Worker {
             let room = context.saturating_sub(prompt_len);
             let options = GenerateOptions {
                 max_tokens: (job.max_tokens as usize).min(room),
-                stop: request.stop_strings(),
+                stop: stop.clone(),
                 sampler,
             };
             let (answer, finish_reason, tokens) = self.answer_once(

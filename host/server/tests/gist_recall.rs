@@ -3,7 +3,7 @@
 //! The summaries are written as consolidation writes them (`summarize`); the end-to-end path
 //! (heartbeat consolidation, then chat) is `tests/python/test_agency.py::test_g_consolidate`.
 
-use engram_server::memory::gist_relevance;
+use engram_server::memory::{focused_gist_relevance, gist_relevance};
 
 const BIKE: &str =
     "A conversation of 4 turns. The user told you about: your bike's colour, your bike's brand.";
@@ -81,4 +81,24 @@ fn a_reference_to_an_earlier_conversation_recalls_gists() {
         "Remind me what I told you about my laptop.",
         LAPTOP_PORT
     ));
+}
+
+#[test]
+fn with_the_named_kappa_in_the_state_only_a_gist_of_that_kappa_is_recalled() {
+    const BUILD_BOX: &str = "A conversation of 3 turns. The user told you about: your build \
+                             box's ip. The user asked: What is my build box's IP?";
+    const LOCKER: &str = "A conversation of 2 turns. The user asked: What is your locker code?";
+    // Without the κ in the state these share enough to be recalled ("remind me" refers back,
+    // half the words of a two-word question); with it, each is another κ.
+    for (text, summary) in [
+        ("Remind me of my cat's ip?", BUILD_BOX),
+        ("Tell me my server's code.", LOCKER),
+    ] {
+        assert!(relevant(text, summary), "{text:?} unfocused");
+        assert_eq!(focused_gist_relevance(text, summary), None, "{text:?}");
+    }
+    // The gist of that very κ, or of the same question, still comes.
+    assert!(focused_gist_relevance("Remind me of my build box's ip?", BUILD_BOX).is_some());
+    assert!(focused_gist_relevance("What is my locker code?", LOCKER).is_some());
+    assert!(focused_gist_relevance("What colour is my bike?", BIKE).is_some());
 }

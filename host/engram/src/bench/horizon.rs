@@ -23,7 +23,8 @@
 //! definition: its baseline is the cumulative cost of replaying the transcript at each
 //! turn), `question_token_savings` (the same over the ask turns only), `stale_rate` (an
 //! updated fact answered or rendered with its old value), `leak_rate` (a forgotten value in
-//! the answer or the prompt). Planting replies get 24 tokens up to N = 128 and one token
+//! the answer or the prompt), `instruction_echo_rate` (a generated answer that shows the memory
+//! state's instruction). Planting replies get 24 tokens up to N = 128 and one token
 //! above ([`FULL_REPLIES_UP_TO`]), which shortens the replayed transcript there (the savings
 //! are then an underestimate). For N ≥ 256 the answers (which need generation) are sampled:
 //! 64 questions spread over the facts plus every updated and forgotten one; prompt recall is
@@ -335,6 +336,9 @@ pub struct HorizonResult {
     pub stale_rate: f64,
     /// Forgotten facts whose value reached the answer or the prompt.
     pub leak_rate: f64,
+    /// Generated answers that show the memory state's instruction (the host's prompt text,
+    /// which the server cuts where it begins).
+    pub instruction_echo_rate: f64,
     /// How many answers were generated.
     pub answers: usize,
 }
@@ -354,6 +358,7 @@ impl HorizonResult {
             "session_replay_prompt_tokens": self.session_prompt_tokens.1,
             "stale_rate": self.stale_rate,
             "leak_rate": self.leak_rate,
+            "instruction_echo_rate": self.instruction_echo_rate,
         })
     }
 }
@@ -447,6 +452,8 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
     let (mut in_prompt_hits, mut kept) = (0usize, 0usize);
     let (mut answer_hits, mut answered) = (0usize, 0usize);
     let (mut stale, mut updated, mut leaks, mut forgotten) = (0usize, 0usize, 0usize, 0usize);
+    let mut echoes = 0usize;
+    let instruction = engram_server::memory::STATE_INSTRUCTION.to_lowercase();
     for (i, fact) in facts.iter().enumerate() {
         let question = fill(QUESTION_FORMS[i % QUESTION_FORMS.len()], fact, "");
         let generate = i % step == 0 || fact.old.is_some() || fact.forgotten;
@@ -458,6 +465,7 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
         } else {
             String::new()
         };
+        echoes += usize::from(answer.contains(&instruction));
         let value = fact.value.to_lowercase();
         if fact.forgotten {
             forgotten += 1;
@@ -493,6 +501,7 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
         question_token_savings: question_tokens.savings(),
         session_prompt_tokens: (session_tokens.sent, session_tokens.replay),
         stale_rate: frac(stale, updated),
+        instruction_echo_rate: frac(echoes, answered + forgotten),
         leak_rate: frac(leaks, forgotten),
         answers: answered,
     })
@@ -630,6 +639,12 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             )
             .with_target("0"),
         );
+        report.figures.push(Figure::alone(
+            &format!("N={n} answers showing the memory instruction"),
+            "fraction",
+            Better::Lower,
+            one(result.instruction_echo_rate)?,
+        ));
     }
     if !ctx.quick {
         // Heartbeat on vs off: two servers side by side, turns alternating between them

@@ -95,6 +95,12 @@ pub fn gist_relevance(text: &str, summary: &str) -> Option<usize> {
     GistQuery::new(text).relevance(summary)
 }
 
+/// [`gist_relevance`] when the memory state already holds the κ the text names (see
+/// [`GistQuery::focused`]).
+pub fn focused_gist_relevance(text: &str, summary: &str) -> Option<usize> {
+    GistQuery::new(text).focused(true).relevance(summary)
+}
+
 /// What [`gist_relevance`] reads from the text, read once for all the stored gists.
 pub(super) struct GistQuery {
     /// Its topic words ([`gist_words`]).
@@ -103,6 +109,8 @@ pub(super) struct GistQuery {
     past: bool,
     /// It is a question.
     question: bool,
+    /// The memory state already holds the κ the text names ([`GistQuery::focused`]).
+    focused: bool,
 }
 
 impl GistQuery {
@@ -112,7 +120,18 @@ impl GistQuery {
             words: gist_words(text),
             past: wants_detail(text) || PAST_MARKERS.iter().any(|m| lower.contains(m)),
             question: is_question(text),
+            focused: false,
         }
+    }
+
+    /// The memory state holds facts of the κ the text names: then only a gist of that κ is
+    /// relevant (one that names it as a topic, or asked a question all of whose topic words
+    /// the text has). A gist that shares only the owner or the facet ("Remind me of my
+    /// cat's ip?" beside "your build box's ip", "Tell me my server's code." beside "What is
+    /// your locker code?") is another κ, and the default model copied such a gist's text
+    /// instead of the fact.
+    pub(super) fn focused(self, focused: bool) -> GistQuery {
+        GistQuery { focused, ..self }
     }
 
     /// Whether any gist can be relevant: a text with no topic word that refers to no earlier
@@ -137,6 +156,12 @@ impl GistQuery {
             let common = q.intersection(words).count();
             common > 0 && 2 * common >= q.len()
         });
+        if self.focused {
+            let asks_all = questions
+                .iter()
+                .any(|q| !q.is_empty() && q.is_subset(words));
+            return (names_topic || asks_all).then_some(shared);
+        }
         let within_topics =
             self.question && !words.is_empty() && words.iter().all(|w| told.contains(w));
         let recalls_past = self.past && (words.is_empty() || shared > 0);

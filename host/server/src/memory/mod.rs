@@ -39,12 +39,15 @@ mod gist;
 mod query;
 mod state;
 
-pub use gist::{gist_relevance, GISTS_PER_TURN};
+pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
     asks_for_facet, is_forget_request, is_plural, is_question, names_owner, query_words, singular,
     wants_detail,
 };
-pub use state::{focus_state, render_fact, state_line, StateFact};
+pub use state::{echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION};
+
+/// The opening words of the header above the capabilities corpus in the prompt.
+pub const SELF_KNOWLEDGE: &str = "What you know about yourself";
 
 use gist::{describe_kappa, summarize, GistQuery};
 use query::correction_value;
@@ -168,6 +171,9 @@ pub struct Recall {
     /// Text of the system message to place before the user's message (none when nothing was
     /// accepted or forgotten).
     pub prompt_block: Option<String>,
+    /// Stop strings for the answer: the openings of the instructions in `prompt_block`
+    /// ([`echo_stops`]), so that a copied instruction is cut rather than shown.
+    pub echo_stops: Vec<String>,
     /// Report entries for recalled memories (accepted and rejected).
     pub recalled: Vec<serde_json::Value>,
     /// Report entries for forgotten memories.
@@ -330,6 +336,8 @@ impl MemoryServices {
     pub fn before_turn(&self, user_text: &str, knobs: MemoryKnobs) -> Recall {
         let mut recall = Recall::default();
         let mut lines = Vec::new();
+        // The memory state holds facts of the κ the text names (see `GistQuery::focused`).
+        let mut names_kappa = false;
         let forget = is_forget_request(user_text);
         if knobs.capture && forget {
             let targets = agency::forget_targets(&self.store, user_text);
@@ -508,6 +516,7 @@ impl MemoryServices {
                     );
                 }
                 let state = focus_state(state);
+                names_kappa = state.iter().any(|f| f.names_kappa);
                 let kept: HashSet<usize> = state.iter().map(|f| f.index).collect();
                 for (i, entry) in recall.recalled.iter_mut().enumerate() {
                     if entry["in_prompt"] == json!(true) && !kept.contains(&i) {
@@ -523,8 +532,7 @@ impl MemoryServices {
                 if !own.is_empty() {
                     lines.insert(
                         0,
-                        "What you know about yourself (answer with it, in the first person):"
-                            .into(),
+                        format!("{SELF_KNOWLEDGE} (answer with it, in the first person):"),
                     );
                     let at = 1;
                     for (i, (id, text)) in own.iter().enumerate() {
@@ -538,13 +546,20 @@ impl MemoryServices {
                 }
             }
             lines.extend(self.recall_conversations(
+                GistQuery::new(user_text).focused(names_kappa),
                 user_text,
                 embedding.as_deref(),
                 &mut recall.conversations,
             ));
         }
         if !lines.is_empty() {
-            recall.prompt_block = Some(lines.join("\n"));
+            let block = lines.join("\n");
+            let shown: Vec<&str> = [STATE_INSTRUCTION, SELF_KNOWLEDGE]
+                .into_iter()
+                .filter(|start| block.contains(start))
+                .collect();
+            recall.echo_stops = echo_stops(&shown);
+            recall.prompt_block = Some(block);
         }
         recall
     }
@@ -820,17 +835,18 @@ impl MemoryServices {
             .collect()
     }
 
-    /// Gists of the stored conversations relevant to the text (see [`gist_relevance`]), at
-    /// most [`GISTS_PER_TURN`], and the full transcript of the best one when the user asks
-    /// for detail; returns prompt lines and fills the report entries.
+    /// Gists of the stored conversations relevant to the text (`query`, read from it: see
+    /// [`gist_relevance`] and [`GistQuery::focused`]), at most [`GISTS_PER_TURN`], and the
+    /// full transcript of the best one when the user asks for detail; returns prompt lines
+    /// and fills the report entries.
     fn recall_conversations(
         &self,
+        query: GistQuery,
         text: &str,
         embedding: Option<&[f32]>,
         report: &mut Vec<serde_json::Value>,
     ) -> Vec<String> {
         let stored = self.store.stats().conversations;
-        let query = GistQuery::new(text);
         if stored == 0 || !query.can_match() {
             return Vec::new();
         }

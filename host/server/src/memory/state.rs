@@ -40,11 +40,29 @@ pub fn state_line(state: &[StateFact]) -> Option<String> {
     }
     let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
     let instruction = if facts.len() == 1 {
-        "If the user asks about it, answer with it."
+        "asks about it, answer with it."
     } else {
-        "If the user asks about them, answer with them."
+        "asks about them, answer with them."
     };
-    Some(format!("From memory: {} {instruction}", facts.join(" ")))
+    Some(format!(
+        "From memory: {} {STATE_INSTRUCTION} {instruction}",
+        facts.join(" ")
+    ))
+}
+
+/// The opening words of [`state_line`]'s instruction: short, so that an answer cut by the
+/// token budget in the middle of a copied instruction does not show its start either.
+pub const STATE_INSTRUCTION: &str = "If the user";
+
+/// Where the answer stops if the model starts to copy one of the host's instructions
+/// (`instructions`: their opening words), with the space or line break before it, so the
+/// user never reads the prompt's scaffolding. The default 135M model did so after 4 of 28
+/// horizon answers at N = 32 ("… code is 40187. if the user asks about it, answer with it").
+pub fn echo_stops(instructions: &[&str]) -> Vec<String> {
+    instructions
+        .iter()
+        .flat_map(|start| [format!(" {start}"), format!("\n{start}"), start.to_string()])
+        .collect()
 }
 
 /// A cell as one sentence in the third person, built from its κ and value rather than the
@@ -208,5 +226,30 @@ mod tests {
             "From memory: fact 1 fact 0 If the user asks about them, answer with them."
         );
         assert!(state_line(&[]).is_none());
+    }
+
+    #[test]
+    fn echo_stops_cut_a_copied_instruction_with_the_space_before_it() {
+        let line = state_line(&[StateFact {
+            index: 0,
+            names_kappa: true,
+            confidence: 1.0,
+            rendered: "The user's cat's code is 40187.".into(),
+        }])
+        .unwrap();
+        let stops = echo_stops(&[STATE_INSTRUCTION]);
+        // What the model copied: the stop that begins first (with its space) cuts it.
+        let copied = format!(
+            "The code is 40187. {}",
+            &line[line.find(STATE_INSTRUCTION).unwrap()..]
+        );
+        let cut = stops
+            .iter()
+            .filter_map(|s| copied.find(s.as_str()))
+            .min()
+            .unwrap();
+        assert_eq!(&copied[..cut], "The code is 40187.");
+        assert!(stops.iter().all(|s| s.trim_start() == STATE_INSTRUCTION));
+        assert!(echo_stops(&[]).is_empty());
     }
 }
