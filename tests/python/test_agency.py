@@ -261,3 +261,21 @@ def streamed_text(server, body):
             if event.get("choices"):
                 text += event["choices"][0].get("delta", {}).get("content") or ""
     return text
+
+
+def test_value_anchoring_keeps_a_begun_value_exact_and_off_changes_nothing(agency_server):
+    # Without a system prompt the default model copied "sable52@example." and went on with
+    # "com" on 12 of 12 such questions in a probe; anchored, it continues the stored value.
+    say(agency_server, "anchor-1", "My cat's contact is sable52@example.org.", max_tokens=8)
+    question = [{"role": "user", "content": "What is my cat's contact?"}]
+    body = {"messages": question, "max_tokens": 24, "temperature": 0}
+    on = post(agency_server, "/v1/chat", {**body, "session": "anchor-2"})
+    off = post(agency_server, "/v1/chat", {**body, "session": "anchor-3",
+                                           "memory": {"recall": True, "capture": True,
+                                                      "consolidate": True, "anchor": False}})
+    assert "sable52@example.org" in answer(on), answer(on)
+    assert "sable52@example.org" not in answer(off), answer(off)
+    # The prompts were the same: only the choice of tokens inside the value differs.
+    assert on["usage"]["prompt_tokens"] == off["usage"]["prompt_tokens"]
+    prefix = answer(off).split("sable52@example.")[0]
+    assert answer(on).startswith(prefix + "sable52@example.org"), (answer(on), answer(off))

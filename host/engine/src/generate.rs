@@ -1,5 +1,6 @@
 //! Generation loop: sample, stream text, stop at EOS, a stop string or a token budget.
 
+use crate::anchor::ValueAnchors;
 use crate::error::Result;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::session::Session;
@@ -15,6 +16,9 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Sampling settings.
     pub sampler: SamplerConfig,
+    /// Values the text continues exactly once it has begun one ([`crate::anchor`]); empty:
+    /// off, generation as without it.
+    pub anchors: Vec<String>,
 }
 
 impl Default for GenerateOptions {
@@ -23,6 +27,7 @@ impl Default for GenerateOptions {
             max_tokens: 256,
             stop: Vec::new(),
             sampler: SamplerConfig::greedy(),
+            anchors: Vec::new(),
         }
     }
 }
@@ -86,7 +91,11 @@ pub fn generate(
     let mut tokens = Vec::new();
     let mut stop = StopReason::MaxTokens;
     let max_stop = opts.stop.iter().map(|s| s.len()).max().unwrap_or(0);
+    let anchors = ValueAnchors::new(tok, &opts.anchors);
     'gen: while tokens.len() < opts.max_tokens {
+        if let Some(anchors) = &anchors {
+            anchors.constrain(text.as_bytes(), &mut logits);
+        }
         let next = sampler.sample(&logits, session.tokens());
         if tok.is_end_of_generation(next) {
             stop = StopReason::EndOfGeneration;

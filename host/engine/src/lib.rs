@@ -7,7 +7,8 @@
 //! - [`model`], [`ops`] and [`forward`]: one llama/qwen2 model definition over a numeric seam.
 //! - [`exact_ops`]: the `--exact` operators (integer islands, bit-identical across threads and
 //!   SIMD widths) and the logits digest.
-//! - [`session`], [`sampler`] and [`generate`]: KV-cached sessions, sampling, streaming.
+//! - [`session`], [`sampler`] and [`generate`]: KV-cached sessions, sampling, streaming;
+//!   [`anchor`]: value anchoring (a begun memory value is continued exactly).
 //! - [`reference`]: the comparison against llama.cpp reference outputs.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 //! # Ok::<(), engram_engine::EngineError>(())
 //! ```
 
+pub mod anchor;
 pub mod error;
 pub mod exact_ops;
 pub mod forward;

@@ -110,6 +110,8 @@ pub struct Tokenizer {
     eos: Option<u32>,
     eot: Option<u32>,
     add_bos: bool,
+    /// Every token's bytes ([`Tokenizer::pieces`]), built on first use.
+    pieces: std::sync::OnceLock<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -270,6 +272,17 @@ impl Tokenizer {
             eos,
             eot,
             add_bos,
+            pieces: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Every token's bytes by id, as [`Tokenizer::token_to_piece`] without control tokens
+    /// (built once, on first use: about 2 MiB for a 49k vocabulary).
+    pub fn pieces(&self) -> &[Vec<u8>] {
+        self.pieces.get_or_init(|| {
+            (0..self.tokens.len() as u32)
+                .map(|id| self.token_to_piece(id, false))
+                .collect()
         })
     }
 

@@ -225,3 +225,33 @@ fn stop_strings_longer_than_the_text_since_a_multibyte_character_do_not_split_it
     let held = run(vec!["ãããã manhã não".into(), "€€".into()]);
     assert_eq!(held.text, free.text);
 }
+
+#[test]
+fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
+    use engram_engine::{generate, GenerateOptions};
+    let m = model();
+    let p = prompt(&m);
+    let run = |anchors: Vec<String>| {
+        let mut s = Session::new(&m, SessionOptions::default());
+        let opts = GenerateOptions {
+            max_tokens: 24,
+            anchors,
+            ..Default::default()
+        };
+        generate(&mut s, &p, &opts, |_| true).unwrap()
+    };
+    let free = run(Vec::new());
+    // Values the answer never begins (or too short to anchor): the very same tokens.
+    let unrelated = run(vec!["sable52@example.org".into(), "zz".into()]);
+    assert_eq!(unrelated.tokens, free.tokens);
+    // A value that shares a word of the answer and then departs from it: the answer follows
+    // the value from there on.
+    let word = free
+        .text
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() >= 3)
+        .unwrap_or_else(|| panic!("no word to anchor in {:?}", free.text));
+    let value = format!("{word}-QX7-anchored");
+    let anchored = run(vec![value.clone()]);
+    assert!(anchored.text.contains(&value), "{:?}", anchored.text);
+}

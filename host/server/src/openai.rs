@@ -227,6 +227,10 @@ pub struct MemoryKnobs {
     /// the latest user text, never the transcript; the report gives the token cost.
     #[serde(default)]
     pub no_replay: bool,
+    /// Value anchoring: once the answer has begun the value of a fact in the memory state,
+    /// it continues that value exactly (`engram_engine::anchor`). On unless `false`.
+    #[serde(default)]
+    pub anchor: Option<bool>,
 }
 
 /// `POST /v1/chat/completions` body (and the native `/v1/chat`, which adds `memory`).

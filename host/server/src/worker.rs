@@ -368,6 +368,7 @@ impl Worker {
         let mut replay_messages = None;
         let mut stated = None;
         let mut stop = request.stop_strings();
+        let mut anchors = Vec::new();
         if let Some(memory) = &memory {
             let recall = memory.before_turn(&user_text, knobs);
             stated = recall.stated;
@@ -376,6 +377,7 @@ impl Worker {
             report.plugins = recall.answered_by;
             report.conversations = recall.conversations;
             stop.extend(recall.echo_stops);
+            anchors = recall.anchors;
             let (prompt, replay) = crate::memory::compose_prompt(
                 &request.messages,
                 recall.prompt_block.as_deref(),
@@ -463,6 +465,7 @@ impl Worker {
                 max_tokens: (job.max_tokens as usize).min(room),
                 stop: stop.clone(),
                 sampler,
+                anchors: anchors.clone(),
             };
             let (answer, finish_reason, tokens) = self.answer_once(
                 &mut session,

@@ -44,7 +44,9 @@ pub use query::{
     asks_for_facet, is_forget_request, is_plural, is_question, names_owner, query_words, singular,
     wants_detail,
 };
-pub use state::{echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION};
+pub use state::{
+    display_value, echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION,
+};
 
 /// The opening words of the header above the capabilities corpus in the prompt.
 pub const SELF_KNOWLEDGE: &str = "What you know about yourself";
@@ -174,6 +176,9 @@ pub struct Recall {
     /// Stop strings for the answer: the openings of the instructions in `prompt_block`
     /// ([`echo_stops`]), so that a copied instruction is cut rather than shown.
     pub echo_stops: Vec<String>,
+    /// The values of the facts in the memory state, for value anchoring (empty when the
+    /// `anchor` knob is off).
+    pub anchors: Vec<String>,
     /// Report entries for recalled memories (accepted and rejected).
     pub recalled: Vec<serde_json::Value>,
     /// Report entries for forgotten memories.
@@ -499,6 +504,9 @@ impl MemoryServices {
                             names_kappa,
                             confidence,
                             rendered: rendered.clone(),
+                            value: cell
+                                .map(|(cell, _)| display_value(&cell.content.value.raw).to_string())
+                                .unwrap_or_default(),
                         });
                     }
                     recall.recalled.push(
@@ -525,6 +533,9 @@ impl MemoryServices {
                 }
                 if let Some(line) = state_line(&state) {
                     lines.push(line);
+                }
+                if knobs.anchor != Some(false) {
+                    recall.anchors = state.iter().map(|f| f.value.clone()).collect();
                 }
             }
             if crate::capabilities::addresses_assistant(user_text) {

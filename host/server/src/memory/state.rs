@@ -15,6 +15,8 @@ pub struct StateFact {
     pub confidence: f32,
     /// The sentence the model reads.
     pub rendered: String,
+    /// The cell's value as stored (what value anchoring keeps the answer to).
+    pub value: String,
 }
 
 /// The facts the model sees, most relevant first: when the question names a κ only the
@@ -112,7 +114,7 @@ fn user_sentence(facet: &str, value: &str) -> Option<String> {
 
 /// A stored value as the model reads it: without the type prefix a capture plugin wrote
 /// and an older store kept as part of the text (`int:2006` → `2006`).
-fn display_value(raw: &str) -> &str {
+pub fn display_value(raw: &str) -> &str {
     const PREFIXES: &[&str] = &[
         "int", "num", "number", "text", "ip", "email", "url", "date", "phone", "bool",
     ];
@@ -208,6 +210,7 @@ mod tests {
             names_kappa,
             confidence,
             rendered: format!("fact {index}"),
+            value: String::new(),
         };
         let kept = focus_state(vec![
             fact(0, false, 0.9),
@@ -235,6 +238,7 @@ mod tests {
             names_kappa: true,
             confidence: 1.0,
             rendered: "The user's cat's code is 40187.".into(),
+            value: "40187".into(),
         }])
         .unwrap();
         let stops = echo_stops(&[STATE_INSTRUCTION]);
