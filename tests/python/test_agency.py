@@ -275,7 +275,9 @@ def test_value_anchoring_keeps_a_begun_value_exact_and_off_changes_nothing(agenc
                                                       "consolidate": True, "anchor": False}})
     assert "sable52@example.org" in answer(on), answer(on)
     assert "sable52@example.org" not in answer(off), answer(off)
-    # The prompts were the same: only the choice of tokens inside the value differs.
+    # The prompts were the same: only the choice of tokens inside the value differs, and the
+    # report says how many tokens anchoring chose.
     assert on["usage"]["prompt_tokens"] == off["usage"]["prompt_tokens"]
+    assert on["memory"]["anchored_tokens"] >= 1 and off["memory"]["anchored_tokens"] == 0
     prefix = answer(off).split("sable52@example.")[0]
     assert answer(on).startswith(prefix + "sable52@example.org"), (answer(on), answer(off))

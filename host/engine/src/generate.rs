@@ -60,6 +60,8 @@ pub struct Generation {
     pub prefill_time: Duration,
     /// Time spent decoding.
     pub decode_time: Duration,
+    /// Tokens chosen by value anchoring instead of the most likely one.
+    pub anchored: usize,
 }
 
 /// Appends `prompt` to the session (prefilling only it), then generates. `on_text` receives
@@ -92,9 +94,10 @@ pub fn generate(
     let mut stop = StopReason::MaxTokens;
     let max_stop = opts.stop.iter().map(|s| s.len()).max().unwrap_or(0);
     let anchors = ValueAnchors::new(tok, &opts.anchors);
+    let mut anchored = 0;
     'gen: while tokens.len() < opts.max_tokens {
         if let Some(anchors) = &anchors {
-            anchors.constrain(text.as_bytes(), &mut logits);
+            anchored += usize::from(anchors.constrain(text.as_bytes(), &mut logits));
         }
         let next = sampler.sample(&logits, session.tokens());
         if tok.is_end_of_generation(next) {
@@ -166,5 +169,6 @@ pub fn generate(
         prompt_tokens: prompt.len(),
         prefill_time,
         decode_time: t1.elapsed(),
+        anchored,
     })
 }

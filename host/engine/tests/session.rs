@@ -244,6 +244,7 @@ fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
     // Values the answer never begins (or too short to anchor): the very same tokens.
     let unrelated = run(vec!["sable52@example.org".into(), "zz".into()]);
     assert_eq!(unrelated.tokens, free.tokens);
+    assert_eq!((free.anchored, unrelated.anchored), (0, 0));
     // A value that shares a word of the answer and then departs from it: the answer follows
     // the value from there on.
     let word = free
@@ -254,4 +255,5 @@ fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
     let value = format!("{word}-QX7-anchored");
     let anchored = run(vec![value.clone()]);
     assert!(anchored.text.contains(&value), "{:?}", anchored.text);
+    assert!(anchored.anchored >= 1);
 }

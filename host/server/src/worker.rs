@@ -63,6 +63,9 @@ pub struct MemoryReport {
     /// No-replay mode's token cost: `prompt_tokens` sent vs `replay_prompt_tokens` that
     /// replaying the transcript would have sent (absent with replay).
     pub tokens: Option<serde_json::Value>,
+    /// Answer tokens that value anchoring chose instead of the model's most likely one, to
+    /// continue a memory value exactly (`engram_engine::anchor`).
+    pub anchored_tokens: u32,
 }
 
 /// Events a generation sends back to its HTTP handler, in order.
@@ -473,7 +476,7 @@ impl Worker {
                 options,
                 events,
                 cancel,
-                (job.received, &mut first),
+                (job.received, &mut first, &mut report.anchored_tokens),
             )?;
             generated += tokens;
             // Server-side tools: run the calls in the sandbox and feed the results back,
@@ -599,7 +602,7 @@ impl Worker {
         mut options: GenerateOptions,
         events: &mpsc::Sender<GenerationEvent>,
         cancel: &AtomicBool,
-        (received, first): (Instant, &mut bool),
+        (received, first, anchored): (Instant, &mut bool, &mut u32),
     ) -> Result<(crate::tools::parse::ParsedAnswer, FinishReason, u32), ApiError> {
         let metrics = self.metrics.clone();
         if let Some(plan) = plan.filter(|plan| plan.forced()) {
@@ -666,6 +669,7 @@ impl Worker {
         let generation =
             outcome.map_err(|err| ApiError::internal(format!("generation failed: {err}")))?;
         let generated = generation.tokens.len() as u32;
+        *anchored += generation.anchored as u32;
         let mut finish_reason = match generation.stop {
             StopReason::MaxTokens => FinishReason::Length,
             _ => FinishReason::Stop,
