@@ -418,6 +418,50 @@ def test_stop_strings_around_multibyte_text_are_answered(small_server):
     assert_still_serves(small_server)
 
 
+# Pieces of valid but unusual requests: multi-byte and combining characters, control tokens of
+# the chat template typed as text, tool-protocol tags, JSON-looking text.
+ODD_TEXT = ["a", "é", "ã", "€", "😀", "中", "\u0301", "\n", " ", "'", '"', "\\", "<|im_end|>",
+            "<|im_start|>", "\u200b", "\ufffd", "xxx", "Lisboa", "<tool>", "</tool>", "{", "}",
+            "\t", "\u00a0"]
+
+
+def valid_odd_cases(seed=SEED, n=120):
+    """Well-formed chat requests with odd content, stop strings, sampling settings, memory
+    knobs and sessions on both endpoints: each must be answered (2xx), never a 5xx."""
+    rng = random.Random(seed)
+    text = lambda n: "".join(rng.choice(ODD_TEXT) for _ in range(rng.randint(0, n)))
+    cases = []
+    for _ in range(n):
+        messages = [{"role": "system", "content": text(20)}] if rng.random() < 0.5 else []
+        for _ in range(rng.randint(0, 3)):
+            messages += [{"role": "user", "content": text(15)},
+                         {"role": "assistant", "content": text(15)}]
+        messages.append({"role": "user", "content": rng.choice([
+            text(30), "Escreve uma frase sobre a manhã em Lisboa.",
+            "My email is a€b@x.org. What is it?", "Forget " + text(5)])})
+        body = {"messages": messages, "max_tokens": rng.randint(1, 16),
+                "temperature": rng.choice([0, 0.7, 2.0]), "top_p": rng.choice([1.0, 0.5, 0.01]),
+                "seed": rng.randint(0, 99), "stream": rng.random() < 0.3}
+        if rng.random() < 0.6:
+            body["stop"] = [text(4) or "é" for _ in range(rng.randint(1, 4))]
+        path = rng.choice(["/v1/chat", "/v1/chat/completions"])
+        if path == "/v1/chat" and rng.random() < 0.5:
+            body["memory"] = {"recall": True, "capture": True, "no_replay": rng.random() < 0.5,
+                              "anchor": rng.random() < 0.8}
+        if rng.random() < 0.3:
+            body["session"] = f"odd-{rng.randint(0, 5)}"
+        cases.append((path, body))
+    return cases
+
+
+def test_valid_requests_with_odd_content_are_all_answered(small_server):
+    for path, body in valid_odd_cases():
+        reply = send_raw(small_server, http("POST", path, json.dumps(body)), timeout=120)
+        assert reply.status is not None and reply.status < 500, (path, body, reply.raw[:300])
+    assert not [line for line in small_server.log if "panicked" in line]
+    assert_still_serves(small_server)
+
+
 def assert_still_serves(server):
     body = {"messages": [{"role": "user", "content": "Who wrote Romeo and Juliet?"}],
             "max_tokens": 16, "temperature": 0}
