@@ -81,6 +81,12 @@ impl<'t> ValueAnchors<'t> {
         if self.continues(best, rest) || !(0..n).any(|id| self.continues(id, rest)) {
             return false;
         }
+        // The text ends where a word of the value ends and the model starts another word:
+        // that word was the model's own ("olive" then " oil", beside the value "olive-12").
+        let word_ends = !rest[0].is_ascii_alphanumeric();
+        if word_ends && self.pieces[best].first().is_some_and(u8::is_ascii_whitespace) {
+            return false;
+        }
         for (id, logit) in logits.iter_mut().enumerate() {
             if id >= n || !self.continues(id, rest) {
                 *logit = f32::NEG_INFINITY;
@@ -133,5 +139,20 @@ mod tests {
         let mut logits = vec![5.0, 3.0, 1.0, 2.0, 0.0, 0.0];
         assert!(!a.constrain(b"Hello there.", &mut logits));
         assert_eq!(logits, [5.0, 3.0, 1.0, 2.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_new_word_after_a_word_of_the_value_is_the_models_own() {
+        let vocab = pieces(&[" oil", "-", "-12", ".", "2"]);
+        let a = anchors(&["olive-12"], &vocab);
+        // "olive" then " oil": left alone; "olive" then "." : the value goes on.
+        let mut logits = vec![5.0, 1.0, 2.0, 0.0, 0.0];
+        assert!(!a.constrain(b"I like olive", &mut logits));
+        let mut logits = vec![0.0, 1.0, 2.0, 5.0, 0.0];
+        assert!(a.constrain(b"The colour is olive", &mut logits));
+        assert_eq!(crate::sampler::argmax(&logits), 2);
+        // Inside a word of the value a space does not end the copy: "olive-1" then " …".
+        let mut logits = vec![5.0, 0.0, 0.0, 0.0, 2.0];
+        assert!(a.constrain(b"It is olive-1", &mut logits));
     }
 }
