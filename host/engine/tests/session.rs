@@ -252,7 +252,7 @@ fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
         .split(|c: char| !c.is_alphanumeric())
         .find(|w| w.len() >= 3)
         .unwrap_or_else(|| panic!("no word to anchor in {:?}", free.text));
-    let value = format!("{word}-QX7-anchored");
+    let value = format!("{word}QX7anchored");
     let anchored = run(vec![value.clone()]);
     assert!(anchored.text.contains(&value), "{:?}", anchored.text);
     assert!(anchored.anchored >= 1);
