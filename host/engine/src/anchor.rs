@@ -3,7 +3,8 @@
 //! byte for byte. A small model that copies a value from its prompt sometimes drifts in the
 //! middle of it ("sable52@example." followed by "com" where the prompt said "org"); anchoring
 //! keeps the copy exact without deciding whether the model copies at all: nothing changes
-//! until the text ends with the start of a value, at a word boundary.
+//! until the text ends with the start of a value, at a word boundary, and a new word the model
+//! starts where a word of the value ends is left to it.
 
 use crate::tokenizer::Tokenizer;
 
