@@ -192,9 +192,15 @@ fn generate_streams_the_same_text_it_returns_and_honours_stop_strings() {
     assert_eq!(streamed2, g2.text);
 }
 
+/// `opts` run on `prompt` in a new session.
+fn fresh_generation(m: &Arc<Model>, prompt: &[u32], opts: engram_engine::GenerateOptions) -> engram_engine::Generation {
+    let mut s = Session::new(m, SessionOptions::default());
+    engram_engine::generate(&mut s, prompt, &opts, |_| true).unwrap()
+}
+
 #[test]
 fn stop_strings_longer_than_the_text_since_a_multibyte_character_do_not_split_it() {
-    use engram_engine::{generate, GenerateOptions};
+    use engram_engine::GenerateOptions;
     let m = model();
     let t = m.chat_template().unwrap();
     let messages = [engram_engine::ChatMessage::new(
@@ -202,14 +208,16 @@ fn stop_strings_longer_than_the_text_since_a_multibyte_character_do_not_split_it
         "Escreve uma frase em português sobre a manhã em Lisboa.",
     )];
     let p = m.tokenizer().encode(&t.render(&messages, true).unwrap(), true);
-    let run = |stop: Vec<String>| {
-        let mut s = Session::new(&m, SessionOptions::default());
-        let opts = GenerateOptions {
-            max_tokens: 32,
-            stop,
-            ..Default::default()
-        };
-        generate(&mut s, &p, &opts, |_| true).unwrap()
+    let run = |stop| {
+        fresh_generation(
+            &m,
+            &p,
+            GenerateOptions {
+                max_tokens: 32,
+                stop,
+                ..Default::default()
+            },
+        )
     };
     let free = run(Vec::new());
     assert!(
@@ -228,17 +236,19 @@ fn stop_strings_longer_than_the_text_since_a_multibyte_character_do_not_split_it
 
 #[test]
 fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
-    use engram_engine::{generate, GenerateOptions};
+    use engram_engine::GenerateOptions;
     let m = model();
     let p = prompt(&m);
-    let run = |anchors: Vec<String>| {
-        let mut s = Session::new(&m, SessionOptions::default());
-        let opts = GenerateOptions {
-            max_tokens: 24,
-            anchors,
-            ..Default::default()
-        };
-        generate(&mut s, &p, &opts, |_| true).unwrap()
+    let run = |anchors| {
+        fresh_generation(
+            &m,
+            &p,
+            GenerateOptions {
+                max_tokens: 24,
+                anchors,
+                ..Default::default()
+            },
+        )
     };
     let free = run(Vec::new());
     // Values the answer never begins (or too short to anchor): the very same tokens.
