@@ -343,6 +343,8 @@ impl MemoryServices {
         let mut lines = Vec::new();
         // The memory state holds facts of the κ the text names (see `GistQuery::focused`).
         let mut names_kappa = false;
+        // The openings of the instructions the block carries, for `echo_stops`.
+        let mut instructions: Vec<&str> = Vec::new();
         let forget = is_forget_request(user_text);
         if knobs.capture && forget {
             let targets = agency::forget_targets(&self.store, user_text);
@@ -533,6 +535,7 @@ impl MemoryServices {
                 }
                 if let Some(line) = state_line(&state) {
                     lines.push(line);
+                    instructions.push(STATE_INSTRUCTION);
                 }
                 if knobs.anchor != Some(false) {
                     recall.anchors = state.iter().map(|f| f.value.clone()).collect();
@@ -545,6 +548,7 @@ impl MemoryServices {
                         0,
                         format!("{SELF_KNOWLEDGE} (answer with it, in the first person):"),
                     );
+                    instructions.push(SELF_KNOWLEDGE);
                     let at = 1;
                     for (i, (id, text)) in own.iter().enumerate() {
                         lines.insert(at + i, format!("- {text}"));
@@ -564,13 +568,8 @@ impl MemoryServices {
             ));
         }
         if !lines.is_empty() {
-            let block = lines.join("\n");
-            let shown: Vec<&str> = [STATE_INSTRUCTION, SELF_KNOWLEDGE]
-                .into_iter()
-                .filter(|start| block.contains(start))
-                .collect();
-            recall.echo_stops = echo_stops(&shown);
-            recall.prompt_block = Some(block);
+            recall.echo_stops = echo_stops(&instructions);
+            recall.prompt_block = Some(lines.join("\n"));
         }
         recall
     }
