@@ -79,7 +79,7 @@ impl<'t> ValueAnchors<'t> {
         };
         let n = logits.len().min(self.pieces.len());
         let best = crate::sampler::argmax(&logits[..n]) as usize;
-        if self.continues(best, rest) || !(0..n).any(|id| self.continues(id, rest)) {
+        if self.continues(best, rest) {
             return false;
         }
         // The text ends where a word of the value ends and the model starts another word:
@@ -88,8 +88,13 @@ impl<'t> ValueAnchors<'t> {
         if word_ends && self.pieces[best].first().is_some_and(u8::is_ascii_whitespace) {
             return false;
         }
+        // One pass over the vocabulary; the logits change only if some token continues.
+        let allowed: Vec<bool> = (0..n).map(|id| self.continues(id, rest)).collect();
+        if !allowed.contains(&true) {
+            return false;
+        }
         for (id, logit) in logits.iter_mut().enumerate() {
-            if id >= n || !self.continues(id, rest) {
+            if !allowed.get(id).copied().unwrap_or(false) {
                 *logit = f32::NEG_INFINITY;
             }
         }
