@@ -177,17 +177,59 @@ def test_g_consolidate(agency_server):
     assert earlier["memory"]["conversations"], earlier["memory"]
 
 
-def test_g_capabilities(agency_server):
-    asked = say(agency_server, "caps-1", "What can you do?", max_tokens=48)
+# Questions to the assistant and what the answer must draw from the corpus. Before the
+# capability fact was framed as the answer and the reply opened with its first words, the
+# default model answered 0 of 9 such questions from it ("I'm a helpful AI named SmolLM").
+CAPABILITY_QUESTIONS = [
+    ("What can you do?", "remember facts you tell me"),
+    ("Which endpoints do you have?", "/v1/chat"),
+    ("What does your heartbeat do?", "consolidates"),
+    ("How do I make you forget something?", "forget"),
+]
+
+
+@pytest.mark.parametrize("question,expected", CAPABILITY_QUESTIONS)
+def test_g_capabilities(agency_server, question, expected):
+    session = "caps-" + "".join(c for c in question if c.isalnum())[:24]
+    asked = say(agency_server, session, question, max_tokens=48)
     own = [m for m in asked["memory"]["recalled"] if m.get("capability")]
-    assert own, asked["memory"]
-    assert "remember facts you tell me" in own[0]["text"], own
-    # The default 135M model does not reliably answer from these facts (it tends to a
-    # generic "I can do a wide range of things"), so the gate checks what reached the prompt.
-    assert answer(asked).strip()
-    # A question about the user's own facts does not pull the corpus in.
-    mine = say(agency_server, "caps-2", "What is my favourite tea?")
+    assert len(own) == 1, asked["memory"]
+    assert expected in own[0]["text"], own
+    assert expected in answer(asked), answer(asked)
+    # The reply opens with the fact's first words, and the report says so.
+    opening = asked["memory"]["opening"]
+    assert opening and own[0]["text"].startswith(opening), asked["memory"]
+    assert answer(asked).startswith(opening)
+
+
+def test_capabilities_stay_out_of_questions_about_the_user(agency_server):
+    mine = say(agency_server, "caps-mine", "What is my favourite tea?")
     assert not [m for m in mine["memory"]["recalled"] if m.get("capability")]
+    assert mine["memory"]["opening"] is None
+    said = say(agency_server, "caps-own-1", "My kayak's name is Petrel.", max_tokens=8)
+    assert said["memory"]["opening"] is None
+    asked = say(agency_server, "caps-own-2", "Do you know what my kayak's name is?")
+    assert not [m for m in asked["memory"]["recalled"] if m.get("capability")]
+    assert "Petrel" in answer(asked), answer(asked)
+
+
+def test_answer_opening_streams_and_off_changes_only_the_opening(agency_server):
+    question = [{"role": "user", "content": "What are your plugins?"}]
+    body = {"messages": question, "max_tokens": 32, "temperature": 0}
+    knobs = {"recall": True, "capture": True, "consolidate": True}
+    on = post(agency_server, "/v1/chat", {**body, "session": "open-1", "memory": knobs})
+    off = post(agency_server, "/v1/chat", {**body, "session": "open-2",
+                                           "memory": {**knobs, "opening": False}})
+    opening = on["memory"]["opening"]
+    assert opening and answer(on).startswith(opening), on["memory"]
+    assert off["memory"]["opening"] is None
+    # Off, the prompt is the same but for the opening's few tokens (three words).
+    assert 1 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= 6, (on, off)
+    # The same memories went into both prompts (scores move with recency, between calls).
+    chosen = lambda reply: [(m["id"], m["in_prompt"]) for m in reply["memory"]["recalled"]]
+    assert chosen(on) == chosen(off)
+    streamed = streamed_text(agency_server, {**body, "session": "open-3", "memory": knobs})
+    assert streamed == answer(on), (streamed, answer(on))
 
 
 def test_no_replay_reports_its_token_cost(agency_server):

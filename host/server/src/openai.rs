@@ -231,6 +231,12 @@ pub struct MemoryKnobs {
     /// it continues that value exactly (`engram_engine::anchor`). On unless `false`.
     #[serde(default)]
     pub anchor: Option<bool>,
+    /// Answer opening: a question to the assistant about itself ("what can you do?") gets a
+    /// reply that opens with the first words of the capability fact recalled for it
+    /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement.
+    /// On unless `false`.
+    #[serde(default)]
+    pub opening: Option<bool>,
 }
 
 /// `POST /v1/chat/completions` body (and the native `/v1/chat`, which adds `memory`).

@@ -66,6 +66,9 @@ pub struct MemoryReport {
     /// Answer tokens that value anchoring chose instead of the model's most likely one, to
     /// continue a memory value exactly (`engram_engine::anchor`).
     pub anchored_tokens: u32,
+    /// What the answer was opened with from memory (the first words of the capability fact
+    /// recalled for a question to the assistant), part of the answer's text.
+    pub opening: Option<String>,
 }
 
 /// Events a generation sends back to its HTTP handler, in order.
@@ -381,6 +384,7 @@ impl Worker {
             report.conversations = recall.conversations;
             stop.extend(recall.echo_stops);
             anchors = recall.anchors;
+            report.opening = recall.opening;
             let (prompt, replay) = crate::memory::compose_prompt(
                 &request.messages,
                 recall.prompt_block.as_deref(),
@@ -390,7 +394,14 @@ impl Worker {
             replay_messages = replay;
         }
         let plan = self.tool_plan(&job)?;
-        let prompt = self.render(&prompt_messages, plan.as_ref())?;
+        if plan.is_some() {
+            // A reply that may be a tool call is not opened with text.
+            report.opening = None;
+        }
+        let mut prompt = self.render(&prompt_messages, plan.as_ref())?;
+        if let Some(opening) = &report.opening {
+            prompt.push_str(opening);
+        }
         let prompt_tokens = self.model.tokenizer().encode(&prompt, true);
         if let Some(replay) = replay_messages {
             let replayed = self.render(&replay, plan.as_ref())?;
@@ -444,6 +455,15 @@ impl Worker {
             self.cache_session(&key, session);
             return Ok(());
         }
+        if let Some(opening) = &report.opening {
+            if events
+                .blocking_send(GenerationEvent::Delta(opening.clone()))
+                .is_err()
+            {
+                self.cache_session(&key, session);
+                return Ok(());
+            }
+        }
         let sampler = SamplerConfig {
             temperature: request.temperature.unwrap_or(0.0),
             top_p: request.top_p.unwrap_or(1.0),
@@ -462,7 +482,7 @@ impl Worker {
         let mut conversation: Option<Vec<Message>> = None;
         let mut executed = Vec::new();
         let mut rounds_done = 0;
-        let (answer, finish_reason) = loop {
+        let (mut answer, finish_reason) = loop {
             let room = context.saturating_sub(prompt_len);
             let options = GenerateOptions {
                 max_tokens: (job.max_tokens as usize).min(room),
@@ -536,6 +556,9 @@ impl Worker {
                 .map_err(|err| ApiError::internal(format!("prefill failed: {err}")))?;
             prompt_len = tokens.len();
         };
+        if let Some(opening) = &report.opening {
+            answer.content.insert_str(0, opening);
+        }
         self.finish_turn(
             FinishedTurn {
                 job: &job,

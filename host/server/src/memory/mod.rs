@@ -18,7 +18,7 @@
 //! idle conversations between turns. In no-replay mode ([`compose_prompt`]) the model sees
 //! only the system prompt, the rendered memory state and the latest user text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,8 +48,10 @@ pub use state::{
     display_value, echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION,
 };
 
-/// The opening words of the header above the capabilities corpus in the prompt.
-pub const SELF_KNOWLEDGE: &str = "What you know about yourself";
+/// The words before the capability fact that answers a question to the assistant. Framed
+/// as the answer (quoted, in the assistant's voice), the default 135M model repeats it; as
+/// "what you know about yourself", it answered 0 of 9 capability questions from it.
+pub const SELF_KNOWLEDGE: &str = "From memory: the answer is";
 
 use gist::{describe_kappa, summarize, GistQuery};
 use query::correction_value;
@@ -125,6 +127,9 @@ pub struct MemoryServices {
     forgotten: Mutex<HashSet<(String, String)>>,
     /// The folder the slots' components were loaded from.
     plugins_dir: PathBuf,
+    /// Embeddings of the capability statements, by text (the store keeps a cell's
+    /// embedding in its index only), computed when first needed.
+    capability_embeddings: Mutex<HashMap<String, Vec<f32>>>,
 }
 
 /// The component file (in the plugins folder) the server loads into the memory slot of
@@ -179,6 +184,9 @@ pub struct Recall {
     /// The values of the facts in the memory state, for value anchoring (empty when the
     /// `anchor` knob is off).
     pub anchors: Vec<String>,
+    /// Text the answer opens with (the first words of the capability fact that answers a
+    /// question to the assistant); `None` when there is none or the `opening` knob is off.
+    pub opening: Option<String>,
     /// Report entries for recalled memories (accepted and rejected).
     pub recalled: Vec<serde_json::Value>,
     /// Report entries for forgotten memories.
@@ -307,6 +315,7 @@ impl MemoryServices {
             pulse: Pulse::new(settings.consolidate),
             plugins_dir: settings.plugins_dir.clone(),
             forgotten: Mutex::new(HashSet::new()),
+            capability_embeddings: Mutex::new(HashMap::new()),
         })
     }
 
@@ -343,6 +352,8 @@ impl MemoryServices {
         let mut lines = Vec::new();
         // The memory state holds facts of the κ the text names (see `GistQuery::focused`).
         let mut names_kappa = false;
+        // The memory state holds a fact of the user's.
+        let mut user_facts = false;
         // The openings of the instructions the block carries, for `echo_stops`.
         let mut instructions: Vec<&str> = Vec::new();
         let forget = is_forget_request(user_text);
@@ -533,6 +544,7 @@ impl MemoryServices {
                         entry["in_prompt"] = json!(false);
                     }
                 }
+                user_facts = !state.is_empty();
                 if let Some(line) = state_line(&state) {
                     lines.push(line);
                     instructions.push(STATE_INSTRUCTION);
@@ -541,23 +553,22 @@ impl MemoryServices {
                     recall.anchors = state.iter().map(|f| f.value.clone()).collect();
                 }
             }
-            if crate::capabilities::addresses_assistant(user_text) {
-                let own = self.self_knowledge(user_text);
-                if !own.is_empty() {
-                    lines.insert(
-                        0,
-                        format!("{SELF_KNOWLEDGE} (answer with it, in the first person):"),
-                    );
-                    instructions.push(SELF_KNOWLEDGE);
-                    let at = 1;
-                    for (i, (id, text)) in own.iter().enumerate() {
-                        lines.insert(at + i, format!("- {text}"));
-                        recall.recalled.push(json!({
-                            "id": id.to_string(), "text": text, "accepted": true,
-                            "capability": true, "in_prompt": true,
-                            "evidence": "the question addresses the assistant",
-                        }));
+            // A question to the assistant about itself, with no fact of the user's in the
+            // state, is answered from the best-matching capability fact, rendered as the
+            // answer; the reply opens with its first words unless the `opening` knob is off.
+            if !user_facts && crate::capabilities::addresses_assistant(user_text) {
+                if let Some((id, text)) = self.self_knowledge(user_text, embedding.as_deref()) {
+                    lines.insert(0, format!("{SELF_KNOWLEDGE} \"{text}\" {STATE_INSTRUCTION} asks about it, answer with it."));
+                    instructions.push(STATE_INSTRUCTION);
+                    if knobs.opening != Some(false) {
+                        recall.opening =
+                            Some(crate::capabilities::opening(&text).trim_start().to_string());
                     }
+                    recall.recalled.push(json!({
+                        "id": id.to_string(), "text": text, "accepted": true,
+                        "capability": true, "in_prompt": true,
+                        "evidence": "the question addresses the assistant",
+                    }));
                 }
             }
             lines.extend(self.recall_conversations(
@@ -806,43 +817,55 @@ impl MemoryServices {
         Ok(written)
     }
 
-    /// The capability facts best matching a question to the assistant (at most 3): ranked by
-    /// how many of the question's content words they contain, the overview facts first on
-    /// ties (so "what can you do?" gets what Engram can do).
-    fn self_knowledge(&self, text: &str) -> Vec<(u64, String)> {
-        const FILLER: &[&str] = &[
-            "what", "you", "your", "yourself", "are", "is", "the", "a", "an", "tell", "me",
-            "about", "which", "how", "who", "engram", "of", "to", "and", "or", "in",
-        ];
-        let words: HashSet<String> = text
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty() && !FILLER.contains(w))
-            .map(str::to_string)
-            .collect();
-        let mut own: Vec<(usize, usize, u64, String)> = crate::capabilities::CORPUS
+    /// The capability fact that best answers `text` ([`crate::capabilities::rank`]), with its
+    /// cell id; `None` when the store holds none of the corpus.
+    fn self_knowledge(&self, text: &str, embedding: Option<&[f32]>) -> Option<(u64, String)> {
+        let cells: Vec<engram_memory::Cell> = crate::capabilities::CORPUS
             .iter()
-            .enumerate()
-            .filter_map(|(order, (facet, _))| {
-                let cell =
-                    self.store
-                        .get(crate::capabilities::CAPABILITIES_SUBJECT, facet, None)?;
-                let have: HashSet<String> = cell
-                    .content
-                    .text
-                    .to_lowercase()
-                    .split(|c: char| !c.is_alphanumeric())
-                    .map(str::to_string)
-                    .collect();
-                let score = words.iter().filter(|w| have.contains(*w)).count();
-                Some((score, order, cell.id, cell.content.text))
+            .filter_map(|(facet, _)| {
+                self.store
+                    .get(crate::capabilities::CAPABILITIES_SUBJECT, facet, None)
             })
             .collect();
-        own.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        own.into_iter()
-            .take(3)
-            .map(|(_, _, id, text)| (id, text))
-            .collect()
+        let embeddings: Vec<Vec<f32>> = {
+            let mut known = self
+                .capability_embeddings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cells
+                .iter()
+                .map(|cell| {
+                    let text = &cell.content.text;
+                    if !known.contains_key(text) {
+                        let embedded = self.store.embed_query(text).unwrap_or_default();
+                        known.insert(text.clone(), embedded);
+                    }
+                    known[text].clone()
+                })
+                .collect()
+        };
+        let entries: Vec<crate::capabilities::Entry> = cells
+            .iter()
+            .zip(&embeddings)
+            .map(|(cell, embedding)| crate::capabilities::Entry {
+                facet: &cell.content.facet,
+                text: &cell.content.text,
+                embedding,
+            })
+            .collect();
+        let ranked = crate::capabilities::rank(text, embedding, &entries);
+        tracing::debug!(
+            question = text,
+            embedded = embedding.is_some(),
+            ranked = ?ranked
+                .iter()
+                .map(|(i, score)| format!("{}={score:.3}", entries[*i].facet))
+                .collect::<Vec<_>>(),
+            "self-knowledge ranking"
+        );
+        let (best, _) = *ranked.first()?;
+        let cell = &cells[best];
+        Some((cell.id, cell.content.text.clone()))
     }
 
     /// Gists of the stored conversations relevant to the text (`query`, read from it: see
