@@ -53,6 +53,12 @@ pub use state::{
 /// "what you know about yourself", it answered 0 of 9 capability questions from it.
 pub const SELF_KNOWLEDGE: &str = "From memory: the answer is";
 
+/// The memory block's line for the capability fact `statement` that answers the question:
+/// `From memory: the answer is "…" If the user asks about it, answer with it.`
+pub fn self_knowledge_line(statement: &str) -> String {
+    format!("{SELF_KNOWLEDGE} \"{statement}\" {STATE_INSTRUCTION} asks about it, answer with it.")
+}
+
 use gist::{describe_kappa, summarize, GistQuery};
 use query::correction_value;
 
@@ -558,7 +564,7 @@ impl MemoryServices {
             // answer; the reply opens with its first words unless the `opening` knob is off.
             if !user_facts && crate::capabilities::addresses_assistant(user_text) {
                 if let Some((id, text)) = self.self_knowledge(user_text, embedding.as_deref()) {
-                    lines.insert(0, format!("{SELF_KNOWLEDGE} \"{text}\" {STATE_INSTRUCTION} asks about it, answer with it."));
+                    lines.insert(0, self_knowledge_line(&text));
                     instructions.push(STATE_INSTRUCTION);
                     if knobs.opening != Some(false) {
                         recall.opening =
@@ -996,6 +1002,28 @@ pub fn default_settings(data_dir: &Path, models_dir: &Path, plugins_dir: &Path) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capability_line_quotes_the_fact_and_a_copied_instruction_is_cut() {
+        let line = self_knowledge_line("My endpoints are POST /v1/chat.");
+        assert_eq!(
+            line,
+            "From memory: the answer is \"My endpoints are POST /v1/chat.\" \
+             If the user asks about it, answer with it."
+        );
+        let copied = format!(
+            "My endpoints are POST /v1/chat. {}",
+            &line[line.find(STATE_INSTRUCTION).unwrap()..]
+        );
+        let cut = echo_stops(&[STATE_INSTRUCTION])
+            .iter()
+            .filter_map(|stop| copied.find(stop.as_str()))
+            .min();
+        assert_eq!(
+            cut.map(|at| &copied[..at]),
+            Some("My endpoints are POST /v1/chat.")
+        );
+    }
 
     #[test]
     fn typed_values_lose_only_a_matching_prefix() {
