@@ -208,9 +208,20 @@ pub fn addresses_assistant(text: &str) -> bool {
     let second_person = words
         .iter()
         .any(|w| matches!(*w, "you" | "your" | "yourself" | "you're" | "engram"));
-    let users_own = words
-        .iter()
-        .any(|w| matches!(*w, "my" | "mine" | "myself" | "we" | "our" | "us"));
+    // "I" after an auxiliary or a "when"/"if" asks how the user may act on the assistant
+    // ("how do I …", "can I …", "when I correct you"); anywhere else it is about the user
+    // ("what did I tell you?", "do you know where I live?").
+    let users_own = words.iter().enumerate().any(|(at, w)| match *w {
+        "my" | "mine" | "myself" | "we" | "our" | "us" | "i'm" => true,
+        "i" => {
+            !(at > 0
+                && matches!(
+                    words[at - 1],
+                    "do" | "can" | "could" | "should" | "may" | "would" | "will" | "when" | "if"
+                ))
+        }
+        _ => false,
+    });
     second_person && crate::memory::is_question(text) && (!users_own || words.contains(&"engram"))
 }
 
@@ -227,6 +238,12 @@ mod tests {
         assert!(!addresses_assistant("You are great."));
         assert!(addresses_assistant("How do I make you forget something?"));
         assert!(!addresses_assistant("Do you remember what we discussed?"));
+        assert!(addresses_assistant(
+            "Can I swap your plugins while you run?"
+        ));
+        assert!(addresses_assistant("What do you do when I correct you?"));
+        assert!(!addresses_assistant("What did I tell you yesterday?"));
+        assert!(!addresses_assistant("Do you know where I live?"));
     }
 
     fn entries() -> Vec<Entry<'static>> {
