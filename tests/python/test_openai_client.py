@@ -114,3 +114,18 @@ def test_raw_malformed_json_gets_an_openai_error_body(server):
     assert err.value.code == 400
     body = json.loads(err.value.read())
     assert body["error"]["type"] == "invalid_request_error"
+
+
+def test_a_question_to_the_assistant_streams_its_answer_from_memory(server):
+    # The OpenAI endpoint uses memory when the request asks for it (extra_body); the reply
+    # opens with the first words of the capability fact recalled, streamed after the role.
+    args = dict(model="default", max_tokens=24, temperature=0,
+                messages=[{"role": "user", "content": "Which endpoints do you have?"}],
+                extra_body={"memory": {"recall": True}})
+    chunks = list(client(server).chat.completions.create(stream=True, **args))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("My endpoints are"), text
+    assert "/v1/chat" in text, text
+    whole = client(server).chat.completions.create(**args)
+    assert whole.choices[0].message.content == text

@@ -290,6 +290,28 @@ mod tests {
     }
 
     #[test]
+    fn seeding_writes_what_is_missing_or_reworded_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::open(dir.path(), engram_memory::MemoryConfig::durable()).unwrap();
+        // A store seeded by an older Engram: the overview in other words.
+        store
+            .remember(Fact {
+                subject: CAPABILITIES_SUBJECT.into(),
+                facet: CORPUS[0].0.into(),
+                value: "I can do this: chat with you.".into(),
+                text: Some("I can do this: chat with you.".into()),
+                ..Fact::default()
+            })
+            .unwrap();
+        assert_eq!(seed(&store).unwrap(), CORPUS.len());
+        for (facet, text) in CORPUS {
+            let cell = store.get(CAPABILITIES_SUBJECT, facet, None).unwrap();
+            assert_eq!(cell.content.text, *text);
+        }
+        assert_eq!(seed(&store).unwrap(), 0, "a seeded store is left alone");
+    }
+
+    #[test]
     fn an_opening_is_the_first_words() {
         assert_eq!(
             opening("My endpoints are POST /v1/chat"),
