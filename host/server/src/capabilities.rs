@@ -21,7 +21,7 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("forgetting", "To make me forget or delete something, say \"forget …\": I erase the matching memory with verifiable (crypto-shredding) forgetting."),
     ("corrections", "When I have a fact wrong, correct it (\"actually it's …\"): I supersede the old value and keep it as history; additive statements (\"also …\") are merged."),
     ("endpoints", "My endpoints are POST /v1/chat/completions (OpenAI compatible), POST /v1/chat (native, with memory), GET /v1/models, GET /v1/metrics and a web console at /."),
-    ("memory knobs", "My memory knobs on /v1/chat are recall, capture, k, consolidate and no_replay (answer from the memory state without replaying the transcript)."),
+    ("memory knobs", "My memory knobs on /v1/chat are recall, capture, k, consolidate, no_replay (answer from the memory state without replaying the transcript), anchor and opening."),
     ("heartbeat", "Between turns my heartbeat consolidates idle conversations into facts and summaries and runs a memory maintenance round."),
     ("conversations", "I keep whole conversations with a summary: I can recall the gist of an earlier conversation and read the full transcript on demand."),
     ("plugins", "My judge, recall policy, capture, agency and tool plugins are WebAssembly components that can be hot-swapped while I serve."),
@@ -57,51 +57,17 @@ pub fn seed(store: &MemoryStore) -> engram_memory::Result<usize> {
     Ok(n)
 }
 
-/// Words of a question to the assistant that say nothing about which capability it asks for.
-const FILLER: &[&str] = &[
-    "what",
-    "you",
-    "your",
-    "yourself",
-    "are",
-    "is",
-    "the",
-    "a",
-    "an",
-    "tell",
-    "me",
-    "about",
-    "which",
-    "how",
-    "who",
-    "engram",
-    "of",
-    "to",
-    "and",
-    "or",
-    "in",
-    "do",
-    "does",
-    "can",
-    "could",
-    "have",
-    "has",
-    "i",
-    "it",
-    "something",
-    "anything",
-    "thing",
-    "please",
-    "there",
-    "any",
-    "be",
-];
+/// Words of a question to the assistant that say nothing about which capability it asks
+/// for, separated by spaces.
+const FILLER: &str = "what you your yourself are is the a an tell me about which how who engram \
+                      of to and or in do does can could have has i it something anything thing \
+                      please there any be";
 
 /// The words of `text` that can tell capabilities apart: lower case, singular, no filler.
 fn content_words(text: &str) -> HashSet<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && !FILLER.contains(w))
+        .filter(|w| !w.is_empty() && !FILLER.split_whitespace().any(|f| f == *w))
         .map(crate::memory::singular)
         .collect()
 }
@@ -131,12 +97,12 @@ pub struct Entry<'a> {
 }
 
 /// The capability facts in order of how well they answer `question`, best first, with
-/// their scores: 2 for each word naming the facet ("endpoints", "plugins"; see [`names`]), `1/df` for each
-/// other word the statement shares with the question (df: how many statements hold it, so
-/// "memory", in most of them, tells little), plus the cosine of the embeddings (when both
-/// are given), which alone decides between statements sharing no word with the question
-/// ("How can I call you over HTTP?"). A question with no word but filler ranks the corpus
-/// in its order, the overview first.
+/// their scores: 2 for each word naming the facet ("endpoints", "plugins"; see [`names`]),
+/// `1/df` for each other word the statement shares with the question (df: how many
+/// statements hold it, so "memory", in most of them, tells little), plus the cosine of the
+/// embeddings (when both are given), which alone decides between statements sharing no word
+/// with the question ("How can I call you over HTTP?"). A question with no word but filler
+/// ranks the corpus in its order, the overview first.
 pub fn rank(question: &str, embedding: Option<&[f32]>, entries: &[Entry]) -> Vec<(usize, f32)> {
     let asked = content_words(question);
     let held: Vec<(HashSet<String>, HashSet<String>)> = entries
