@@ -65,10 +65,10 @@ const FILLER: &str = "what you your yourself are is the a an tell me about which
 
 /// The words of `text` that can tell capabilities apart: lower case, singular, no filler.
 fn content_words(text: &str) -> HashSet<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && !FILLER.split_whitespace().any(|f| f == *w))
-        .map(crate::memory::singular)
+    crate::memory::query_words(text)
+        .iter()
+        .filter(|w| !FILLER.split_whitespace().any(|f| f == w.as_str()))
+        .map(|w| crate::memory::singular(w))
         .collect()
 }
 

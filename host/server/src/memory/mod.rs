@@ -48,15 +48,12 @@ pub use state::{
     display_value, echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION,
 };
 
-/// The words before the capability fact that answers a question to the assistant. Framed
-/// as the answer (quoted, in the assistant's voice), the default 135M model repeats it; as
-/// "what you know about yourself", it answered 0 of 9 capability questions from it.
-pub const SELF_KNOWLEDGE: &str = "From memory: the answer is";
-
-/// The memory block's line for the capability fact `statement` that answers the question:
-/// `From memory: the answer is "…" If the user asks about it, answer with it.`
+/// The memory block's line for the capability fact `statement` that answers a question to
+/// the assistant: `From memory: the answer is "…" If the user asks about it, answer with it.`
+/// Framed as the answer (quoted, in the assistant's voice), the default 135M model repeats
+/// it; as "what you know about yourself", it answered 0 of 9 capability questions from it.
 pub fn self_knowledge_line(statement: &str) -> String {
-    format!("{SELF_KNOWLEDGE} \"{statement}\" {STATE_INSTRUCTION} asks about it, answer with it.")
+    state::memory_line(&format!("the answer is \"{statement}\""), 1)
 }
 
 use gist::{describe_kappa, summarize, GistQuery};
@@ -833,30 +830,25 @@ impl MemoryServices {
                     .get(crate::capabilities::CAPABILITIES_SUBJECT, facet, None)
             })
             .collect();
-        let embeddings: Vec<Vec<f32>> = {
-            let mut known = self
-                .capability_embeddings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            cells
-                .iter()
-                .map(|cell| {
-                    let text = &cell.content.text;
-                    if !known.contains_key(text) {
-                        let embedded = self.store.embed_query(text).unwrap_or_default();
-                        known.insert(text.clone(), embedded);
-                    }
-                    known[text].clone()
-                })
-                .collect()
-        };
+        let mut known = self
+            .capability_embeddings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for cell in &cells {
+            if !known.contains_key(&cell.content.text) {
+                let embedded = self
+                    .store
+                    .embed_query(&cell.content.text)
+                    .unwrap_or_default();
+                known.insert(cell.content.text.clone(), embedded);
+            }
+        }
         let entries: Vec<crate::capabilities::Entry> = cells
             .iter()
-            .zip(&embeddings)
-            .map(|(cell, embedding)| crate::capabilities::Entry {
+            .map(|cell| crate::capabilities::Entry {
                 facet: &cell.content.facet,
                 text: &cell.content.text,
-                embedding,
+                embedding: &known[&cell.content.text],
             })
             .collect();
         let ranked = crate::capabilities::rank(text, embedding, &entries);

@@ -41,15 +41,18 @@ pub fn state_line(state: &[StateFact]) -> Option<String> {
         return None;
     }
     let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
-    let instruction = if facts.len() == 1 {
+    Some(memory_line(&facts.join(" "), facts.len()))
+}
+
+/// A "From memory:" line of the memory block: `body` (what memory holds, `count` facts),
+/// then the instruction to answer with it when asked.
+pub fn memory_line(body: &str, count: usize) -> String {
+    let instruction = if count == 1 {
         "asks about it, answer with it."
     } else {
         "asks about them, answer with them."
     };
-    Some(format!(
-        "From memory: {} {STATE_INSTRUCTION} {instruction}",
-        facts.join(" ")
-    ))
+    format!("From memory: {body} {STATE_INSTRUCTION} {instruction}")
 }
 
 /// The opening words of [`state_line`]'s instruction: short, so that an answer cut by the
