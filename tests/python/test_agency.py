@@ -232,6 +232,23 @@ def test_answer_opening_streams_and_off_changes_only_the_opening(agency_server):
     assert streamed == answer(on), (streamed, answer(on))
 
 
+def test_answers_about_the_users_facts_open_in_the_second_person(agency_server):
+    say(agency_server, "yours-1", "My canoe's colour is ochre.", max_tokens=8)
+    question = "What colour is my canoe?"
+    knobs = {"recall": True, "capture": True}
+    on = say(agency_server, "yours-2", question, memory=knobs)
+    off = say(agency_server, "yours-3", question, memory={**knobs, "opening": False})
+    # The memory block speaks of "the user"; without the opening the default model said
+    # "The user's canoe's colour is ochre." to the user.
+    assert on["memory"]["opening"] == "Your canoe's", on["memory"]
+    assert answer(on).startswith("Your canoe's") and "ochre" in answer(on), answer(on)
+    assert off["memory"]["opening"] is None
+    assert not answer(off).startswith("Your canoe's"), answer(off)
+    chosen = lambda reply: [(m["id"], m["in_prompt"]) for m in reply["memory"]["recalled"]]
+    assert chosen(on) == chosen(off)
+    assert 1 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= 4, (on, off)
+
+
 def test_no_replay_reports_its_token_cost(agency_server):
     history = []
     for text in ["My car's plate is KX-2291.", "My gym's name is Ironworks.",
@@ -311,10 +328,11 @@ def test_value_anchoring_keeps_a_begun_value_exact_and_off_changes_nothing(agenc
     say(agency_server, "anchor-1", "My cat's contact is sable52@example.org.", max_tokens=8)
     question = [{"role": "user", "content": "What is my cat's contact?"}]
     body = {"messages": question, "max_tokens": 24, "temperature": 0}
-    on = post(agency_server, "/v1/chat", {**body, "session": "anchor-2"})
+    # Without the answer opening ("Your cat's …"), which alone got this value right.
+    knobs = {"recall": True, "capture": True, "consolidate": True, "opening": False}
+    on = post(agency_server, "/v1/chat", {**body, "session": "anchor-2", "memory": knobs})
     off = post(agency_server, "/v1/chat", {**body, "session": "anchor-3",
-                                           "memory": {"recall": True, "capture": True,
-                                                      "consolidate": True, "anchor": False}})
+                                           "memory": {**knobs, "anchor": False}})
     assert "sable52@example.org" in answer(on), answer(on)
     assert "sable52@example.org" not in answer(off), answer(off)
     # The prompts were the same: only the choice of tokens inside the value differs, and the

@@ -233,8 +233,9 @@ pub struct MemoryKnobs {
     pub anchor: Option<bool>,
     /// Answer opening: a question to the assistant about itself ("what can you do?") gets a
     /// reply that opens with the first words of the capability fact recalled for it
-    /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement.
-    /// On unless `false`.
+    /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement;
+    /// a question about a fact of the user's that it names opens in the second person
+    /// (`crate::memory::answer_opening`: "Your server's"). On unless `false`.
     #[serde(default)]
     pub opening: Option<bool>,
 }

@@ -45,7 +45,8 @@ pub use query::{
     wants_detail,
 };
 pub use state::{
-    display_value, echo_stops, focus_state, render_fact, state_line, StateFact, STATE_INSTRUCTION,
+    answer_opening, display_value, echo_stops, focus_state, render_fact, state_line, StateFact,
+    STATE_INSTRUCTION,
 };
 
 /// The memory block's line for the capability fact `statement` that answers a question to
@@ -523,6 +524,7 @@ impl MemoryServices {
                             value: cell
                                 .map(|(cell, _)| display_value(&cell.content.value.raw).to_string())
                                 .unwrap_or_default(),
+                            opening: cell.and_then(|(cell, _)| answer_opening(&cell.content)),
                         });
                     }
                     recall.recalled.push(
@@ -548,6 +550,14 @@ impl MemoryServices {
                     }
                 }
                 user_facts = !state.is_empty();
+                // A question about a fact it names is answered in the second person: the
+                // reply opens with "Your <owner>'s" (the `opening` knob).
+                if knobs.opening != Some(false) && is_question(user_text) {
+                    recall.opening = state
+                        .first()
+                        .filter(|fact| fact.names_kappa)
+                        .and_then(|fact| fact.opening.clone());
+                }
                 if let Some(line) = state_line(&state) {
                     lines.push(line);
                     instructions.push(STATE_INSTRUCTION);

@@ -17,6 +17,9 @@ pub struct StateFact {
     pub rendered: String,
     /// The cell's value as stored (what value anchoring keeps the answer to).
     pub value: String,
+    /// The first words of an answer given from this fact, in the second person
+    /// ([`answer_opening`]); `None` for a cell that is not the user's own.
+    pub opening: Option<String>,
 }
 
 /// The facts the model sees, most relevant first: when the question names a κ only the
@@ -98,6 +101,30 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     let last = facet.split_whitespace().last().unwrap_or_default();
     let verb = if is_plural(last) { "are" } else { "is" };
     format!("{owner} {facet} {verb} {value}{end}")
+}
+
+/// The first words of an answer to the user from one of their own facts, in the second
+/// person: "Your server's" for `user.server`, "You live in" for the user's city, "Your
+/// favorite color" for another facet of the user (a bare "Your" was continued with the
+/// wrong facet, copied from an earlier answer). [`render_fact`] speaks of "the user" (the memory block is read
+/// by the model), and without an opening the default 135M model copied that into every
+/// answer ("The user's laptop's color is teal." to "What color is my laptop?", 20/20 probes);
+/// opened this way it goes on with the facet and the value. `None` for other subjects.
+pub fn answer_opening(content: &engram_memory::CellContent) -> Option<String> {
+    if let Some(owner) = content.subject.strip_prefix("user.") {
+        return Some(format!("Your {}'s", owner.replace('_', " ")));
+    }
+    if content.subject != "user" {
+        return None;
+    }
+    let opening = match content.facet.as_str() {
+        "city" => "You live in",
+        "hometown" => "You are from",
+        "employer" => "You work at",
+        "age" => "You are",
+        facet => return Some(format!("Your {}", facet.replace('_', " "))),
+    };
+    Some(opening.to_string())
 }
 
 /// The user's own facets written by the capture plugin's built-in statement patterns, said
@@ -207,6 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn answers_from_the_users_facts_open_in_the_second_person() {
+        let opening =
+            |subject: &str, facet: &str| answer_opening(&content(subject, facet, "x", "My x is x"));
+        assert_eq!(
+            opening("user.server", "ip").as_deref(),
+            Some("Your server's")
+        );
+        assert_eq!(
+            opening("user.work_laptop", "color").as_deref(),
+            Some("Your work laptop's")
+        );
+        assert_eq!(
+            opening("user", "favorite_color").as_deref(),
+            Some("Your favorite color")
+        );
+        assert_eq!(opening("user", "city").as_deref(), Some("You live in"));
+        assert_eq!(opening("user", "age").as_deref(), Some("You are"));
+        assert_eq!(opening("engram", "endpoints"), None);
+    }
+
+    #[test]
     fn the_state_keeps_the_named_kappa_first_and_alone() {
         let fact = |index, names_kappa, confidence: f32| StateFact {
             index,
@@ -214,6 +262,7 @@ mod tests {
             confidence,
             rendered: format!("fact {index}"),
             value: String::new(),
+            opening: None,
         };
         let kept = focus_state(vec![
             fact(0, false, 0.9),
@@ -242,6 +291,7 @@ mod tests {
             confidence: 1.0,
             rendered: "The user's cat's code is 40187.".into(),
             value: "40187".into(),
+            opening: None,
         }])
         .unwrap();
         let stops = echo_stops(&[STATE_INSTRUCTION]);
