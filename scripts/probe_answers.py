@@ -6,9 +6,12 @@ Starts a real `engram serve` (the release build) with a fresh data folder. For e
 4417."), then a question about it (six question forms) is asked twice, greedy, 24 tokens:
 replaying that turn (the default chat path) and in no-replay mode. Counted per answer: it
 holds the value; it speaks to the user ("Your …", "You …"); it speaks of "the user" (the
-memory block's third person, copied). `--no-opening` turns the `memory.opening` knob off.
+memory block's third person, copied). Then a question about a facet never stated ("What is
+my bike's serial number?") is asked the same two ways; counted: the answer says memory does
+not hold it. `--no-opening` / `--no-abstain` turn the `memory.opening` / `memory.abstain`
+knobs off.
 
-    .venv/bin/python scripts/probe_answers.py [--no-opening] [--verbose]
+    .venv/bin/python scripts/probe_answers.py [--no-opening] [--no-abstain] [--verbose]
 """
 import argparse
 import json
@@ -29,6 +32,9 @@ FACETS = [("ip", "10.0.{i}.7"), ("password", "hunter{i}"), ("color", ["teal", "o
           ("email", "box{i}@example.org"), ("model", "LX-{i}0"),
           ("location", ["Porto", "Oslo", "Kyoto"])]
 STATEMENTS = ["My {o}'s {f} is {v}.", "The {f} of my {o} is {v}.", "FYI my {o}'s {f} is {v}."]
+# A facet no statement names, and how an answer says memory does not hold it.
+UNSTATED = "serial number"
+ABSTAINED = ["no memory", "don't know", "do not know", "not sure", "don't have"]
 QUESTIONS = ["What is my {o}'s {f}?", "What's the {f} of my {o}?", "Remind me of my {o}'s {f}?",
              "Tell me my {o}'s {f}.", "Do you know my {o}'s {f}?", "What {f} does my {o} have?"]
 
@@ -49,10 +55,13 @@ def chat(server, session, messages, memory):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-opening", action="store_true")
+    parser.add_argument("--no-abstain", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    memory = {"recall": True, "capture": True, "opening": not args.no_opening}
-    counts = {mode: {"value": 0, "to the user": 0, "of the user": 0, "asked": 0}
+    memory = {"recall": True, "capture": True, "opening": not args.no_opening,
+              "abstain": not args.no_abstain}
+    counts = {mode: {"value": 0, "to the user": 0, "of the user": 0, "unknown said": 0,
+                     "asked": 0}
               for mode in ("replay", "no-replay")}
     server = Server(tempfile.mkdtemp(prefix="engram-answerprobe-")).start()
     try:
@@ -79,13 +88,20 @@ def main():
                     c["of the user"] += "the user" in text.lower()
                     if args.verbose or not has_value or not to_user:
                         print(f"  {mode}: {question!r} -> {text!r}")
+                    unknown = QUESTIONS[(i + 1) % len(QUESTIONS)].format(o=owner, f=UNSTATED)
+                    text = chat(server, f"{session}-{mode}-unknown",
+                                history + [{"role": "user", "content": unknown}], knobs)
+                    said = any(m in text.lower() for m in ABSTAINED)
+                    c["unknown said"] += said
+                    if args.verbose or not said:
+                        print(f"  {mode}: {unknown!r} -> {text!r}")
                 i += 1
     finally:
         server.stop()
-    opening = "off" if args.no_opening else "on"
+    knobs = ", ".join(f"{k} {'on' if memory[k] else 'off'}" for k in ("opening", "abstain"))
     for mode, c in counts.items():
         n = c.pop("asked")
-        print(f"{mode} (opening {opening}): " + ", ".join(f"{k} {v}/{n}" for k, v in c.items()))
+        print(f"{mode} ({knobs}): " + ", ".join(f"{k} {v}/{n}" for k, v in c.items()))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,9 @@ def test_g_capabilities(agency_server, question, expected):
 def test_capabilities_stay_out_of_questions_about_the_user(agency_server):
     mine = say(agency_server, "caps-mine", "What is my favourite tea?")
     assert not [m for m in mine["memory"]["recalled"] if m.get("capability")]
-    assert mine["memory"]["opening"] is None
+    # Nothing about the user's tea either: the answer says so (`abstain`), not a capability.
+    assert mine["memory"]["abstained"] == "I have no memory of your favourite tea."
+    assert mine["memory"]["opening"] == "I have no"
     said = say(agency_server, "caps-own-1", "My kayak's name is Petrel.", max_tokens=8)
     assert said["memory"]["opening"] is None
     asked = say(agency_server, "caps-own-2", "Do you know what my kayak's name is?")
@@ -247,6 +249,31 @@ def test_answers_about_the_users_facts_open_in_the_second_person(agency_server):
     chosen = lambda reply: [(m["id"], m["in_prompt"]) for m in reply["memory"]["recalled"]]
     assert chosen(on) == chosen(off)
     assert 1 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= 4, (on, off)
+
+
+def test_a_fact_memory_does_not_hold_is_answered_as_unknown(agency_server):
+    knobs = {"recall": True, "capture": True}
+    question = "What is my yacht's mooring number?"
+    # Never told: the default model answered such questions with an invented value.
+    on = say(agency_server, "unknown-1", question, memory=knobs)
+    assert on["memory"]["abstained"] == "I have no memory of your yacht's mooring number."
+    assert answer(on).startswith("I have no memory of your yacht's mooring number"), answer(on)
+    off = say(agency_server, "unknown-2", question, memory={**knobs, "abstain": False})
+    assert off["memory"]["abstained"] is None
+    assert "no memory" not in answer(off), answer(off)
+    assert on["usage"]["prompt_tokens"] > off["usage"]["prompt_tokens"] + 10
+    # Said earlier in the conversation in words capture does not read: no abstention.
+    history = [{"role": "user", "content": "The yacht I keep sits at mooring number 41."},
+               {"role": "assistant", "content": "Noted."}]
+    told = say(agency_server, "unknown-3", question, history, memory=knobs)
+    assert told["memory"]["abstained"] is None, told["memory"]
+    # Forgotten on request: the answer says why it no longer knows.
+    say(agency_server, "unknown-4", "My kite's colour is crimson.", max_tokens=8, memory=knobs)
+    say(agency_server, "unknown-5", "Forget my kite's colour.", max_tokens=16, memory=knobs)
+    gone = say(agency_server, "unknown-6", "What is my kite's colour?", memory=knobs)
+    assert gone["memory"]["abstained"] == \
+        "I no longer know your kite's colour: you asked me to forget it.", gone["memory"]
+    assert "crimson" not in answer(gone) and answer(gone).startswith("I no longer"), answer(gone)
 
 
 def test_no_replay_reports_its_token_cost(agency_server):

@@ -235,9 +235,16 @@ pub struct MemoryKnobs {
     /// reply that opens with the first words of the capability fact recalled for it
     /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement;
     /// a question about a fact of the user's that it names opens in the second person
-    /// (`crate::memory::answer_opening`: "Your server's"). On unless `false`.
+    /// (`crate::memory::answer_opening`: "Your server's"), and an abstention with its first
+    /// words ("I have no"). On unless `false`.
     #[serde(default)]
     pub opening: Option<bool>,
+    /// Abstention: a question about a fact of the user's that neither memory nor the
+    /// conversation holds ("What is my server's IP?" when it was never told) is answered
+    /// that memory has none (`crate::memory::MemoryServices::abstention`), instead of a
+    /// made-up value. On unless `false`.
+    #[serde(default)]
+    pub abstain: Option<bool>,
 }
 
 /// `POST /v1/chat/completions` body (and the native `/v1/chat`, which adds `memory`).

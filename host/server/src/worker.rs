@@ -69,6 +69,8 @@ pub struct MemoryReport {
     /// What the answer was opened with from memory (the first words of the capability fact
     /// recalled for a question to the assistant), part of the answer's text.
     pub opening: Option<String>,
+    /// What the answer said instead of a value memory does not hold (`memory.abstain`).
+    pub abstained: Option<String>,
 }
 
 /// Events a generation sends back to its HTTP handler, in order.
@@ -376,7 +378,14 @@ impl Worker {
         let mut stop = request.stop_strings();
         let mut anchors = Vec::new();
         if let Some(memory) = &memory {
-            let recall = memory.before_turn(&user_text, knobs);
+            let earlier: Vec<&str> = request
+                .messages
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .filter_map(|m| m.content.as_deref())
+                .collect();
+            let earlier = &earlier[..earlier.len().saturating_sub(1)];
+            let recall = memory.before_turn(&user_text, earlier, knobs);
             stated = recall.stated;
             report.recalled = recall.recalled;
             report.forgotten = recall.forgotten;
@@ -385,6 +394,7 @@ impl Worker {
             stop.extend(recall.echo_stops);
             anchors = recall.anchors;
             report.opening = recall.opening;
+            report.abstained = recall.abstained;
             let (prompt, replay) = crate::memory::compose_prompt(
                 &request.messages,
                 recall.prompt_block.as_deref(),

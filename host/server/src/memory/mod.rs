@@ -41,19 +41,21 @@ mod state;
 
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
-    asks_for_facet, is_forget_request, is_plural, is_question, names_owner, query_words, singular,
-    wants_detail,
+    asked_kappa, asks_for_facet, is_forget_request, is_plural, is_question, names_owner,
+    query_words, singular, wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, render_fact, state_line, StateFact,
     STATE_INSTRUCTION,
 };
 
-/// The memory block's line for the capability fact `statement` that answers a question to
-/// the assistant: `From memory: the answer is "…" If the user asks about it, answer with it.`
-/// Framed as the answer (quoted, in the assistant's voice), the default 135M model repeats
-/// it; as "what you know about yourself", it answered 0 of 9 capability questions from it.
-pub fn self_knowledge_line(statement: &str) -> String {
+/// The memory block's line that gives the model its answer outright: the capability fact
+/// that answers a question to the assistant, or the statement that memory does not hold
+/// what the user asks for ([`MemoryServices::abstention`]):
+/// `From memory: the answer is "…" If the user asks about it, answer with it.` Framed as
+/// the answer (quoted, in the assistant's voice), the default 135M model repeats it; as
+/// "what you know about yourself", it answered 0 of 9 capability questions from it.
+pub fn answer_line(statement: &str) -> String {
     state::memory_line(&format!("the answer is \"{statement}\""), 1)
 }
 
@@ -189,8 +191,12 @@ pub struct Recall {
     /// `anchor` knob is off).
     pub anchors: Vec<String>,
     /// Text the answer opens with (the first words of the capability fact that answers a
-    /// question to the assistant); `None` when there is none or the `opening` knob is off.
+    /// question to the assistant, "Your server's" for a fact of the user's, the first words
+    /// of the abstention); `None` when there is none or the `opening` knob is off.
     pub opening: Option<String>,
+    /// What the answer says instead of a value memory does not hold
+    /// ([`MemoryServices::abstention`]); `None` when it holds one or the `abstain` knob is off.
+    pub abstained: Option<String>,
     /// Report entries for recalled memories (accepted and rejected).
     pub recalled: Vec<serde_json::Value>,
     /// Report entries for forgotten memories.
@@ -351,7 +357,8 @@ impl MemoryServices {
     /// Before the answer: forget what a "forget …" turn names, then recall for the text
     /// (user facts through policy and judge, self-knowledge for questions to the assistant,
     /// stored conversations as a gist).
-    pub fn before_turn(&self, user_text: &str, knobs: MemoryKnobs) -> Recall {
+    /// `earlier` holds the request's user messages before `user_text`.
+    pub fn before_turn(&self, user_text: &str, earlier: &[&str], knobs: MemoryKnobs) -> Recall {
         let mut recall = Recall::default();
         let mut lines = Vec::new();
         // The memory state holds facts of the κ the text names (see `GistQuery::focused`).
@@ -571,7 +578,7 @@ impl MemoryServices {
             // answer; the reply opens with its first words unless the `opening` knob is off.
             if !user_facts && crate::capabilities::addresses_assistant(user_text) {
                 if let Some((id, text)) = self.self_knowledge(user_text, embedding.as_deref()) {
-                    lines.insert(0, self_knowledge_line(&text));
+                    lines.insert(0, answer_line(&text));
                     instructions.push(STATE_INSTRUCTION);
                     if knobs.opening != Some(false) {
                         recall.opening =
@@ -590,6 +597,18 @@ impl MemoryServices {
                 embedding.as_deref(),
                 &mut recall.conversations,
             ));
+            // Nothing in memory for a question about a fact of the user's: the answer says
+            // so rather than letting the model invent a value.
+            if lines.is_empty() && knobs.abstain != Some(false) {
+                if let Some(statement) = self.abstention(user_text, earlier) {
+                    lines.push(answer_line(&statement));
+                    instructions.push(STATE_INSTRUCTION);
+                    if knobs.opening != Some(false) {
+                        recall.opening = Some(crate::capabilities::opening(&statement).to_string());
+                    }
+                    recall.abstained = Some(statement);
+                }
+            }
         }
         if !lines.is_empty() {
             recall.echo_stops = echo_stops(&instructions);
@@ -830,6 +849,45 @@ impl MemoryServices {
         Ok(written)
     }
 
+    /// What to answer a question about one of the user's facts ([`asked_kappa`]) that
+    /// the store does not hold: "I no longer know your car's email: you asked me to forget it."
+    /// for a κ forgotten since the server started, otherwise "I have no memory of your
+    /// server's ip." when neither the store nor an `earlier` user message of the request
+    /// names it (the conversation may hold it in words capture did not read). Without it
+    /// the default 135M model invented a value ("Your server's IP is 192.168.0.1.").
+    pub fn abstention(&self, user_text: &str, earlier: &[&str]) -> Option<String> {
+        if !is_question(user_text) {
+            return None;
+        }
+        let (subject, facet) = asked_kappa(user_text)?;
+        if self.store.get(&subject, &facet, None).is_some() {
+            return None;
+        }
+        let described = describe_kappa(&subject, &facet);
+        let forgotten = lock(&self.forgotten)
+            .iter()
+            .any(|(s, f)| s.eq_ignore_ascii_case(&subject) && agency::same_property(f, &facet));
+        if forgotten {
+            return Some(format!(
+                "I no longer know {described}: you asked me to forget it."
+            ));
+        }
+        let named: Vec<String> = [subject.strip_prefix("user.").unwrap_or(""), &facet]
+            .iter()
+            .flat_map(|part| part.split('_'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        let told = earlier.iter().any(|text| {
+            let words = query_words(text);
+            named.iter().all(|w| words.contains(w))
+        });
+        if told {
+            return None;
+        }
+        Some(format!("I have no memory of {described}."))
+    }
+
     /// The capability fact that best answers `text` ([`crate::capabilities::rank`]), with its
     /// cell id; `None` when the store holds none of the corpus.
     fn self_knowledge(&self, text: &str, embedding: Option<&[f32]>) -> Option<(u64, String)> {
@@ -1007,7 +1065,7 @@ mod tests {
 
     #[test]
     fn a_capability_line_quotes_the_fact_and_a_copied_instruction_is_cut() {
-        let line = self_knowledge_line("My endpoints are POST /v1/chat.");
+        let line = answer_line("My endpoints are POST /v1/chat.");
         assert_eq!(
             line,
             "From memory: the answer is \"My endpoints are POST /v1/chat.\" \

@@ -95,6 +95,83 @@ pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
         .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
 }
 
+/// Words that end the facet of an asked κ ("… my kayak's name is?", "… my bike's code
+/// again?") and are not part of it.
+const AFTER_FACET: &[&str] = &["is", "are", "was", "were", "again", "now", "please", "then"];
+
+/// Words that are never part of an owner's or a facet's name.
+const FUNCTION_WORDS: &[&str] = &[
+    "the", "a", "an", "of", "to", "in", "on", "for", "and", "or", "you", "me", "i", "my", "your",
+    "it", "that", "this", "what", "which",
+];
+
+/// The κ (subject, facet, in the capture plugin's form: `user.build_box`, `lock_code`) a
+/// question asks for in one of its plain shapes: "… my build box's lock code?", "… the IP
+/// of my server?", "What model does my printer have?", or "… my favorite color?" (the
+/// user's own facet). `None` for any other text, and for a subject or facet longer than
+/// three words, which these shapes do not read reliably.
+pub fn asked_kappa(text: &str) -> Option<(String, String)> {
+    let lower = text.trim().to_lowercase().replace('’', "'");
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let my = words.iter().position(|w| *w == "my")?;
+    // Up to three words, none of them a function word ("the", "of", "you"): a name, not
+    // a phrase.
+    let join = |ws: &[&str]| {
+        (!ws.is_empty() && ws.len() <= 3 && !ws.iter().any(|w| FUNCTION_WORDS.contains(w)))
+            .then(|| ws.join("_"))
+    };
+    let facet_from = |ws: &[&str]| {
+        let end = ws
+            .iter()
+            .position(|w| AFTER_FACET.contains(w))
+            .unwrap_or(ws.len());
+        join(&ws[..end])
+    };
+    let after = &words[my + 1..];
+    // "my build box's lock code"
+    if let Some(at) = after.iter().position(|w| w.ends_with("'s")) {
+        let mut owner = after[..=at].to_vec();
+        let last = owner[at].trim_end_matches("'s");
+        owner[at] = last;
+        return Some((
+            format!("user.{}", join(&owner)?),
+            facet_from(&after[at + 1..])?,
+        ));
+    }
+    let before = &words[..my];
+    // "the ip of my server", "what model does my printer have"
+    let owner_words = |ws: &[&str]| {
+        let end = ws
+            .iter()
+            .position(|w| {
+                ["have", "has", "use", "uses", "got"].contains(w) || AFTER_FACET.contains(w)
+            })
+            .unwrap_or(ws.len());
+        join(&ws[..end])
+    };
+    if before.len() >= 2 && before[my - 1] == "of" {
+        let start = before[..my - 1].iter().rposition(|w| *w == "the")? + 1;
+        let facet = join(&before[start..my - 1])?;
+        return Some((format!("user.{}", owner_words(after)?), facet));
+    }
+    if my >= 2 && ["does", "do", "did"].contains(&before[my - 1]) {
+        let start = before[..my - 1]
+            .iter()
+            .rposition(|w| ["what", "which"].contains(w))?
+            + 1;
+        let facet = join(&before[start..my - 1])?;
+        return Some((format!("user.{}", owner_words(after)?), facet));
+    }
+    // "what is my favorite color": a facet of the user's own, asked as a question.
+    if is_question(text) {
+        return Some(("user".to_string(), facet_from(after)?));
+    }
+    None
+}
+
 /// Whether the user asks for the detail of an earlier conversation.
 pub fn wants_detail(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -151,6 +228,40 @@ pub fn is_forget_request(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_questions_name_the_kappa_they_ask_for() {
+        let kappa = |text: &str| asked_kappa(text).map(|(s, f)| format!("{s}/{f}"));
+        let cases = [
+            ("What is my server's IP?", Some("user.server/ip")),
+            (
+                "Remind me of my build box's lock code again?",
+                Some("user.build_box/lock_code"),
+            ),
+            (
+                "Do you know what my kayak's name is?",
+                Some("user.kayak/name"),
+            ),
+            ("What's the email of my cat?", Some("user.cat/email")),
+            (
+                "Tell me the lock code of my bike.",
+                Some("user.bike/lock_code"),
+            ),
+            (
+                "What model does my printer have?",
+                Some("user.printer/model"),
+            ),
+            ("What is my favorite color?", Some("user/favorite_color")),
+            ("My server's IP is 10.0.0.7.", Some("user.server/ip")),
+            ("Where do I live?", None),
+            ("What can you do?", None),
+            ("Is my the of?", None),
+            ("What is my very long winded question about things?", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(kappa(text).as_deref(), want, "{text}");
+        }
+    }
 
     #[test]
     fn corrections_yield_their_value() {
