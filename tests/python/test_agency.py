@@ -209,7 +209,7 @@ def test_capabilities_stay_out_of_questions_about_the_user(agency_server):
     assert mine["memory"]["abstained"] == "I have no memory of your favourite tea."
     assert mine["memory"]["opening"] == "I have no"
     said = say(agency_server, "caps-own-1", "My kayak's name is Petrel.", max_tokens=8)
-    assert said["memory"]["opening"] is None
+    assert said["memory"]["opening"] == "Noted.", said["memory"]
     asked = say(agency_server, "caps-own-2", "Do you know what my kayak's name is?")
     assert not [m for m in asked["memory"]["recalled"] if m.get("capability")]
     assert "Petrel" in answer(asked), answer(asked)
@@ -249,6 +249,22 @@ def test_answers_about_the_users_facts_open_in_the_second_person(agency_server):
     chosen = lambda reply: [(m["id"], m["in_prompt"]) for m in reply["memory"]["recalled"]]
     assert chosen(on) == chosen(off)
     assert 1 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= 4, (on, off)
+
+
+def test_a_plain_statement_is_acknowledged(agency_server):
+    knobs = {"recall": True, "capture": True}
+    said = say(agency_server, "noted-1", "My scooter's plate is QX-5521.", memory=knobs)
+    # The default model answered such statements "I'm sorry for your loss."
+    assert said["memory"]["opening"] == "Noted.", said["memory"]
+    assert answer(said).startswith("Noted."), answer(said)
+    assert any(f["value"] == "QX-5521" for f in said["memory"]["captured"]), said["memory"]
+    off = say(agency_server, "noted-2", "My scooter's colour is mint.",
+              memory={**knobs, "opening": False})
+    assert off["memory"]["opening"] is None and not answer(off).startswith("Noted."), off
+    # A statement that also asks for something gets the model's own answer.
+    mixed = say(agency_server, "noted-3",
+                "My scooter's charger is a C7. Write me a reminder to pack it.", memory=knobs)
+    assert mixed["memory"]["opening"] is None, mixed["memory"]
 
 
 def test_a_fact_memory_does_not_hold_is_answered_as_unknown(agency_server):

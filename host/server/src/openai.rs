@@ -235,8 +235,9 @@ pub struct MemoryKnobs {
     /// reply that opens with the first words of the capability fact recalled for it
     /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement;
     /// a question about a fact of the user's that it names opens in the second person
-    /// (`crate::memory::answer_opening`: "Your server's"), and an abstention with its first
-    /// words ("I have no"). On unless `false`.
+    /// (`crate::memory::answer_opening`: "Your server's"), an abstention with its first
+    /// words ("I have no"), and a plain statement whose facts were captured with "Noted."
+    /// (`crate::memory::ACKNOWLEDGEMENT`). On unless `false`.
     #[serde(default)]
     pub opening: Option<bool>,
     /// Abstention: a question about a fact of the user's that neither memory nor the

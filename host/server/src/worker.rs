@@ -66,8 +66,9 @@ pub struct MemoryReport {
     /// Answer tokens that value anchoring chose instead of the model's most likely one, to
     /// continue a memory value exactly (`engram_engine::anchor`).
     pub anchored_tokens: u32,
-    /// What the answer was opened with from memory (the first words of the capability fact
-    /// recalled for a question to the assistant), part of the answer's text.
+    /// What the answer was opened with from memory (`crate::memory::Recall::opening`: the
+    /// first words of a capability fact, "Your server's", an abstention's first words or
+    /// "Noted."), part of the answer's text.
     pub opening: Option<String>,
     /// What the answer said instead of a value memory does not hold (`memory.abstain`).
     pub abstained: Option<String>,

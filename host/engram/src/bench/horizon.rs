@@ -18,22 +18,26 @@
 //!
 //! Reported per N (fractions 0..1): `fact_in_prompt_recall` (the expected value is in the
 //! memory state the model saw, as rendered), `answer_recall` (the answer contains it),
-//! `token_savings` (1 − Σ prompt tokens sent / Σ prompt tokens a transcript replay would
-//! send, over **every turn of the session** — plant, update, forget, ask — the seed's
-//! definition: its baseline is the cumulative cost of replaying the transcript at each
-//! turn), `question_token_savings` (the same over the ask turns only), `stale_rate` (an
-//! updated fact answered or rendered with its old value), `leak_rate` (a forgotten value in
-//! the answer or the prompt), `instruction_echo_rate` (a generated answer that shows the memory
-//! state's instruction). Planting replies get 24 tokens up to N = 128 and one token
-//! above ([`FULL_REPLIES_UP_TO`]), which shortens the replayed transcript there (the savings
-//! are then an underestimate). For N ≥ 256 the answers (which need generation) are sampled:
-//! 64 questions spread over the facts plus every updated and forgotten one; prompt recall is
-//! taken on every fact. The server takes at most 4096 messages a request, so at N = 1024 the
-//! last ~250 turns send the system prompt and the latest 4094 messages only (the replay cost
-//! is undercounted: the savings there are an underestimate). Every run but `--quick` also measures chat latency with the
-//! heartbeat on vs off (two servers in the normal chat configuration — recall, capture,
-//! consolidation — turns interleaved so load hits both). `--json` prints
-//! one JSON object per N.
+//! `token_savings` (1 − Σ prompt tokens sent / Σ prompt tokens a transcript replay would send,
+//! over **every turn of the session** — plant, update, forget, ask — the seed's definition: its
+//! baseline is the cumulative cost of replaying the transcript at each turn),
+//! `question_token_savings` (the same over the ask turns only), `stale_rate` (an updated fact
+//! answered or rendered with its old value), `leak_rate` (a forgotten value in the answer or
+//! the prompt), `instruction_echo_rate` (a generated answer that shows the memory state's
+//! instruction), `session_turns`. The replay cost holds the assistant's real replies, so the
+//! savings depend on their length as well as on what the server sends: a planting turn the
+//! server acknowledges "Noted." costs the replayed transcript 3 tokens, where the model's own
+//! reply ("I'm sorry for your loss. …") cost it up to 24; the report gives the prompt tokens
+//! sent per turn beside it. Planting replies get 24 tokens up to N = 128 and one token above
+//! ([`FULL_REPLIES_UP_TO`]), which shortens the replayed transcript there (the savings are then
+//! an underestimate). For N ≥ 256 the answers (which need generation) are sampled: 64 questions
+//! spread over the facts plus every updated and forgotten one; prompt recall is taken on every
+//! fact. The server takes at most 4096 messages a request, so at N = 1024 the last ~250 turns
+//! send the system prompt and the latest 4094 messages only (the replay cost is undercounted:
+//! the savings there are an underestimate). Every run but `--quick` also measures chat latency
+//! with the heartbeat on vs off (two servers in the normal chat configuration — recall,
+//! capture, consolidation — turns interleaved so load hits both). `--json` prints one JSON
+//! object per N.
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -332,6 +336,8 @@ pub struct HorizonResult {
     pub question_token_savings: f64,
     /// (prompt tokens sent, prompt tokens a replaying client would send) over the session.
     pub session_prompt_tokens: (u64, u64),
+    /// Turns of the session (plant, update, forget, ask).
+    pub session_turns: u64,
     /// Updated facts answered or rendered with their old value.
     pub stale_rate: f64,
     /// Forgotten facts whose value reached the answer or the prompt.
@@ -356,6 +362,7 @@ impl HorizonResult {
             "question_token_savings": self.question_token_savings,
             "session_prompt_tokens": self.session_prompt_tokens.0,
             "session_replay_prompt_tokens": self.session_prompt_tokens.1,
+            "session_turns": self.session_turns,
             "stale_rate": self.stale_rate,
             "leak_rate": self.leak_rate,
             "instruction_echo_rate": self.instruction_echo_rate,
@@ -382,6 +389,7 @@ pub const FULL_REPLIES_UP_TO: usize = 128;
 struct Tokens {
     sent: u64,
     replay: u64,
+    turns: u64,
 }
 
 impl Tokens {
@@ -389,6 +397,7 @@ impl Tokens {
         let tokens = &reply["memory"]["tokens"];
         self.sent += tokens["prompt_tokens"].as_u64().unwrap_or(0);
         self.replay += tokens["replay_prompt_tokens"].as_u64().unwrap_or(0);
+        self.turns += 1;
     }
 
     fn savings(&self) -> f64 {
@@ -500,6 +509,7 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
         token_savings: session_tokens.savings(),
         question_token_savings: question_tokens.savings(),
         session_prompt_tokens: (session_tokens.sent, session_tokens.replay),
+        session_turns: session_tokens.turns,
         stale_rate: frac(stale, updated),
         instruction_echo_rate: frac(echoes, answered + forgotten),
         leak_rate: frac(leaks, forgotten),
@@ -615,6 +625,16 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             savings = savings.with_target("≥ 0.975");
         }
         report.figures.push(savings);
+        // What a turn costs, whatever the replies cost the replayed transcript.
+        report.figures.push(Figure::alone(
+            &format!(
+                "N={n} prompt tokens sent per turn ({} turns)",
+                result.session_turns
+            ),
+            "tokens",
+            Better::Lower,
+            one(sent as f64 / result.session_turns.max(1) as f64)?,
+        ));
         report.figures.push(Figure::alone(
             &format!("N={n} token savings vs transcript, ask turns only"),
             "fraction",

@@ -95,6 +95,56 @@ pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
         .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
 }
 
+/// Words that make a text more than a statement: it asks for something besides stating it
+/// ("…, remind me to buy a gift", "… and he is sick, what should I do").
+const REQUEST_WORDS: &[&str] = &[
+    "what",
+    "which",
+    "who",
+    "where",
+    "when",
+    "how",
+    "why",
+    "tell",
+    "remind",
+    "describe",
+    "please",
+    "help",
+    "write",
+    "make",
+    "give",
+    "show",
+    "find",
+    "explain",
+    "should",
+    "could",
+    "would",
+    "can",
+    "let",
+    "need",
+    "want",
+    "suggest",
+    "recommend",
+];
+
+/// Whether the text only states something: one sentence, no question, no word that asks
+/// for anything ([`REQUEST_WORDS`]). "My server's IP is 10.0.0.7." is one; "My server's IP
+/// is 10.0.0.7. Write me a ping command for it." is not.
+pub fn is_plain_statement(text: &str) -> bool {
+    let text = text.trim();
+    let body = text.trim_end_matches(['.', '!']);
+    let one_sentence = !body
+        .split_inclusive(['.', '!', '?', ';'])
+        .skip(1)
+        .any(|rest| rest.starts_with(char::is_whitespace) && !rest.trim().is_empty());
+    !text.is_empty()
+        && one_sentence
+        && !is_question(text)
+        && !query_words(text)
+            .iter()
+            .any(|w| REQUEST_WORDS.contains(&w.as_str()))
+}
+
 /// Words that end the facet of an asked κ ("… my kayak's name is?", "… my bike's code
 /// again?") and are not part of it.
 const AFTER_FACET: &[&str] = &["is", "are", "was", "were", "again", "now", "please", "then"];
@@ -228,6 +278,28 @@ pub fn is_forget_request(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_statements_state_and_ask_nothing() {
+        for text in [
+            "My server's IP is 10.0.0.7.",
+            "I live in Lisbon",
+            "FYI my router's password is hunter2!",
+            "The version of my app is 1.2.3.",
+        ] {
+            assert!(is_plain_statement(text), "{text}");
+        }
+        for text in [
+            "My server's IP is 10.0.0.7. Write me a ping command for it.",
+            "My dog's name is Rex and he is sick, what should I do",
+            "My sister's birthday is March 3, remind me to buy a gift.",
+            "What is my server's IP?",
+            "My car is red; it needs a wash.",
+            "",
+        ] {
+            assert!(!is_plain_statement(text), "{text}");
+        }
+    }
 
     #[test]
     fn plain_questions_name_the_kappa_they_ask_for() {
