@@ -66,6 +66,13 @@ def test_g_forget(agency_server):
     assert gone[0]["decision"] is not None, "the forget is a logged decision"
     assert "4417" not in answer(forgot)
     assert "locker code" in answer(forgot).lower(), "the answer names what was forgotten"
+    # Spoken to the user (the `opening` knob), not "The user's locker code is erased …".
+    assert answer(forgot).startswith("I have forgotten your locker code"), answer(forgot)
+    assert forgot["memory"]["opening"] == "I have forgotten"
+
+    missed = say(agency_server, "forget-2b", "Forget my kite's flavour.")
+    assert not missed["memory"]["forgotten"]
+    assert answer(missed).startswith("I have nothing stored"), answer(missed)
 
     asked = say(agency_server, "forget-3", "What is my locker code?")
     assert "4417" not in answer(asked)

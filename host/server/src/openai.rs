@@ -236,8 +236,10 @@ pub struct MemoryKnobs {
     /// (`crate::capabilities::opening`), so the model goes on from Engram's own statement;
     /// a question about a fact of the user's that it names opens in the second person
     /// (`crate::memory::answer_opening`: "Your server's"), an abstention with its first
-    /// words ("I have no"), and a plain statement whose facts were captured with "Noted."
-    /// (`crate::memory::ACKNOWLEDGEMENT`). On unless `false`.
+    /// words ("I have no"), a plain statement whose facts were captured with "Noted."
+    /// (`crate::memory::ACKNOWLEDGEMENT`), and a "forget …" turn with "I have forgotten"
+    /// (the answer names what was erased: "I have forgotten your car's color."). On unless
+    /// `false`.
     #[serde(default)]
     pub opening: Option<bool>,
     /// Abstention: a question about a fact of the user's that neither memory nor the

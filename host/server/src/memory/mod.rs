@@ -59,6 +59,16 @@ pub fn answer_line(statement: &str) -> String {
     state::memory_line(&format!("the answer is \"{statement}\""), 1)
 }
 
+/// The answer to a "forget …" turn, in the second person: what was erased ("I have
+/// forgotten your car's color."), or that nothing stored matched.
+fn forget_answer(named: &[String]) -> String {
+    if named.is_empty() {
+        "I have nothing stored that matches, so there was nothing to forget.".to_string()
+    } else {
+        format!("I have forgotten {}.", named.join(" and "))
+    }
+}
+
 use gist::{describe_kappa, summarize, GistQuery};
 use query::correction_value;
 
@@ -405,7 +415,15 @@ impl MemoryServices {
                     Err(err) => tracing::warn!(%err, "forget failed"),
                 }
             }
-            if named.is_empty() {
+            if knobs.opening != Some(false) {
+                // Spoken to the user, as the answer: without it the default 135M model
+                // copied the instruction's third person ("The user's car's color is erased
+                // from their memory.").
+                let statement = forget_answer(&named);
+                lines.push(answer_line(&statement));
+                instructions.push(STATE_INSTRUCTION);
+                recall.opening = Some(crate::capabilities::opening(&statement).to_string());
+            } else if named.is_empty() {
                 lines.push(
                     "The user asked you to forget something, but no stored memory matched. Say so."
                         .to_string(),
@@ -1098,6 +1116,23 @@ mod tests {
         assert_eq!(
             cut.map(|at| &copied[..at]),
             Some("My endpoints are POST /v1/chat.")
+        );
+    }
+
+    #[test]
+    fn a_forget_answer_names_what_was_erased_to_the_user() {
+        let named = [
+            describe_kappa("user.car", "color"),
+            describe_kappa("user", "city"),
+        ];
+        assert_eq!(
+            forget_answer(&named),
+            "I have forgotten your car's color and your city."
+        );
+        assert!(forget_answer(&[]).starts_with("I have nothing stored"));
+        assert_eq!(
+            crate::capabilities::opening(&forget_answer(&named)),
+            "I have forgotten"
         );
     }
 
