@@ -8,8 +8,10 @@ replaying that turn (the default chat path) and in no-replay mode. Counted per a
 holds the value; it speaks to the user ("Your …", "You …"); it speaks of "the user" (the
 memory block's third person, copied). Then a question about a facet never stated ("What is
 my bike's serial number?") is asked the same two ways; counted: the answer says memory does
-not hold it. `--no-opening` / `--no-abstain` turn the `memory.opening` / `memory.abstain`
-knobs off.
+not hold it. Last, in a session of its own, the fact is forgotten (three forms: "Forget my
+bike's lock code."); counted: the answer names what was erased (owner and facet), speaks to
+the user, speaks of "the user", repeats the value. `--no-opening` / `--no-abstain` turn the
+`memory.opening` / `memory.abstain` knobs off.
 
     .venv/bin/python scripts/probe_answers.py [--no-opening] [--no-abstain] [--verbose]
 """
@@ -37,6 +39,7 @@ UNSTATED = "serial number"
 ABSTAINED = ["no memory", "don't know", "do not know", "not sure", "don't have"]
 QUESTIONS = ["What is my {o}'s {f}?", "What's the {f} of my {o}?", "Remind me of my {o}'s {f}?",
              "Tell me my {o}'s {f}.", "Do you know my {o}'s {f}?", "What {f} does my {o} have?"]
+FORGETS = ["Forget my {o}'s {f}.", "Please forget my {o}'s {f}", "Forget the {f} of my {o}."]
 
 
 def value(template, i):
@@ -63,6 +66,7 @@ def main():
     counts = {mode: {"value": 0, "to the user": 0, "of the user": 0, "unknown said": 0,
                      "asked": 0}
               for mode in ("replay", "no-replay")}
+    forgets = {"named": 0, "to the user": 0, "of the user": 0, "value repeated": 0, "asked": 0}
     server = Server(tempfile.mkdtemp(prefix="engram-answerprobe-")).start()
     try:
         i = 0
@@ -95,11 +99,24 @@ def main():
                     c["unknown said"] += said
                     if args.verbose or not said:
                         print(f"  {mode}: {unknown!r} -> {text!r}")
+                forget = FORGETS[i % len(FORGETS)].format(o=owner, f=facet)
+                text = chat(server, f"{session}-forget", [{"role": "user", "content": forget}],
+                            memory)
+                lower = text.lower()
+                named = owner in lower and facet in lower
+                f = forgets
+                f["asked"] += 1
+                f["named"] += named
+                f["to the user"] += "your " in lower
+                f["of the user"] += "the user" in lower
+                f["value repeated"] += v.lower() in lower
+                if args.verbose or not named or "the user" in lower:
+                    print(f"  forget: {forget!r} -> {text!r}")
                 i += 1
     finally:
         server.stop()
     knobs = ", ".join(f"{k} {'on' if memory[k] else 'off'}" for k in ("opening", "abstain"))
-    for mode, c in counts.items():
+    for mode, c in [*counts.items(), ("forget", forgets)]:
         n = c.pop("asked")
         print(f"{mode} ({knobs}): " + ", ".join(f"{k} {v}/{n}" for k, v in c.items()))
 
