@@ -104,13 +104,13 @@ def main():
                             memory)
                 lower = text.lower()
                 named = owner in lower and facet in lower
-                f = forgets
-                f["asked"] += 1
-                f["named"] += named
-                f["to the user"] += "your " in lower
-                f["of the user"] += "the user" in lower
-                f["value repeated"] += v.lower() in lower
-                if args.verbose or not named or "the user" in lower:
+                third_person = "the user" in lower
+                forgets["asked"] += 1
+                forgets["named"] += named
+                forgets["to the user"] += "your " in lower
+                forgets["of the user"] += third_person
+                forgets["value repeated"] += v.lower() in lower
+                if args.verbose or not named or third_person:
                     print(f"  forget: {forget!r} -> {text!r}")
                 i += 1
     finally:

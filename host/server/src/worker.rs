@@ -67,8 +67,8 @@ pub struct MemoryReport {
     /// continue a memory value exactly (`engram_engine::anchor`).
     pub anchored_tokens: u32,
     /// What the answer was opened with from memory (`crate::memory::Recall::opening`: the
-    /// first words of a capability fact, "Your server's", an abstention's first words or
-    /// "Noted."), part of the answer's text.
+    /// first words of a capability fact, "Your server's", an abstention's first words,
+    /// "Noted." or "I have forgotten"), part of the answer's text.
     pub opening: Option<String>,
     /// What the answer said instead of a value memory does not hold (`memory.abstain`).
     pub abstained: Option<String>,

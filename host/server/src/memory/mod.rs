@@ -202,8 +202,8 @@ pub struct Recall {
     pub anchors: Vec<String>,
     /// Text the answer opens with (the first words of the capability fact that answers a
     /// question to the assistant, "Your server's" for a fact of the user's, the first words
-    /// of the abstention, [`ACKNOWLEDGEMENT`] for a plain statement); `None` when there is
-    /// none or the `opening` knob is off.
+    /// of the abstention, [`ACKNOWLEDGEMENT`] for a plain statement, "I have forgotten" for a
+    /// "forget …" turn); `None` when there is none or the `opening` knob is off.
     pub opening: Option<String>,
     /// What the answer says instead of a value memory does not hold
     /// ([`MemoryServices::abstention`]); `None` when it holds one or the `abstain` knob is off.
