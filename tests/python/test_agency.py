@@ -67,8 +67,10 @@ def test_g_forget(agency_server):
     assert "4417" not in answer(forgot)
     assert "locker code" in answer(forgot).lower(), "the answer names what was forgotten"
     # Spoken to the user (the `opening` knob), not "The user's locker code is erased …".
-    assert answer(forgot).startswith("I have forgotten your locker code"), answer(forgot)
-    assert forgot["memory"]["opening"] == "I have forgotten"
+    assert answer(forgot) == "I have forgotten your locker code.", answer(forgot)
+    # Memory gives the whole answer, so the model is not run (the `direct` knob).
+    assert forgot["memory"]["opening"] == answer(forgot) and forgot["memory"]["direct"]
+    assert forgot["usage"]["prompt_tokens"] == 0, forgot["usage"]
 
     missed = say(agency_server, "forget-2b", "Forget my kite's flavour.")
     assert not missed["memory"]["forgotten"]
@@ -214,7 +216,8 @@ def test_capabilities_stay_out_of_questions_about_the_user(agency_server):
     assert not [m for m in mine["memory"]["recalled"] if m.get("capability")]
     # Nothing about the user's tea either: the answer says so (`abstain`), not a capability.
     assert mine["memory"]["abstained"] == "I have no memory of your favourite tea."
-    assert mine["memory"]["opening"] == "I have no"
+    assert mine["memory"]["opening"] == "I have no memory of your favourite tea."
+    assert mine["memory"]["direct"] and answer(mine) == mine["memory"]["opening"]
     said = say(agency_server, "caps-own-1", "My kayak's name is Petrel.", max_tokens=8)
     assert said["memory"]["opening"] == "Noted.", said["memory"]
     asked = say(agency_server, "caps-own-2", "Do you know what my kayak's name is?")
@@ -255,7 +258,9 @@ def test_answers_about_the_users_facts_open_in_the_second_person(agency_server):
     assert not answer(off).startswith("Your canoe's"), answer(off)
     chosen = lambda reply: [(m["id"], m["in_prompt"]) for m in reply["memory"]["recalled"]]
     assert chosen(on) == chosen(off)
-    assert 1 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= 4, (on, off)
+    # On, the prompt gains the opening (3 tokens) and its memory line trades the conditional
+    # instruction for the shorter "Answer with it." (7 tokens fewer).
+    assert -7 <= on["usage"]["prompt_tokens"] - off["usage"]["prompt_tokens"] <= -1, (on, off)
 
 
 def test_a_plain_statement_is_acknowledged(agency_server):
@@ -274,6 +279,51 @@ def test_a_plain_statement_is_acknowledged(agency_server):
     assert mixed["memory"]["opening"] is None, mixed["memory"]
 
 
+DIRECT_TURNS = [
+    # (session, text): a plain statement, a forget, an abstention, a forget with no match.
+    ("direct-a", "My sled's colour is amber."),
+    ("direct-b", "Forget my sled's colour."),
+    ("direct-c", "What is my glider's tail number?"),
+    ("direct-d", "Forget my kite's flavour."),
+]
+
+
+def test_direct_replies_skip_the_model_and_off_changes_only_that(agency_server):
+    knobs = {"recall": True, "capture": True}
+    for suffix, direct in [("on", True), ("off", False)]:
+        replies = []
+        for session, text in DIRECT_TURNS:
+            replies.append(say(agency_server, f"{session}-{suffix}", text, max_tokens=32,
+                               memory={**knobs, "direct": direct}))
+        if direct:
+            on = replies
+            for reply in on:
+                assert reply["memory"]["direct"], reply["memory"]
+                assert reply["usage"]["prompt_tokens"] == 0, reply["usage"]
+                assert reply["usage"]["completion_tokens"] == 0, reply["usage"]
+                assert answer(reply) == reply["memory"]["opening"], reply
+                assert reply["choices"][0]["finish_reason"] == "stop"
+        else:
+            off = replies
+    for got, run in zip(on, off):
+        # Off, the model is run from the statement's first words; what memory did is alike.
+        assert not run["memory"]["direct"], run["memory"]
+        assert run["usage"]["prompt_tokens"] > 20, run["usage"]
+        assert got["memory"]["opening"].startswith(run["memory"]["opening"]), (got, run)
+        assert [c["value"] for c in got["memory"]["captured"]] == \
+            [c["value"] for c in run["memory"]["captured"]]
+    assert [g["facet"] for g in on[1]["memory"]["forgotten"]] == ["colour"], on[1]["memory"]
+    assert answer(on[1]) == "I have forgotten your sled's colour."
+    # Off, the model goes on from the opening, and not always to the same words: here, with
+    # no system prompt, "Noted." went on "I'm sorry for any misunderstanding. …".
+    assert all(answer(r).startswith(r["memory"]["opening"]) for r in off), \
+        [answer(r) for r in off]
+    # Streamed: one delta, the same text.
+    body = {"messages": [{"role": "user", "content": "What is my glider's tail number?"}],
+            "max_tokens": 32, "temperature": 0, "session": "direct-stream", "memory": knobs}
+    assert streamed_text(agency_server, body) == answer(on[2])
+
+
 def test_a_fact_memory_does_not_hold_is_answered_as_unknown(agency_server):
     knobs = {"recall": True, "capture": True}
     question = "What is my yacht's mooring number?"
@@ -284,7 +334,12 @@ def test_a_fact_memory_does_not_hold_is_answered_as_unknown(agency_server):
     off = say(agency_server, "unknown-2", question, memory={**knobs, "abstain": False})
     assert off["memory"]["abstained"] is None
     assert "no memory" not in answer(off), answer(off)
-    assert on["usage"]["prompt_tokens"] > off["usage"]["prompt_tokens"] + 10
+    # The abstention is the whole answer: not run through the model unless `direct` is off,
+    # where its prompt carries the statement.
+    assert on["memory"]["direct"] and on["usage"]["prompt_tokens"] == 0, on
+    prompted = say(agency_server, "unknown-2b", question, memory={**knobs, "direct": False})
+    assert prompted["memory"]["opening"] == "I have no", prompted["memory"]
+    assert prompted["usage"]["prompt_tokens"] > off["usage"]["prompt_tokens"] + 10
     # Said earlier in the conversation in words capture does not read: no abstention.
     history = [{"role": "user", "content": "The yacht I keep sits at mooring number 41."},
                {"role": "assistant", "content": "Noted."}]

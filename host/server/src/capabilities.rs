@@ -21,7 +21,7 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("forgetting", "To make me forget or delete something, say \"forget …\": I erase the matching memory with verifiable (crypto-shredding) forgetting."),
     ("corrections", "When I have a fact wrong, correct it (\"actually it's …\"): I supersede the old value and keep it as history; additive statements (\"also …\") are merged."),
     ("endpoints", "My endpoints are POST /v1/chat/completions (OpenAI compatible), POST /v1/chat (native, with memory), GET /v1/models, GET /v1/metrics and a web console at /."),
-    ("memory knobs", "My memory knobs on /v1/chat are recall, capture, k, consolidate, no_replay (answer from the memory state without replaying the transcript), anchor, opening and abstain."),
+    ("memory knobs", "My memory knobs on /v1/chat are recall, capture, k, consolidate, no_replay (answer from the memory state without replaying the transcript), anchor, opening, abstain and direct."),
     ("heartbeat", "Between turns my heartbeat consolidates idle conversations into facts and summaries and runs a memory maintenance round."),
     ("conversations", "I keep whole conversations with a summary: I can recall the gist of an earlier conversation and read the full transcript on demand."),
     ("plugins", "My judge, recall policy, capture, agency and tool plugins are WebAssembly components that can be hot-swapped while I serve."),

@@ -248,6 +248,14 @@ pub struct MemoryKnobs {
     /// made-up value. On unless `false`.
     #[serde(default)]
     pub abstain: Option<bool>,
+    /// Direct replies: a turn whose whole answer memory determines — a plain statement whose
+    /// facts were captured ("Noted."), a "forget …" turn ("I have forgotten your car's
+    /// color."), an abstention ("I have no memory of your car's color.") — is answered by
+    /// the server without running the model: no prompt is sent (`usage.prompt_tokens` 0)
+    /// and the reply is those words exactly. Needs `opening` (off: the model is run with the
+    /// words as its opening, as before the knob existed). On unless `false`.
+    #[serde(default)]
+    pub direct: Option<bool>,
 }
 
 /// `POST /v1/chat/completions` body (and the native `/v1/chat`, which adds `memory`).

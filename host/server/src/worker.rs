@@ -70,6 +70,8 @@ pub struct MemoryReport {
     /// first words of a capability fact, "Your server's", an abstention's first words,
     /// "Noted." or "I have forgotten"), part of the answer's text.
     pub opening: Option<String>,
+    /// The opening was the whole reply and the model was not run (`memory.direct`).
+    pub direct: bool,
     /// What the answer said instead of a value memory does not hold (`memory.abstain`).
     pub abstained: Option<String>,
 }
@@ -395,6 +397,7 @@ impl Worker {
             stop.extend(recall.echo_stops);
             anchors = recall.anchors;
             report.opening = recall.opening;
+            report.direct = recall.direct;
             report.abstained = recall.abstained;
             let (prompt, replay) = crate::memory::compose_prompt(
                 &request.messages,
@@ -408,6 +411,23 @@ impl Worker {
         if plan.is_some() {
             // A reply that may be a tool call is not opened with text.
             report.opening = None;
+            report.direct = false;
+        }
+        if report.direct {
+            let replay_tokens = match &replay_messages {
+                Some(replay) => Some(self.render(replay, None)?),
+                None => None,
+            }
+            .map(|replayed| self.model.tokenizer().encode(&replayed, true).len());
+            return self.reply_directly(
+                job,
+                memory,
+                report,
+                user_text,
+                stated,
+                replay_tokens,
+                events,
+            );
         }
         let mut prompt = self.render(&prompt_messages, plan.as_ref())?;
         if let Some(opening) = &report.opening {
@@ -585,6 +605,77 @@ impl Worker {
                 user_text,
                 stated,
                 server_tools: executed,
+            },
+            session,
+            events,
+        )
+    }
+
+    /// A turn memory answers in full ([`MemoryReport::direct`]): the opening is the reply,
+    /// streamed as one delta; the model is not run, so no prompt is sent and the session's
+    /// KV state is only refiled under the name the next turn looks for. `replay_tokens`: what
+    /// replaying the transcript would have sent (no-replay mode).
+    #[allow(clippy::too_many_arguments)]
+    fn reply_directly(
+        &mut self,
+        job: GenerationRequest,
+        memory: Option<Arc<MemoryServices>>,
+        mut report: MemoryReport,
+        user_text: String,
+        stated: Option<engram_plugins::Answer<Vec<engram_plugins::Fact>>>,
+        replay_tokens: Option<usize>,
+        events: &mpsc::Sender<GenerationEvent>,
+    ) -> Result<(), ApiError> {
+        let reply = report.opening.clone().unwrap_or_default();
+        if let Some(replay_tokens) = replay_tokens {
+            report.tokens = Some(serde_json::json!({
+                "prompt_tokens": 0,
+                "replay_prompt_tokens": replay_tokens,
+            }));
+        }
+        let named = job.session.is_some();
+        let lookup = job.session.clone().unwrap_or_else(|| {
+            derived_name(&job.request.messages[..job.request.messages.len() - 1])
+        });
+        let exact = job.request.exact.unwrap_or(self.default_exact);
+        let model = self.model_for(exact)?;
+        let session = self.open_session(&cache_key(&lookup, exact), &model);
+        let started = GenerationEvent::Started {
+            session: lookup.clone(),
+            prompt_tokens: 0,
+            cached_tokens: 0,
+            exact,
+        };
+        if events.blocking_send(started).is_err()
+            || events
+                .blocking_send(GenerationEvent::Delta(reply.clone()))
+                .is_err()
+        {
+            self.cache_session(&cache_key(&lookup, exact), session);
+            return Ok(());
+        }
+        self.metrics
+            .time_to_first_token
+            .observe(job.received.elapsed().as_secs_f64());
+        let answer = crate::tools::parse::ParsedAnswer {
+            content: reply,
+            calls: Vec::new(),
+        };
+        self.finish_turn(
+            FinishedTurn {
+                job: &job,
+                lookup,
+                named,
+                prompt_tokens: 0,
+                cached: 0,
+                generated: 0,
+                finish_reason: FinishReason::Stop,
+                answer,
+                memory,
+                report,
+                user_text,
+                stated,
+                server_tools: Vec::new(),
             },
             session,
             events,

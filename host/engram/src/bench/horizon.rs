@@ -462,7 +462,10 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
     let (mut answer_hits, mut answered) = (0usize, 0usize);
     let (mut stale, mut updated, mut leaks, mut forgotten) = (0usize, 0usize, 0usize, 0usize);
     let mut echoes = 0usize;
-    let instruction = engram_server::memory::STATE_INSTRUCTION.to_lowercase();
+    let instructions = [
+        engram_server::memory::STATE_INSTRUCTION.to_lowercase(),
+        engram_server::memory::OPENED_INSTRUCTION.to_lowercase(),
+    ];
     for (i, fact) in facts.iter().enumerate() {
         let question = fill(QUESTION_FORMS[i % QUESTION_FORMS.len()], fact, "");
         let generate = i % step == 0 || fact.old.is_some() || fact.forgotten;
@@ -474,7 +477,7 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
         } else {
             String::new()
         };
-        echoes += usize::from(answer.contains(&instruction));
+        echoes += usize::from(instructions.iter().any(|i| answer.contains(i.as_str())));
         let value = fact.value.to_lowercase();
         if fact.forgotten {
             forgotten += 1;

@@ -45,8 +45,8 @@ pub use query::{
     names_owner, query_words, singular, wants_detail,
 };
 pub use state::{
-    answer_opening, display_value, echo_stops, focus_state, render_fact, state_line, StateFact,
-    STATE_INSTRUCTION,
+    answer_opening, display_value, echo_stops, focus_state, opened_state_line, render_fact,
+    state_line, StateFact, OPENED_INSTRUCTION, STATE_INSTRUCTION,
 };
 
 /// The memory block's line that gives the model its answer outright: the capability fact
@@ -205,6 +205,9 @@ pub struct Recall {
     /// of the abstention, [`ACKNOWLEDGEMENT`] for a plain statement, "I have forgotten" for a
     /// "forget …" turn); `None` when there is none or the `opening` knob is off.
     pub opening: Option<String>,
+    /// The opening is the whole reply (the acknowledgement, the forget answer or the
+    /// abstention, with the `direct` knob on): the model is not run.
+    pub direct: bool,
     /// What the answer says instead of a value memory does not hold
     /// ([`MemoryServices::abstention`]); `None` when it holds one or the `abstain` knob is off.
     pub abstained: Option<String>,
@@ -220,6 +223,24 @@ pub struct Recall {
     /// taken before the answer so that the memory state leaves out the κ the user is
     /// stating now, and handed to [`MemoryServices::after_turn`] to be written.
     pub stated: Option<Answer<Vec<engram_plugins::Fact>>>,
+}
+
+impl Recall {
+    /// Open the reply with `statement`, an answer memory gives in full: its first words,
+    /// which the model goes on from, or with the `direct` knob on the whole statement, and
+    /// the model is not run. Nothing with the `opening` knob off.
+    fn open_with(&mut self, statement: &str, knobs: MemoryKnobs) {
+        if knobs.opening == Some(false) {
+            return;
+        }
+        self.direct = knobs.direct != Some(false);
+        let opening = if self.direct {
+            statement
+        } else {
+            crate::capabilities::opening(statement)
+        };
+        self.opening = Some(opening.to_string());
+    }
 }
 
 /// Most characters of a stored transcript put into a prompt when the user asks for detail.
@@ -422,7 +443,7 @@ impl MemoryServices {
                 let statement = forget_answer(&named);
                 lines.push(answer_line(&statement));
                 instructions.push(STATE_INSTRUCTION);
-                recall.opening = Some(crate::capabilities::opening(&statement).to_string());
+                recall.open_with(&statement, knobs);
             } else if named.is_empty() {
                 lines.push(
                     "The user asked you to forget something, but no stored memory matched. Say so."
@@ -589,7 +610,10 @@ impl MemoryServices {
                         .filter(|fact| fact.names_kappa)
                         .and_then(|fact| fact.opening.clone());
                 }
-                if let Some(line) = state_line(&state) {
+                if recall.opening.is_some() {
+                    lines.extend(opened_state_line(&state));
+                    instructions.push(OPENED_INSTRUCTION);
+                } else if let Some(line) = state_line(&state) {
                     lines.push(line);
                     instructions.push(STATE_INSTRUCTION);
                 }
@@ -627,9 +651,7 @@ impl MemoryServices {
                 if let Some(statement) = self.abstention(user_text, earlier) {
                     lines.push(answer_line(&statement));
                     instructions.push(STATE_INSTRUCTION);
-                    if knobs.opening != Some(false) {
-                        recall.opening = Some(crate::capabilities::opening(&statement).to_string());
-                    }
+                    recall.open_with(&statement, knobs);
                     recall.abstained = Some(statement);
                 }
             }
@@ -642,7 +664,7 @@ impl MemoryServices {
             && captured
             && is_plain_statement(user_text)
         {
-            recall.opening = Some(ACKNOWLEDGEMENT.to_string());
+            recall.open_with(ACKNOWLEDGEMENT, knobs);
         }
         if !lines.is_empty() {
             recall.echo_stops = echo_stops(&instructions);
@@ -1134,6 +1156,33 @@ mod tests {
             crate::capabilities::opening(&forget_answer(&named)),
             "I have forgotten"
         );
+    }
+
+    #[test]
+    fn a_full_answer_is_the_reply_unless_direct_or_opening_is_off() {
+        let statement = "I have forgotten your car's color.";
+        let open = |knobs: MemoryKnobs| {
+            let mut recall = Recall::default();
+            recall.open_with(statement, knobs);
+            (recall.opening, recall.direct)
+        };
+        assert_eq!(
+            open(MemoryKnobs::default()),
+            (Some(statement.to_string()), true)
+        );
+        let model_goes_on = MemoryKnobs {
+            direct: Some(false),
+            ..MemoryKnobs::default()
+        };
+        assert_eq!(
+            open(model_goes_on),
+            (Some("I have forgotten".to_string()), false)
+        );
+        let no_opening = MemoryKnobs {
+            opening: Some(false),
+            ..MemoryKnobs::default()
+        };
+        assert_eq!(open(no_opening), (None, false));
     }
 
     #[test]

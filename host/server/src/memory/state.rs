@@ -47,6 +47,28 @@ pub fn state_line(state: &[StateFact]) -> Option<String> {
     Some(memory_line(&facts.join(" "), facts.len()))
 }
 
+/// The memory-state line of a question whose reply the host opens ("Your server's"): the
+/// facts, then the short [`OPENED_INSTRUCTION`]. The opening already sets the answer on the
+/// fact, so the conditional instruction of [`state_line`] is not needed; measured with the
+/// default 135M model on the horizon questions in no-replay mode (`engram bench horizon
+/// --quick`), answer recall was 32/32 at N = 32 and 56/56 at N = 64 with this line, as with
+/// [`state_line`], and 55/56 at N = 64 with the bare facts; it costs 7 prompt tokens less a
+/// question than [`state_line`].
+pub fn opened_state_line(state: &[StateFact]) -> Option<String> {
+    if state.is_empty() {
+        return None;
+    }
+    let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
+    let object = if facts.len() == 1 { "it" } else { "them" };
+    Some(format!(
+        "From memory: {} {OPENED_INSTRUCTION} {object}.",
+        facts.join(" ")
+    ))
+}
+
+/// The opening words of [`opened_state_line`]'s instruction.
+pub const OPENED_INSTRUCTION: &str = "Answer with";
+
 /// A "From memory:" line of the memory block: `body` (what memory holds, `count` facts),
 /// then the instruction to answer with it when asked.
 pub fn memory_line(body: &str, count: usize) -> String {
@@ -281,6 +303,15 @@ mod tests {
             "From memory: fact 1 fact 0 If the user asks about them, answer with them."
         );
         assert!(state_line(&[]).is_none());
+        assert_eq!(
+            opened_state_line(&judged[..1]).unwrap(),
+            "From memory: fact 1 Answer with it."
+        );
+        assert_eq!(
+            opened_state_line(&judged).unwrap(),
+            "From memory: fact 1 fact 0 Answer with them."
+        );
+        assert!(opened_state_line(&[]).is_none());
     }
 
     #[test]
