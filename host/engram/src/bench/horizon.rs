@@ -36,7 +36,10 @@
 //! send the system prompt and the latest 4094 messages only (the replay cost is undercounted:
 //! the savings there are an underestimate). Every run but `--quick` also measures chat latency
 //! with the heartbeat on vs off (two servers in the normal chat configuration — recall,
-//! capture, consolidation — turns interleaved so load hits both). `--json` prints one JSON
+//! capture, consolidation; `direct` off, so the model answers each turn — turns interleaved so
+//! load hits both). The session savings count the turns memory answers directly (`direct`: the
+//! acknowledgement, forget answers, abstentions) as sending 0 tokens, since no prompt is sent;
+//! the report gives how many turns ran the model. `--json` prints one JSON
 //! object per N.
 
 use anyhow::{bail, Context};
@@ -338,6 +341,9 @@ pub struct HorizonResult {
     pub session_prompt_tokens: (u64, u64),
     /// Turns of the session (plant, update, forget, ask).
     pub session_turns: u64,
+    /// Turns of the session the model answered (the rest memory answered directly and sent
+    /// no prompt: `memory.direct`).
+    pub model_turns: u64,
     /// Updated facts answered or rendered with their old value.
     pub stale_rate: f64,
     /// Forgotten facts whose value reached the answer or the prompt.
@@ -363,6 +369,7 @@ impl HorizonResult {
             "session_prompt_tokens": self.session_prompt_tokens.0,
             "session_replay_prompt_tokens": self.session_prompt_tokens.1,
             "session_turns": self.session_turns,
+            "model_turns": self.model_turns,
             "stale_rate": self.stale_rate,
             "leak_rate": self.leak_rate,
             "instruction_echo_rate": self.instruction_echo_rate,
@@ -390,6 +397,8 @@ struct Tokens {
     sent: u64,
     replay: u64,
     turns: u64,
+    /// Turns the model answered (not `memory.direct`).
+    model_turns: u64,
 }
 
 impl Tokens {
@@ -398,6 +407,9 @@ impl Tokens {
         self.sent += tokens["prompt_tokens"].as_u64().unwrap_or(0);
         self.replay += tokens["replay_prompt_tokens"].as_u64().unwrap_or(0);
         self.turns += 1;
+        if reply["memory"]["direct"] != json!(true) {
+            self.model_turns += 1;
+        }
     }
 
     fn savings(&self) -> f64 {
@@ -513,6 +525,7 @@ fn horizon(server: &Server, n: usize, system: &str) -> anyhow::Result<HorizonRes
         question_token_savings: question_tokens.savings(),
         session_prompt_tokens: (session_tokens.sent, session_tokens.replay),
         session_turns: session_tokens.turns,
+        model_turns: session_tokens.model_turns,
         stale_rate: frac(stale, updated),
         instruction_echo_rate: frac(echoes, answered + forgotten),
         leak_rate: frac(leaks, forgotten),
@@ -543,8 +556,10 @@ fn latencies(servers: &[&Server], turns: usize, pause: Duration) -> anyhow::Resu
                 // Real chat: recall on. Each turn states another κ, so no gist of the
                 // conversations the heartbeat-on server consolidated is relevant to it
                 // (`gist_relevance`): both servers build the same prompts, and the
-                // difference is the heartbeat's rounds alone.
-                json!({"recall": true, "capture": true, "consolidate": true}),
+                // difference is the heartbeat's rounds alone. `direct` off: the model
+                // answers the statement (a direct "Noted." would time the host's bookkeeping
+                // alone, not a chat turn).
+                json!({"recall": true, "capture": true, "consolidate": true, "direct": false}),
             )?;
             samples.push(start.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(pause);
@@ -637,6 +652,15 @@ pub fn suite(ctx: &BenchContext<'_>) -> anyhow::Result<Report> {
             "tokens",
             Better::Lower,
             one(sent as f64 / result.session_turns.max(1) as f64)?,
+        ));
+        report.figures.push(Figure::alone(
+            &format!(
+                "N={n} prompt tokens per turn the model answered ({} of {})",
+                result.model_turns, result.session_turns
+            ),
+            "tokens",
+            Better::Lower,
+            one(sent as f64 / result.model_turns.max(1) as f64)?,
         ));
         report.figures.push(Figure::alone(
             &format!("N={n} token savings vs transcript, ask turns only"),
