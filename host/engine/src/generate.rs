@@ -16,9 +16,9 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Sampling settings.
     pub sampler: SamplerConfig,
-    /// Values the text continues exactly once it has begun one ([`crate::anchor`]); empty:
-    /// off, generation as without it.
-    pub anchors: Vec<String>,
+    /// Values the text continues exactly once it has begun one, or said the words that lead
+    /// into it ([`crate::anchor`]); empty: off, generation as without it.
+    pub anchors: Vec<crate::anchor::Anchor>,
 }
 
 impl Default for GenerateOptions {

@@ -263,7 +263,7 @@ fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
         .find(|w| w.len() >= 3)
         .unwrap_or_else(|| panic!("no word to anchor in {:?}", free.text));
     let value = format!("{word}QX7anchored");
-    let anchored = run(vec![value.clone()]);
+    let anchored = run(vec![value.as_str().into()]);
     assert!(anchored.text.contains(&value), "{:?}", anchored.text);
     assert!(anchored.anchored >= 1);
 }

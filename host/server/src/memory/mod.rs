@@ -45,8 +45,8 @@ pub use query::{
     names_owner, query_words, singular, wants_detail,
 };
 pub use state::{
-    answer_opening, display_value, echo_stops, focus_state, opened_state_line, render_fact,
-    state_line, StateFact, OPENED_INSTRUCTION, STATE_INSTRUCTION,
+    answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
+    render_fact, state_line, StateFact, OPENED_INSTRUCTION, STATE_INSTRUCTION,
 };
 
 /// The memory block's line that gives the model its answer outright: the capability fact
@@ -199,7 +199,7 @@ pub struct Recall {
     pub echo_stops: Vec<String>,
     /// The values of the facts in the memory state, for value anchoring (empty when the
     /// `anchor` knob is off).
-    pub anchors: Vec<String>,
+    pub anchors: Vec<engram_engine::anchor::Anchor>,
     /// Text the answer opens with (the first words of the capability fact that answers a
     /// question to the assistant, "Your server's" for a fact of the user's, the first words
     /// of the abstention, [`ACKNOWLEDGEMENT`] for a plain statement, "I have forgotten" for a
@@ -618,7 +618,13 @@ impl MemoryServices {
                     instructions.push(STATE_INSTRUCTION);
                 }
                 if knobs.anchor != Some(false) {
-                    recall.anchors = state.iter().map(|f| f.value.clone()).collect();
+                    recall.anchors = state
+                        .iter()
+                        .map(|f| engram_engine::anchor::Anchor {
+                            value: f.value.clone(),
+                            lead: lead_in(&f.rendered, &f.value),
+                        })
+                        .collect();
                 }
             }
             // A question to the assistant about itself, with no fact of the user's in the

@@ -66,6 +66,25 @@ pub fn opened_state_line(state: &[StateFact]) -> Option<String> {
     ))
 }
 
+/// The two words before `value` in a rendered fact ("hint is" in "The user's cat's password
+/// hint is amber-529."): an answer that says them goes on with the value (value anchoring's
+/// lead, `engram_engine::anchor`). `None` when the sentence does not hold the value after two
+/// words.
+pub fn lead_in(rendered: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let at = rendered.rfind(value)?;
+    let before = &rendered[..at];
+    if !before.ends_with(' ') {
+        return None;
+    }
+    let words: Vec<&str> = before.split_whitespace().collect();
+    let lead = words.get(words.len().checked_sub(2)?..)?;
+    Some(lead.join(" "))
+}
+
 /// The opening words of [`opened_state_line`]'s instruction.
 pub const OPENED_INSTRUCTION: &str = "Answer with";
 
@@ -312,6 +331,21 @@ mod tests {
             "From memory: fact 1 fact 0 Answer with them."
         );
         assert!(opened_state_line(&[]).is_none());
+    }
+
+    #[test]
+    fn a_lead_is_the_two_words_before_the_value() {
+        assert_eq!(
+            lead_in("The user's cat's password hint is amber-529.", "amber-529").as_deref(),
+            Some("hint is")
+        );
+        assert_eq!(
+            lead_in("The user lives in Lisbon.", "Lisbon").as_deref(),
+            Some("lives in")
+        );
+        assert_eq!(lead_in("Lisbon is home.", "Lisbon"), None);
+        assert_eq!(lead_in("The code is x40187.", "40187"), None);
+        assert_eq!(lead_in("The code is 40187.", ""), None);
     }
 
     #[test]
