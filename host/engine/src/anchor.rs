@@ -78,7 +78,8 @@ impl<'t> ValueAnchors<'t> {
         let mut kept: Vec<Kept> = Vec::new();
         for anchor in values {
             let value = anchor.value.trim().as_bytes();
-            if (MIN_VALUE..=MAX_VALUE).contains(&value.len()) && !kept.iter().any(|k| k.value == value) {
+            let fits = (MIN_VALUE..=MAX_VALUE).contains(&value.len());
+            if fits && !kept.iter().any(|k| k.value == value) {
                 let lead = anchor
                     .lead
                     .as_deref()
@@ -132,9 +133,11 @@ impl<'t> ValueAnchors<'t> {
         self.values.iter().find_map(|kept| {
             let lead = kept.lead.as_deref()?;
             let ends_with_lead = |said: &[u8]| {
-                said.len().checked_sub(lead.len()).is_some_and(|at| {
-                    (at == 0 || !said[at - 1].is_ascii_alphanumeric()) && said[at..].eq_ignore_ascii_case(lead)
-                })
+                let Some(at) = said.len().checked_sub(lead.len()) else {
+                    return false;
+                };
+                let boundary = at == 0 || !said[at - 1].is_ascii_alphanumeric();
+                boundary && said[at..].eq_ignore_ascii_case(lead)
             };
             if ends_with_lead(text) {
                 let bytes = Cow::Owned([b" ", &kept.value[..]].concat());

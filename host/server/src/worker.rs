@@ -68,7 +68,8 @@ pub struct MemoryReport {
     pub anchored_tokens: u32,
     /// What the answer was opened with from memory (`crate::memory::Recall::opening`: the
     /// first words of a capability fact, "Your server's", an abstention's first words,
-    /// "Noted." or "I have forgotten"), part of the answer's text.
+    /// "Noted." or "I have forgotten"; with [`MemoryReport::direct`] the whole answer), part
+    /// of the answer's text.
     pub opening: Option<String>,
     /// The opening was the whole reply and the model was not run (`memory.direct`).
     pub direct: bool,

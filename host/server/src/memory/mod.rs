@@ -203,7 +203,8 @@ pub struct Recall {
     /// Text the answer opens with (the first words of the capability fact that answers a
     /// question to the assistant, "Your server's" for a fact of the user's, the first words
     /// of the abstention, [`ACKNOWLEDGEMENT`] for a plain statement, "I have forgotten" for a
-    /// "forget …" turn); `None` when there is none or the `opening` knob is off.
+    /// "forget …" turn; the whole abstention, acknowledgement or forget answer when
+    /// [`Recall::direct`]); `None` when there is none or the `opening` knob is off.
     pub opening: Option<String>,
     /// The opening is the whole reply (the acknowledgement, the forget answer or the
     /// abstention, with the `direct` knob on): the model is not run.
