@@ -205,7 +205,7 @@ mod tests {
         ValueAnchors::from_pieces(&values, pieces).unwrap()
     }
 
-    fn rest<'a>(a: &'a ValueAnchors<'_>, text: &[u8]) -> Option<Vec<u8>> {
+    fn rest(a: &ValueAnchors<'_>, text: &[u8]) -> Option<Vec<u8>> {
         a.rest(text).map(|rest| rest.bytes.into_owned())
     }
 
