@@ -414,12 +414,13 @@ impl Worker {
             report.opening = None;
             report.direct = false;
         }
+        // What replaying the transcript would have sent (no-replay mode only).
+        let replay_tokens = match &replay_messages {
+            Some(replay) => Some(self.render(replay, plan.as_ref())?),
+            None => None,
+        }
+        .map(|replayed| self.model.tokenizer().encode(&replayed, true).len());
         if report.direct {
-            let replay_tokens = match &replay_messages {
-                Some(replay) => Some(self.render(replay, None)?),
-                None => None,
-            }
-            .map(|replayed| self.model.tokenizer().encode(&replayed, true).len());
             return self.reply_directly(
                 job,
                 memory,
@@ -435,9 +436,7 @@ impl Worker {
             prompt.push_str(opening);
         }
         let prompt_tokens = self.model.tokenizer().encode(&prompt, true);
-        if let Some(replay) = replay_messages {
-            let replayed = self.render(&replay, plan.as_ref())?;
-            let replay_tokens = self.model.tokenizer().encode(&replayed, true).len();
+        if let Some(replay_tokens) = replay_tokens {
             report.tokens = Some(serde_json::json!({
                 "prompt_tokens": prompt_tokens.len(),
                 "replay_prompt_tokens": replay_tokens,
@@ -607,15 +606,15 @@ impl Worker {
                 stated,
                 server_tools: executed,
             },
-            session,
+            Some(session),
             events,
         )
     }
 
     /// A turn memory answers in full ([`MemoryReport::direct`]): the opening is the reply,
-    /// streamed as one delta; the model is not run, so no prompt is sent and the session's
-    /// KV state is only refiled under the name the next turn looks for. `replay_tokens`: what
-    /// replaying the transcript would have sent (no-replay mode).
+    /// streamed as one delta; the model is not run, so no prompt is sent. A named session is
+    /// not touched; a derived one is only refiled under the name the next turn looks for.
+    /// `replay_tokens`: what replaying the transcript would have sent (no-replay mode).
     #[allow(clippy::too_many_arguments)]
     fn reply_directly(
         &mut self,
@@ -639,8 +638,13 @@ impl Worker {
             derived_name(&job.request.messages[..job.request.messages.len() - 1])
         });
         let exact = job.request.exact.unwrap_or(self.default_exact);
-        let model = self.model_for(exact)?;
-        let session = self.open_session(&cache_key(&lookup, exact), &model);
+        let key = cache_key(&lookup, exact);
+        let session = if named {
+            None
+        } else {
+            let model = self.model_for(exact)?;
+            Some(self.open_session(&key, &model))
+        };
         let started = GenerationEvent::Started {
             session: lookup.clone(),
             prompt_tokens: 0,
@@ -652,7 +656,9 @@ impl Worker {
                 .blocking_send(GenerationEvent::Delta(reply.clone()))
                 .is_err()
         {
-            self.cache_session(&cache_key(&lookup, exact), session);
+            if let Some(session) = session {
+                self.cache_session(&key, session);
+            }
             return Ok(());
         }
         self.metrics
@@ -835,7 +841,7 @@ impl Worker {
     fn finish_turn(
         &mut self,
         turn: FinishedTurn<'_>,
-        session: Session,
+        session: Option<Session>,
         events: &mpsc::Sender<GenerationEvent>,
     ) -> Result<(), ApiError> {
         let FinishedTurn {
@@ -892,6 +898,11 @@ impl Worker {
             memory: report,
             server_tools,
         });
+        // `None`: the turn left the session as it was, under the name the next turn looks
+        // for (a direct reply in a named session).
+        let Some(session) = session else {
+            return Ok(());
+        };
         // File the session under the name the next turn will look for: the assistant
         // message as the client will echo it (a tool-call answer's content is its text
         // before the call, `null` when there is none).

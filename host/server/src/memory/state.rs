@@ -40,11 +40,23 @@ pub fn focus_state(mut state: Vec<StateFact>) -> Vec<StateFact> {
 /// bulleted list of stored statements before the question: 17/28), and on 8/8 plain
 /// questions such as "What are my hobbies?" where a bare "Answer with it." got 6/8.
 pub fn state_line(state: &[StateFact]) -> Option<String> {
-    if state.is_empty() {
-        return None;
-    }
+    state_body(state).map(|body| memory_line(&body, state.len()))
+}
+
+/// The facts of the state as the sentences the model reads, one after another; `None` for
+/// an empty state.
+fn state_body(state: &[StateFact]) -> Option<String> {
     let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
-    Some(memory_line(&facts.join(" "), facts.len()))
+    (!facts.is_empty()).then(|| facts.join(" "))
+}
+
+/// How an instruction names `count` facts: "it" or "them".
+fn pronoun(count: usize) -> &'static str {
+    if count == 1 {
+        "it"
+    } else {
+        "them"
+    }
 }
 
 /// The memory-state line of a question whose reply the host opens ("Your server's"): the
@@ -55,15 +67,8 @@ pub fn state_line(state: &[StateFact]) -> Option<String> {
 /// [`state_line`], and 55/56 at N = 64 with the bare facts; it costs 7 prompt tokens less a
 /// question than [`state_line`].
 pub fn opened_state_line(state: &[StateFact]) -> Option<String> {
-    if state.is_empty() {
-        return None;
-    }
-    let facts: Vec<&str> = state.iter().map(|f| f.rendered.as_str()).collect();
-    let object = if facts.len() == 1 { "it" } else { "them" };
-    Some(format!(
-        "From memory: {} {OPENED_INSTRUCTION} {object}.",
-        facts.join(" ")
-    ))
+    let object = pronoun(state.len());
+    state_body(state).map(|body| format!("From memory: {body} {OPENED_INSTRUCTION} {object}."))
 }
 
 /// The two words before `value` in a rendered fact ("hint is" in "The user's cat's password
@@ -91,12 +96,8 @@ pub const OPENED_INSTRUCTION: &str = "Answer with";
 /// A "From memory:" line of the memory block: `body` (what memory holds, `count` facts),
 /// then the instruction to answer with it when asked.
 pub fn memory_line(body: &str, count: usize) -> String {
-    let instruction = if count == 1 {
-        "asks about it, answer with it."
-    } else {
-        "asks about them, answer with them."
-    };
-    format!("From memory: {body} {STATE_INSTRUCTION} {instruction}")
+    let object = pronoun(count);
+    format!("From memory: {body} {STATE_INSTRUCTION} asks about {object}, answer with {object}.")
 }
 
 /// The opening words of [`state_line`]'s instruction: short, so that an answer cut by the
