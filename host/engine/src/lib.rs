@@ -21,6 +21,8 @@
 //! # Ok::<(), engram_engine::EngineError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod anchor;
 pub mod error;
 pub mod exact_ops;

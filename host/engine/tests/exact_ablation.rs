@@ -23,6 +23,13 @@ struct Hybrid {
     mask: u8,
     /// When set, bit `b` of every float RMSNorm output's mantissa is flipped (`b = 0`: one ulp).
     perturb: Option<u32>,
+    /// With `perturb`, how many elements: every element (`ABL_PERTURB_ONE` unset), the first
+    /// element of each RMSNorm output (`1`), or a single element per generation: the first
+    /// element of the last prompt token's first RMSNorm output (`2`, the first call of a
+    /// prefill), the smallest difference a computation can have.
+    perturb_one: u8,
+    /// Rows of the previous RMSNorm call, to tell the first call of a prefill (`perturb_one = 2`).
+    last_rows: std::sync::atomic::AtomicUsize,
     exact: ExactOps,
     float: CpuOps,
 }
@@ -47,7 +54,18 @@ impl Ops for Hybrid {
     fn rms_norm(&self, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         self.pick(NORM).rms_norm(x, weight, eps, out);
         if let (Some(b), true) = (self.perturb, self.mask & NORM == 0) {
-            out.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits() ^ (1 << b)));
+            let d = weight.len();
+            let rows = out.len() / d;
+            let prev = self.last_rows.swap(rows, std::sync::atomic::Ordering::Relaxed);
+            let range = match self.perturb_one {
+                0 => 0..out.len(),
+                1 => 0..1,
+                _ if rows > 1 && prev <= 1 => out.len() - d..out.len() - d + 1,
+                _ => 0..0,
+            };
+            out[range]
+                .iter_mut()
+                .for_each(|v| *v = f32::from_bits(v.to_bits() ^ (1 << b)));
         }
     }
     fn rope(&self, x: &mut [f32], pos0: usize, n_heads: usize, head_dim: usize, layout: RopeLayout, base: f32) {
@@ -148,10 +166,16 @@ fn ablation() {
         Err(_) => vec![0, ALL, MATMUL, ALL & !MATMUL, NORM, ROPE, SWIGLU, ATTN],
     };
     let perturb: Option<u32> = std::env::var("ABL_PERTURB").ok().and_then(|v| v.parse().ok());
+    let perturb_one: u8 = std::env::var("ABL_PERTURB_ONE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     for mask in masks {
         let ops = Hybrid {
             mask,
             perturb,
+            perturb_one,
+            last_rows: Default::default(),
             exact: ExactOps::new(2),
             float: CpuOps::new(2),
         };
@@ -172,7 +196,7 @@ fn ablation() {
             emax += c;
         }
         eprintln!(
-            "perturb {perturb:?} mask {mask:2} (matmul {} norm {} rope {} swiglu {} attn {}): free {same}/{total} = {:.1}%, forced {hits}/{ftotal} = {:.1}%, logits rel rms err {:.2e}, mean max|err| {:.4}; first divergence per prompt {per:?}",
+            "perturb {perturb:?} one {perturb_one} mask {mask:2} (matmul {} norm {} rope {} swiglu {} attn {}): free {same}/{total} = {:.1}%, forced {hits}/{ftotal} = {:.1}%, logits rel rms err {:.2e}, mean max|err| {:.4}; first divergence per prompt {per:?}",
             mask & MATMUL != 0,
             mask & NORM != 0,
             mask & ROPE != 0,

@@ -16,6 +16,8 @@
 //! * [`MemoryStore::state_signature`] fingerprints what the store currently knows, exactly and
 //!   independent of write order, as a sum of ring products `κ ⊛ value` (see [`signature`]).
 
+#![warn(missing_docs)]
+
 pub mod agency;
 pub mod ann;
 pub mod atom;

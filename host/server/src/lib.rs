@@ -12,6 +12,8 @@
 //! caches ([`worker`]); HTTP handlers talk to it through channels, so a slow client never
 //! blocks the engine and a dropped connection stops its generation.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod agency;
 pub mod capabilities;
