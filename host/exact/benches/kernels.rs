@@ -211,6 +211,32 @@ fn main() {
             ratio,
             data.len() as f64 / v
         );
+        // The engine's layout: scales (and Q4_0/Q4_1 nibbles) packed for eight-row tiles.
+        let packed = m.clone().with_packed_scales();
+        let mut c = vec![0; rows];
+        packed.matvec(&xq, &mut c, Kernel::Auto).expect("shapes");
+        assert_eq!(a, c, "scalar and the tiles disagree");
+        if format.block_len() == 32 {
+            let (_, t, tiles_ratio) = paired_ns(
+                || {
+                    m.matvec(black_box(&xq), black_box(&mut b), Kernel::Auto)
+                        .unwrap()
+                },
+                || {
+                    packed
+                        .matvec(black_box(&xq), black_box(&mut c), Kernel::Auto)
+                        .unwrap()
+                },
+            );
+            println!(
+                "{:<28} {:>10} {:>10.1} {:>8.2}x {:>11}   eight-row tiles vs per-row {kernel}",
+                format!("  tiles {rows}×{cols}"),
+                "",
+                t / 1e3,
+                tiles_ratio,
+                ""
+            );
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -478,7 +478,9 @@ mod imp {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use tiles::{tile8_avx2, tile8_vnni, vnni_available};
+pub(super) use tiles::{
+    tile8_avx2, tile8_nibbles_avx2, tile8_nibbles_vnni, tile8_vnni, vnni_available,
+};
 
 /// Eight-row tiles over pre-decoded scales (see `super::packed`): the rows' integer block sums
 /// are reduced into one vector (lane `r` = row `r`), so the exact scaling runs once per block
@@ -609,32 +611,143 @@ mod tiles {
                     }
                 };
             }
-            let isum = reduce8(&lanes);
-            let sum = _mm256_set1_epi32(a.sum as i32);
-            let ints = match format {
-                WeightFormat::Q4_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(sum)),
-                WeightFormat::Q5_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(sum)),
-                _ => isum,
-            };
-            let k = _mm256_set1_epi32((a.shift - kmin) as i32);
-            let s = sc.as_ptr().add(b * per);
-            add_shifted(
+            scale_block(
+                format,
                 &mut acc,
-                _mm256_mullo_epi32(ints, load_i16x8(s)),
-                _mm256_add_epi32(load_i16x8(s.add(8)), k),
+                reduce8(&lanes),
+                a,
+                sc.as_ptr().add(b * per),
+                kmin,
             );
-            if format == WeightFormat::Q4_1 {
-                add_shifted(
-                    &mut acc,
-                    _mm256_mullo_epi32(sum, load_i16x8(s.add(16))),
-                    _mm256_add_epi32(load_i16x8(s.add(24)), k),
-                );
-            }
         }
+        lanes_of(&acc)
+    }
+
+    /// Adds one block's eight row sums `isum` (lane `r` = row `r`), scaled exactly by the
+    /// rows' decoded scales at `s` (see `Packed::sc`) and the block's activation shift, into
+    /// the eight `i64` lanes of `acc`.
+    #[inline(always)]
+    unsafe fn scale_block(
+        format: WeightFormat,
+        acc: &mut [__m256i; 2],
+        isum: __m256i,
+        a: &Q8Block,
+        s: *const i16,
+        kmin: u8,
+    ) {
+        let sum = _mm256_set1_epi32(a.sum as i32);
+        let ints = match format {
+            WeightFormat::Q4_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<3>(sum)),
+            WeightFormat::Q5_0 => _mm256_sub_epi32(isum, _mm256_slli_epi32::<4>(sum)),
+            _ => isum,
+        };
+        let k = _mm256_set1_epi32((a.shift - kmin) as i32);
+        add_shifted(
+            acc,
+            _mm256_mullo_epi32(ints, load_i16x8(s)),
+            _mm256_add_epi32(load_i16x8(s.add(8)), k),
+        );
+        if format == WeightFormat::Q4_1 {
+            add_shifted(
+                acc,
+                _mm256_mullo_epi32(sum, load_i16x8(s.add(16))),
+                _mm256_add_epi32(load_i16x8(s.add(24)), k),
+            );
+        }
+    }
+
+    /// The eight `i64` lanes of `acc`.
+    #[inline(always)]
+    unsafe fn lanes_of(acc: &[__m256i; 2]) -> [i64; 8] {
         let mut out = [0i64; 8];
         _mm256_storeu_si256(out.as_mut_ptr().cast(), acc[0]);
         _mm256_storeu_si256(out.as_mut_ptr().add(4).cast(), acc[1]);
         out
+    }
+
+    /// `acc + Σ u_j · s_j` per `i32` lane, for unsigned `u <= 15` and signed `s` (the
+    /// `maddubs` pairs stay far inside `i16`): the same integers with either instruction.
+    #[inline(always)]
+    unsafe fn dotb_acc<const VNNI: bool>(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_epi32(acc, u, s)
+        } else {
+            _mm256_add_epi32(
+                acc,
+                _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)),
+            )
+        }
+    }
+
+    /// The tile body over interleaved nibbles (`Q4_0`/`Q4_1`, layout of `Packed::qs`): per
+    /// block, four 32-byte loads each give four nibble bytes of every row; their low nibbles
+    /// (elements `4g..4g+4`) meet the four broadcast activation bytes `4g..4g+4`, their high
+    /// nibbles (elements `16+4g..`) the bytes `16+4g..`, and lane `r` ends as row `r`'s block
+    /// sum. The scaling is [`scale_block`], as in [`body`].
+    #[inline(always)]
+    unsafe fn body_nibbles<const VNNI: bool>(
+        format: WeightFormat,
+        qs: &[u8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        let per = if format == WeightFormat::Q4_1 { 32 } else { 16 };
+        assert!(sc.len() >= x.len() * per && qs.len() >= x.len() * 128);
+        let mask = _mm256_set1_epi8(0x0f);
+        let mut acc = [_mm256_setzero_si256(); 2];
+        // The next tile's nibbles follow this tile's: prefetch them a block at a time (a hint
+        // only; an address past the buffer is never dereferenced).
+        let next = qs.as_ptr().wrapping_add(x.len() * 128);
+        for (b, a) in x.iter().enumerate() {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 128) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(b * 128 + 64) as *const i8);
+            let p = qs.as_ptr().add(b * 128);
+            let act = a.qs.as_ptr();
+            let mut isum = _mm256_setzero_si256();
+            for g in 0..4 {
+                let v = _mm256_loadu_si256(p.add(32 * g).cast());
+                let lo = _mm256_and_si256(v, mask);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+                let a_lo = _mm256_set1_epi32(act.add(4 * g).cast::<i32>().read_unaligned());
+                let a_hi = _mm256_set1_epi32(act.add(16 + 4 * g).cast::<i32>().read_unaligned());
+                isum = dotb_acc::<VNNI>(isum, lo, a_lo);
+                isum = dotb_acc::<VNNI>(isum, hi, a_hi);
+            }
+            scale_block(format, &mut acc, isum, a, sc.as_ptr().add(b * per), kmin);
+        }
+        lanes_of(&acc)
+    }
+
+    /// One interleaved-nibble tile with AVX2 (`maddubs` + `madd`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn tile8_nibbles_avx2(
+        format: WeightFormat,
+        qs: &[u8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        body_nibbles::<false>(format, qs, sc, x, kmin)
+    }
+
+    /// One interleaved-nibble tile with AVX-512 VNNI (`vpdpbusd` on 256-bit vectors); the
+    /// same integers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, AVX-512F/VL and AVX-512 VNNI.
+    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+    pub(in super::super) unsafe fn tile8_nibbles_vnni(
+        format: WeightFormat,
+        qs: &[u8],
+        sc: &[i16],
+        x: &[Q8Block],
+        kmin: u8,
+    ) -> [i64; 8] {
+        body_nibbles::<true>(format, qs, sc, x, kmin)
     }
 
     /// One tile with AVX2 (`maddubs` + `madd`).

@@ -289,9 +289,17 @@ pub struct QuantMatrix<'a> {
 /// mantissas in one instruction and add `v · 2^(shift + k_b − k_min)` into one `i64` lane per
 /// row; the row's total is that lane times `2^(emin_row + k_min + 24)` in Q87.40 — the same
 /// exact integer as the per-row kernels.
+///
+/// For `Q4_0` and `Q4_1`, `qs` also holds the weights' nibbles interleaved by tile: for full tile
+/// `t` and block `b`, 128 bytes at `(t·nb + b)·128`, four groups `g` of 32 bytes, each the bytes
+/// `4g..4g+4` of the block's 16 nibble bytes for rows `8t..8t+8` in turn. One 32-byte load
+/// then holds four bytes of each of the eight rows, so a byte dot product against four
+/// broadcast activation bytes leaves each row's partial sum in its own lane, with no horizontal
+/// reduction (the integers are the same).
 #[derive(Debug, Clone)]
 struct Packed {
     sc: Vec<i16>,
+    qs: Vec<u8>,
     per: usize,
     /// Per full tile, the largest exponent spread `emax − emin` of its rows.
     spread: Vec<u8>,
@@ -356,7 +364,8 @@ impl<'a> QuantMatrix<'a> {
     /// Decodes the block scales once (load time) for the eight-row tile kernels, which then
     /// serve [`QuantMatrix::matvec_rows`] with AVX2 (and AVX-512 VNNI where present). The
     /// results are the same bits; only `Q4_0`, `Q4_1`, `Q5_0` and `Q8_0` have tiles (other
-    /// formats are returned unchanged). Costs 4 bytes per block scale.
+    /// formats are returned unchanged). Costs 4 bytes per block scale, and for `Q4_0`/`Q4_1`
+    /// a copy of the nibbles interleaved by tile (16 bytes per block).
     pub fn with_packed_scales(mut self) -> Self {
         if self.format.block_len() != QK {
             return self;
@@ -389,8 +398,35 @@ impl<'a> QuantMatrix<'a> {
                 }
             }
         }
-        self.packed = Some(Packed { sc, per, spread });
+        let qs = if matches!(self.format, WeightFormat::Q4_0 | WeightFormat::Q4_1) {
+            self.interleaved_nibbles()
+        } else {
+            Vec::new()
+        };
+        self.packed = Some(Packed {
+            sc,
+            qs,
+            per,
+            spread,
+        });
         self
+    }
+
+    /// The nibble bytes of every full eight-row tile in the layout of [`Packed::qs`].
+    fn interleaved_nibbles(&self) -> Vec<u8> {
+        let (nb, bb) = (self.cols / QK, self.format.block_bytes());
+        let tiles = self.rows / 8;
+        let mut qs = vec![0u8; tiles * nb * 128];
+        for (i, chunk) in qs.chunks_exact_mut(128).enumerate() {
+            let (t, b) = (i / nb, i % nb);
+            for (g, group) in chunk.chunks_exact_mut(32).enumerate() {
+                for (r, four) in group.chunks_exact_mut(4).enumerate() {
+                    let nibbles = b * bb + bb - 16 + 4 * g;
+                    four.copy_from_slice(&self.row_data(8 * t + r)[nibbles..nibbles + 4]);
+                }
+            }
+        }
+        qs
     }
 
     /// The weight format.
@@ -583,6 +619,19 @@ impl QuantMatrix<'_> {
     fn matvec_tiled(&self, rows: Range<usize>, x: &[Q8Block], out: &mut [i32], shifts: (u8, u8)) {
         static VNNI: OnceLock<bool> = OnceLock::new();
         let vnni = *VNNI.get_or_init(avx2::vnni_available);
+        self.matvec_tiled_with(rows, x, out, shifts, vnni);
+    }
+
+    /// [`QuantMatrix::matvec_tiled`] with the byte dot product chosen by the caller: `vnni`
+    /// only where [`avx2::vnni_available`] (the tests run both on such a machine).
+    fn matvec_tiled_with(
+        &self,
+        rows: Range<usize>,
+        x: &[Q8Block],
+        out: &mut [i32],
+        shifts: (u8, u8),
+        vnni: bool,
+    ) {
         let p = self.packed.as_ref().expect("checked by the caller");
         let nb = x.len();
         let kspread = (shifts.1 - shifts.0) as u32;
@@ -604,14 +653,26 @@ impl QuantMatrix<'_> {
                 r += 1;
                 continue;
             }
-            let w: [&[u8]; 8] = std::array::from_fn(|i| self.row_data(r + i));
             let sc = &p.sc[t * nb * p.per..(t + 1) * nb * p.per];
-            // SAFETY: AVX2 (and for the VNNI kernel AVX-512 F/VL/VNNI) detected at run time.
-            let acc = unsafe {
-                if vnni {
-                    avx2::tile8_vnni(self.format, &w, sc, x, shifts.0)
-                } else {
-                    avx2::tile8_avx2(self.format, &w, sc, x, shifts.0)
+            let acc = if p.qs.is_empty() {
+                let w: [&[u8]; 8] = std::array::from_fn(|i| self.row_data(r + i));
+                // SAFETY: AVX2 (and for the VNNI kernel AVX-512 F/VL/VNNI) detected at run time.
+                unsafe {
+                    if vnni {
+                        avx2::tile8_vnni(self.format, &w, sc, x, shifts.0)
+                    } else {
+                        avx2::tile8_avx2(self.format, &w, sc, x, shifts.0)
+                    }
+                }
+            } else {
+                let qs = &p.qs[t * nb * 128..(t + 1) * nb * 128];
+                // SAFETY: as above.
+                unsafe {
+                    if vnni {
+                        avx2::tile8_nibbles_vnni(self.format, qs, sc, x, shifts.0)
+                    } else {
+                        avx2::tile8_nibbles_avx2(self.format, qs, sc, x, shifts.0)
+                    }
                 }
             };
             for (i, &a) in acc.iter().enumerate() {

@@ -530,6 +530,22 @@ fn packed_tiles_match_scalar_for_any_row_range() {
                     .matvec_rows(cut..rows, &xq, &mut got[cut..], Kernel::Auto)
                     .unwrap();
                 assert_eq!(got, want, "{format:?} split at {cut}");
+                // Every tile kernel this machine can run, in both nibble layouts.
+                #[cfg(target_arch = "x86_64")]
+                if super::avx2::available() {
+                    let mut plain_layout = packed.clone();
+                    if let Some(p) = plain_layout.packed.as_mut() {
+                        p.qs.clear();
+                    }
+                    let shifts = super::shift_range(&xq);
+                    for m in [&packed, &plain_layout] {
+                        for vnni in [false, super::avx2::vnni_available()] {
+                            got.fill(0);
+                            m.matvec_tiled_with(0..rows, &xq, &mut got, shifts, vnni);
+                            assert_eq!(got, want, "{format:?} vnni={vnni}");
+                        }
+                    }
+                }
             }
         }
     }
