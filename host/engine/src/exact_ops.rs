@@ -349,7 +349,7 @@ impl ExactOps {
         }
     }
 
-    /// The name of the dot-product kernel that runs (`"avx2"` or `"scalar"`).
+    /// The name of the dot-product kernel that runs (`"avx2"`, `"avx2+vnni"` or `"scalar"`).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
     }

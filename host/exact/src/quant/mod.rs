@@ -224,8 +224,13 @@ impl Kernel {
         self == Kernel::Auto && avx2::available() && !scalar_forced()
     }
 
-    /// A short name of the kernel that will run (`"avx2"` or `"scalar"`), for logs and benches.
+    /// A short name of the kernel that will run (`"avx2"`, `"avx2+vnni"` where the tiles use
+    /// the AVX-512 VNNI byte dot product, or `"scalar"`), for logs and benches.
     pub fn name(self) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        if self.uses_avx2() && avx2::vnni_available() {
+            return "avx2+vnni";
+        }
         if self.uses_avx2() {
             "avx2"
         } else {

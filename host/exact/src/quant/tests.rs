@@ -273,7 +273,12 @@ fn matvec_window_path_matches_scalar() {
 #[test]
 fn avx2_is_exercised_when_available() {
     if std::arch::is_x86_feature_detected!("avx2") && std::env::var_os(SCALAR_ENV).is_none() {
-        assert_eq!(Kernel::Auto.name(), "avx2");
+        let want = if super::avx2::vnni_available() {
+            "avx2+vnni"
+        } else {
+            "avx2"
+        };
+        assert_eq!(Kernel::Auto.name(), want);
     }
     assert_eq!(Kernel::Scalar.name(), "scalar");
 }
