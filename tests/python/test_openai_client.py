@@ -129,3 +129,28 @@ def test_a_question_to_the_assistant_streams_its_answer_from_memory(server):
     assert "/v1/chat" in text, text
     whole = client(server).chat.completions.create(**args)
     assert whole.choices[0].message.content == text
+
+
+def test_a_greeting_and_two_joined_statements_are_captured_and_recalled(fresh_data_dir):
+    # "Hi! My name is Ada and I live in Lyon." holds two facts in one sentence after a
+    # greeting: both are captured (the name is "Ada", not "Ada and I live in Lyon"), the turn
+    # is acknowledged by memory without the model, and a later conversation recalls each.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+        memory = {"memory": {"recall": True, "capture": True}}
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body=memory)
+            return r.choices[0].message.content, r.usage.prompt_tokens
+
+        told, told_tokens = ask("Hi! My name is Ada and I live in Lyon.")
+        assert (told, told_tokens) == ("Noted.", 0)
+        where, _ = ask("Where do I live?")
+        assert "Lyon" in where and "Ada and" not in where, where
+        name, _ = ask("What is my name?")
+        assert "Ada" in name and "Lyon" not in name, name
+    finally:
+        srv.stop()

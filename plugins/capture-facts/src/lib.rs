@@ -15,6 +15,11 @@
 //!
 //! - `the <facet> of my <thing> is <value>` → (`user.<thing>`, `<facet>`, value)
 //!
+//! A sentence may join several statements ("My name is Ada and I live in Lyon", "Hi, my
+//! name is Ada"): it is cut at `and`, `but`, `;` or a comma wherever the rest states a fact
+//! itself, and each clause is read on its own ("Simon and Garfunkel" stays one value, as
+//! "Garfunkel" states nothing).
+//!
 //! A sentence may open with discourse markers ("Actually, …", "By the way …",
 //! "Oh and …", "Update: …"); they are stripped before matching, so "Actually my
 //! server's IP is 10.0.0.9" is captured like the plain statement. Values lose
@@ -111,10 +116,37 @@ pub fn strip_markers(sentence: &str) -> &str {
     }
 }
 
+/// Pronouns that open a new clause after a value ("Lyon and I love it", "Rex, he is 3").
+const CLAUSE_PRONOUNS: &[&str] = &[
+    "i", "i'm", "im", "it", "it's", "its", "he", "he's", "she", "she's", "they", "they're", "we",
+    "we're", "you", "that", "that's", "which", "who",
+];
+
+/// The text up to where a joiner opens a clause of its own ("Lyon and I love it" → "Lyon");
+/// a list ("Tom, Kit and Pip") is left whole.
+fn clause_head(value: &str) -> &str {
+    let lower = value.to_ascii_lowercase();
+    JOINERS
+        .iter()
+        .flat_map(|j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
+        .filter(|&(i, end)| {
+            let next = lower[end..]
+                .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+                .next()
+                .unwrap_or("");
+            i > 0 && CLAUSE_PRONOUNS.contains(&next)
+        })
+        .map(|(i, _)| i)
+        .min()
+        .map_or(value, |i| &value[..i])
+}
+
 /// The value without additive/temporal adverbs ("also hiking" → "hiking",
 /// "10.0.0.9 now" → "10.0.0.9").
 fn bare_value(value: &str) -> &str {
-    let mut v = value.trim().trim_end_matches(['.', '!', ',', ';']).trim();
+    let mut v = clause_head(value.trim())
+        .trim_end_matches(['.', '!', ',', ';'])
+        .trim();
     loop {
         let lower = v.to_lowercase();
         let before = v.len();
@@ -319,6 +351,31 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     None
 }
 
+/// Where a sentence may join two statements, longest first (so ", and " wins over " and "
+/// at the same place).
+const JOINERS: &[&str] = &[", and ", ", but ", " and ", " but ", "; ", ", "];
+
+/// The clauses of a sentence: it is cut at the first joiner whose rest states a fact by
+/// itself ([`sentence_facts`]), and the rest is cut the same way. A sentence with no such
+/// joiner is one clause.
+pub fn clauses(sentence: &str) -> Vec<&str> {
+    // ASCII lowercasing keeps every byte offset valid in `sentence`.
+    let lower = sentence.to_ascii_lowercase();
+    let cut = JOINERS
+        .iter()
+        .flat_map(|j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
+        .filter(|&(i, end)| i > 0 && sentence_facts(&sentence[end..]).is_some())
+        .min_by_key(|&(i, end)| (i, std::cmp::Reverse(end)));
+    match cut {
+        Some((i, end)) => {
+            let mut out = vec![sentence[..i].trim()];
+            out.extend(clauses(&sentence[end..]));
+            out
+        }
+        None => vec![sentence.trim()],
+    }
+}
+
 /// All facts to admit from a turn.
 pub fn extract(text: &str) -> Vec<Fact> {
     if skip_turn(text) {
@@ -327,7 +384,8 @@ pub fn extract(text: &str) -> Vec<Fact> {
     sentences(text)
         .iter()
         .filter(|s| !skip_turn(strip_markers(s)))
-        .filter_map(|s| sentence_facts(s))
+        .flat_map(|s| clauses(s))
+        .filter_map(sentence_facts)
         .collect()
 }
 
@@ -378,6 +436,53 @@ mod tests {
     fn additive_adverbs_leave_the_value() {
         assert_eq!(one("My hobbies are also hiking.").2, "hiking");
         assert_eq!(one("My hobbies are hiking too").2, "hiking");
+    }
+
+    #[test]
+    fn joined_statements_are_read_clause_by_clause() {
+        let facts = |t: &str| {
+            extract(t)
+                .into_iter()
+                .map(|f| (f.facet, f.value, f.statement))
+                .collect::<Vec<_>>()
+        };
+        let ada = vec![
+            ("name".into(), "Ada".into(), "My name is Ada".into()),
+            ("city".into(), "Lyon".into(), "I live in Lyon".into()),
+        ];
+        assert_eq!(facts("Hi! My name is Ada and I live in Lyon."), ada);
+        assert_eq!(facts("My name is Ada, and I live in Lyon"), ada);
+        assert_eq!(facts("My name is Ada; I live in Lyon"), ada);
+        assert_eq!(
+            facts("Hi, my name is Ada"),
+            vec![("name".into(), "Ada".into(), "my name is Ada".into())]
+        );
+        assert_eq!(
+            facts("I work at Acme, my email is ada@example.org and I am 36 years old"),
+            vec![
+                ("employer".into(), "Acme".into(), "I work at Acme".into()),
+                (
+                    "email".into(),
+                    "email:ada@example.org".into(),
+                    "my email is ada@example.org".into()
+                ),
+                ("age".into(), "int:36".into(), "I am 36 years old".into()),
+            ]
+        );
+        // A clause the value runs into ends it.
+        assert_eq!(one("I live in Lyon and I love it").2, "Lyon");
+        assert_eq!(one("My dog's name is Rex and he is sick").2, "Rex");
+        assert_eq!(one("My car is a Golf, it's blue").2, "a Golf");
+        // A value that only contains a joiner stays whole.
+        assert_eq!(
+            one("My favorite duo is Simon and Garfunkel").2,
+            "Simon and Garfunkel"
+        );
+        assert_eq!(one("My cats are Tom, Kit and Pip").2, "Tom, Kit and Pip");
+        assert_eq!(
+            one("My favorite foods are pizza and my mom's lasagna").2,
+            "pizza and my mom's lasagna"
+        );
     }
 
     #[test]

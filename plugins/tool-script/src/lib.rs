@@ -119,9 +119,10 @@ impl Guest for Script {
     fn describe() -> Vec<ToolSpec> {
         vec![ToolSpec {
             name: "script".into(),
-            description: "Run a short Rhai script (Rust-like syntax: let, if, for, fn, arrays, maps) \
+            description:
+                "Run a short Rhai script (Rust-like syntax: let, if, for, fn, arrays, maps) \
                           and return what it printed and the value of its last expression."
-                .into(),
+                    .into(),
             json_schema: SCHEMA.into(),
         }]
     }

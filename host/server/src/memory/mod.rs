@@ -41,8 +41,8 @@ mod state;
 
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
-    asked_kappa, asks_for_facet, is_forget_request, is_plain_statement, is_plural, is_question,
-    names_owner, query_words, singular, wants_detail,
+    asked_kappa, asks_for_facet, is_forget_request, is_plural, is_question, names_owner,
+    query_words, singular, states_only, wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
@@ -663,13 +663,16 @@ impl MemoryServices {
                 }
             }
         }
-        // A plain statement whose facts capture read is acknowledged: the reply opens with
-        // "Noted." (the memory report lists what was captured).
-        let captured = recall.stated.as_ref().is_some_and(|a| !a.value.is_empty());
+        // A turn that only states facts capture read (greetings aside) is acknowledged: the
+        // reply opens with "Noted." (the memory report lists what was captured).
+        let statements: Vec<&str> = recall
+            .stated
+            .as_ref()
+            .map(|a| a.value.iter().map(|f| f.statement.as_str()).collect())
+            .unwrap_or_default();
         if knobs.opening != Some(false)
             && recall.opening.is_none()
-            && captured
-            && is_plain_statement(user_text)
+            && states_only(user_text, &statements)
         {
             recall.open_with(ACKNOWLEDGEMENT, knobs);
         }

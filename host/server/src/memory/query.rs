@@ -127,22 +127,88 @@ const REQUEST_WORDS: &[&str] = &[
     "recommend",
 ];
 
-/// Whether the text only states something: one sentence, no question, no word that asks
-/// for anything ([`REQUEST_WORDS`]). "My server's IP is 10.0.0.7." is one; "My server's IP
-/// is 10.0.0.7. Write me a ping command for it." is not.
-pub fn is_plain_statement(text: &str) -> bool {
+/// Words a greeting or a thank-you is made of ("Hi!", "Hello there.", "Thanks a lot!").
+const GREETING_WORDS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "there",
+    "thanks",
+    "thank",
+    "you",
+    "a",
+    "lot",
+    "ok",
+    "okay",
+    "good",
+    "morning",
+    "afternoon",
+    "evening",
+    "great",
+    "cool",
+    "so",
+    "well",
+    "oh",
+];
+
+/// Whether the text only states what memory captured: no question, no word that asks for
+/// anything ([`REQUEST_WORDS`]), and each sentence either greets ("Hi!", "Thanks.") or holds
+/// the statement of a captured fact (`statements`, as the capture plugin returned them).
+/// "My server's IP is 10.0.0.7." and "Hi! My name is Ada and I live in Lyon." are; "My
+/// server's IP is 10.0.0.7. Write me a ping command for it." is not, nor is "My car is red;
+/// it needs a wash." (its second sentence holds nothing captured).
+pub fn states_only(text: &str, statements: &[&str]) -> bool {
     let text = text.trim();
-    let body = text.trim_end_matches(['.', '!']);
-    let one_sentence = !body
-        .split_inclusive(['.', '!', '?', ';'])
-        .skip(1)
-        .any(|rest| rest.starts_with(char::is_whitespace) && !rest.trim().is_empty());
+    let statements: Vec<String> = statements
+        .iter()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let sentence_ok = |sentence: &str| {
+        let lower = sentence.trim().to_lowercase();
+        let greeting = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .all(|w| GREETING_WORDS.contains(&w));
+        greeting || statements.iter().any(|s| lower.contains(s.as_str()))
+    };
     !text.is_empty()
-        && one_sentence
+        && !statements.is_empty()
         && !is_question(text)
         && !query_words(text)
             .iter()
             .any(|w| REQUEST_WORDS.contains(&w.as_str()))
+        && sentences(text).all(sentence_ok)
+}
+
+/// The sentences of a text: cut after `.`, `!`, `?` or `;` where whitespace follows (so
+/// "10.0.0.7" stays whole), empty ones left out.
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || loop {
+        if rest.trim().is_empty() {
+            return None;
+        }
+        let cut = rest
+            .char_indices()
+            .find(|&(i, c)| {
+                matches!(c, '.' | '!' | '?' | ';')
+                    && rest[i + c.len_utf8()..]
+                        .chars()
+                        .next()
+                        .is_none_or(char::is_whitespace)
+            })
+            .map_or(rest.len(), |(i, c)| i + c.len_utf8());
+        let (sentence, tail) = rest.split_at(cut);
+        rest = tail;
+        let sentence = sentence
+            .trim()
+            .trim_end_matches(['.', '!', '?', ';'])
+            .trim();
+        if !sentence.is_empty() {
+            return Some(sentence);
+        }
+    })
 }
 
 /// Words that end the facet of an asked κ ("… my kayak's name is?", "… my bike's code
@@ -280,25 +346,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_statements_state_and_ask_nothing() {
-        for text in [
-            "My server's IP is 10.0.0.7.",
-            "I live in Lisbon",
-            "FYI my router's password is hunter2!",
-            "The version of my app is 1.2.3.",
+    fn statements_of_captured_facts_only_state() {
+        for (text, captured) in [
+            (
+                "My server's IP is 10.0.0.7.",
+                &["My server's IP is 10.0.0.7"][..],
+            ),
+            ("I live in Lisbon", &["I live in Lisbon"]),
+            (
+                "FYI my router's password is hunter2!",
+                &["my router's password is hunter2"],
+            ),
+            (
+                "The version of my app is 1.2.3.",
+                &["The version of my app is 1.2.3"],
+            ),
+            (
+                "Hi! My name is Ada and I live in Lyon.",
+                &["My name is Ada", "I live in Lyon"],
+            ),
+            (
+                "I live in Lyon. I work at Acme. Thanks!",
+                &["I live in Lyon", "I work at Acme"],
+            ),
         ] {
-            assert!(is_plain_statement(text), "{text}");
+            assert!(states_only(text, captured), "{text}");
         }
-        for text in [
-            "My server's IP is 10.0.0.7. Write me a ping command for it.",
-            "My dog's name is Rex and he is sick, what should I do",
-            "My sister's birthday is March 3, remind me to buy a gift.",
-            "What is my server's IP?",
-            "My car is red; it needs a wash.",
-            "",
+        for (text, captured) in [
+            (
+                "My server's IP is 10.0.0.7. Write me a ping command for it.",
+                &["My server's IP is 10.0.0.7"][..],
+            ),
+            (
+                "My dog's name is Rex and he is sick, what should I do",
+                &["My dog's name is Rex and he is sick, what should I do"],
+            ),
+            (
+                "My sister's birthday is March 3, remind me to buy a gift.",
+                &["My sister's birthday is March 3, remind me to buy a gift"],
+            ),
+            ("What is my server's IP?", &[]),
+            ("My car is red; it needs a wash.", &["My car is red"]),
+            ("I live in Lyon. The weather is awful.", &["I live in Lyon"]),
+            ("Hi!", &[]),
+            ("", &[]),
         ] {
-            assert!(!is_plain_statement(text), "{text}");
+            assert!(!states_only(text, captured), "{text}");
         }
+    }
+
+    #[test]
+    fn sentences_keep_dotted_values_whole() {
+        let got: Vec<&str> = sentences("Hi! My IP is 10.0.0.7. Done;  ok?").collect();
+        assert_eq!(got, ["Hi", "My IP is 10.0.0.7", "Done", "ok"]);
     }
 
     #[test]
