@@ -122,6 +122,14 @@ fn capture_facts_admits_statements_and_skips_questions_requests_forget() {
             fact("user", "employer", "Acme", "I work at Acme"),
         ]
     );
+    // Two statements joined in one sentence after a greeting: one fact each.
+    assert_eq!(
+        cap("Hi! My name is Ada and I live in Lyon."),
+        vec![
+            fact("user", "name", "Ada", "My name is Ada"),
+            fact("user", "city", "Lyon", "I live in Lyon"),
+        ]
+    );
     for skipped in [
         "What is my server's IP?",
         "is my name Ana",
