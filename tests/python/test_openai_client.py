@@ -131,7 +131,7 @@ def test_a_question_to_the_assistant_streams_its_answer_from_memory(server):
     assert whole.choices[0].message.content == text
 
 
-def test_a_greeting_and_two_joined_statements_are_captured_and_recalled(fresh_data_dir):
+def test_joined_statements_and_named_pets_are_captured_and_recalled(fresh_data_dir):
     # "Hi! My name is Ada and I live in Lyon." holds two facts in one sentence after a
     # greeting: both are captured (the name is "Ada", not "Ada and I live in Lyon"), the turn
     # is acknowledged by memory without the model, and a later conversation recalls each.
@@ -152,5 +152,11 @@ def test_a_greeting_and_two_joined_statements_are_captured_and_recalled(fresh_da
         assert "Lyon" in where and "Ada and" not in where, where
         name, _ = ask("What is my name?")
         assert "Ada" in name and "Lyon" not in name, name
+        # A named pet is the pet's name, and asking for it is not asking for the user's.
+        assert ask("I have a dog named Rex.") == ("Noted.", 0)
+        dog, _ = ask("What is my dog's name?")
+        assert "Rex" in dog and "Ada" not in dog, dog
+        cat, _ = ask("What's my cat's name?")
+        assert cat.startswith("I have no memory of your cat's name"), cat
     finally:
         srv.stop()

@@ -268,6 +268,88 @@ fn fact(subject: String, facet: String, value: &str, statement: &str) -> Option<
     })
 }
 
+/// Who or what a "my X is called Y" names rather than describes: for these, Y is X's name
+/// ("My dog is called Rex" → `user.dog`, `name`); for anything else Y is X itself ("My
+/// favorite band is called Muse" → `user`, `favorite_band`, as it will be asked).
+const NAMED_BEINGS: &[&str] = &[
+    "dog",
+    "cat",
+    "pet",
+    "puppy",
+    "kitten",
+    "fish",
+    "bird",
+    "parrot",
+    "hamster",
+    "rabbit",
+    "horse",
+    "turtle",
+    "snake",
+    "son",
+    "daughter",
+    "kid",
+    "child",
+    "baby",
+    "boy",
+    "girl",
+    "brother",
+    "sister",
+    "wife",
+    "husband",
+    "partner",
+    "boyfriend",
+    "girlfriend",
+    "friend",
+    "mom",
+    "mother",
+    "dad",
+    "father",
+    "boss",
+    "cousin",
+    "uncle",
+    "aunt",
+];
+
+/// "I have a dog named Rex", "I've got a cat called Tom" → (`user.dog`, `name`, "Rex");
+/// "My dog is named Rex" the same, for a being of [`NAMED_BEINGS`]; "My favorite band is
+/// called Muse" → (`user`, `favorite_band`, "Muse"). `s` is the sentence without its
+/// markers, `lower` its lower case.
+fn named_thing(s: &str, lower: &str, statement: &str) -> Option<Fact> {
+    let have = [
+        "i have a ",
+        "i have an ",
+        "i've got a ",
+        "i've got an ",
+        "i got a ",
+    ]
+    .iter()
+    .find(|p| lower.starts_with(**p))
+    .map(|p| p.len());
+    let thing_at = have.or_else(|| lower.starts_with("my ").then_some(3))?;
+    let rest = &lower[thing_at..];
+    let verbs: &[&str] = if have.is_some() {
+        &[" named ", " called "]
+    } else {
+        &[" is named ", " is called "]
+    };
+    let (i, len) = verbs
+        .iter()
+        .filter_map(|verb| rest.find(verb).map(|i| (i, verb.len())))
+        .min()
+        .filter(|&(i, _)| i > 0 && rest[..i].split_whitespace().count() <= 3)?;
+    let thing = key(&s[thing_at..thing_at + i]);
+    let value = &s[thing_at + i + len..];
+    let being = thing
+        .rsplit('_')
+        .next()
+        .is_some_and(|w| NAMED_BEINGS.contains(&w));
+    if have.is_some() || being {
+        fact(format!("user.{thing}"), "name".into(), value, statement)
+    } else {
+        fact("user".into(), thing, value, statement)
+    }
+}
+
 /// Facts stated in one sentence.
 pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     let statement = sentence.trim();
@@ -291,6 +373,9 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
                 }
             }
         }
+    }
+    if let Some(fact) = named_thing(s, &lower, statement) {
+        return Some(fact);
     }
     if let Some(after) = lower.strip_prefix("my ") {
         let body = &s[3..];
@@ -320,6 +405,16 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
                     statement,
                 );
             }
+        }
+        // "my name's Ada": the 's is the copula (only for the name: "my mom's lasagna" is a
+        // possessive).
+        if let Some(value) = after.strip_prefix("name's ") {
+            return fact(
+                "user".into(),
+                "name".into(),
+                &body[body.len() - value.len()..],
+                statement,
+            );
         }
         return None;
     }
@@ -468,6 +563,35 @@ mod tests {
                 ),
                 ("age".into(), "int:36".into(), "I am 36 years old".into()),
             ]
+        );
+        let dog = ("user.dog".into(), "name".into(), "Rex".into());
+        for text in [
+            "I have a dog named Rex",
+            "I've got a dog called Rex.",
+            "My dog is named Rex",
+        ] {
+            assert_eq!(one(text), dog, "{text}");
+        }
+        assert_eq!(
+            facts("I have a cat called Tom and my name's Ada"),
+            vec![
+                (
+                    "name".into(),
+                    "Tom".into(),
+                    "I have a cat called Tom".into()
+                ),
+                ("name".into(), "Ada".into(), "my name's Ada".into()),
+            ]
+        );
+        assert_eq!(extract("I have a cat called Tom")[0].subject, "user.cat");
+        assert_eq!(one("My name's Ada").1, "name");
+        assert_eq!(
+            one("My favorite band is called Muse"),
+            ("user".into(), "favorite_band".into(), "Muse".into())
+        );
+        assert_eq!(
+            one("My little sister is called Mia").0,
+            "user.little_sister"
         );
         // A clause the value runs into ends it.
         assert_eq!(one("I live in Lyon and I love it").2, "Lyon");

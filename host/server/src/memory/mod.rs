@@ -541,6 +541,10 @@ impl MemoryServices {
                 let mut state: Vec<StateFact> = Vec::new();
                 let mut routed = 0;
                 let words = query_words(user_text);
+                // "What is my dog's name?" asks for the dog's name: its "my" does not name
+                // the user's own name.
+                let owner_asked =
+                    asked_kappa(user_text).is_some_and(|(subject, _)| subject != "user");
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -555,6 +559,7 @@ impl MemoryServices {
                     let names_kappa = cell.is_some_and(|(cell, features)| {
                         (features.facet_match || asks_for_facet(&words, &cell.content.facet))
                             && (features.kappa_match || names_owner(&words, &cell.content.subject))
+                            && !(owner_asked && cell.content.subject == "user")
                     });
                     let replaced = cell.is_some_and(|(cell, _)| replaces(&cell.content));
                     let in_prompt = !replaced && (accept || (names_kappa && routed < STATE_EXTRA));
