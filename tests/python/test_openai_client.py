@@ -134,7 +134,8 @@ def test_a_question_to_the_assistant_streams_its_answer_from_memory(server):
 def test_joined_statements_and_named_pets_are_captured_and_recalled(fresh_data_dir):
     # "Hi! My name is Ada and I live in Lyon." holds two facts in one sentence after a
     # greeting: both are captured (the name is "Ada", not "Ada and I live in Lyon"), the turn
-    # is acknowledged by memory without the model, and a later conversation recalls each.
+    # is acknowledged by memory without the model, and a later conversation recalls each;
+    # "What do you know about me?" lists them, and forgetting one is honoured in the answers.
     srv = Server(str(fresh_data_dir)).start()
     try:
         c = client(srv)
@@ -158,5 +159,15 @@ def test_joined_statements_and_named_pets_are_captured_and_recalled(fresh_data_d
         assert "Rex" in dog and "Ada" not in dog, dog
         cat, _ = ask("What's my cat's name?")
         assert cat.startswith("I have no memory of your cat's name"), cat
+        # What memory holds about the user is said to them, by memory (no prompt).
+        known, known_tokens = ask("What do you know about me?")
+        assert known_tokens == 0, known
+        for fact in ("your name is Ada", "you live in Lyon", "your dog's name is Rex"):
+            assert fact in known, known
+        # A forgotten fact asked in the user's own words ("Where do I live?", no "my").
+        assert ask("Forget where I live.")[0] == "I have forgotten your city."
+        gone, _ = ask("Where do I live?")
+        assert gone == "I no longer know your city: you asked me to forget it.", gone
+        assert "Lyon" not in ask("What do you know about me?")[0]
     finally:
         srv.stop()

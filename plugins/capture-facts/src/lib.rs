@@ -116,6 +116,41 @@ pub fn strip_markers(sentence: &str) -> &str {
     }
 }
 
+/// The value without a trailing phrase of when it became true ("Paris last year" → "Paris",
+/// "Acme in 2019", "Lyon 3 years ago", "Rome recently").
+fn without_time_phrase(value: &str) -> &str {
+    let lower = value.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let is_year = |w: &str| w.len() == 4 && w.chars().all(|c| c.is_ascii_digit());
+    let is_unit = |w: &str| {
+        let w = w.trim_end_matches('s');
+        [
+            "year", "month", "week", "day", "while", "summer", "winter", "spring", "fall",
+        ]
+        .contains(&w)
+    };
+    let cut = match words.as_slice() {
+        [.., "last" | "this", unit] if is_unit(unit) => 2,
+        [.., "a" | "one" | "two" | "few", unit, "ago"] if is_unit(unit) => 3,
+        [.., n, unit, "ago"] if n.chars().all(|c| c.is_ascii_digit()) && is_unit(unit) => 3,
+        [.., "in" | "since", year] if is_year(year) => 2,
+        [.., "yesterday" | "recently" | "today" | "lately"] => 1,
+        _ => 0,
+    };
+    if cut == 0 || cut >= words.len() {
+        return value;
+    }
+    // The byte offset where the last `cut` words begin.
+    let mut at = value.len();
+    for _ in 0..cut {
+        at = value[..at]
+            .trim_end()
+            .rfind(char::is_whitespace)
+            .map_or(0, |i| i + 1);
+    }
+    value[..at].trim_end().trim_end_matches(',')
+}
+
 /// Pronouns that open a new clause after a value ("Lyon and I love it", "Rex, he is 3").
 const CLAUSE_PRONOUNS: &[&str] = &[
     "i", "i'm", "im", "it", "it's", "its", "he", "he's", "she", "she's", "they", "they're", "we",
@@ -156,6 +191,7 @@ fn bare_value(value: &str) -> &str {
                 break;
             }
         }
+        v = without_time_phrase(v);
         let lower = v.to_lowercase();
         for tail in [" too", " as well", " now", " instead", " also"] {
             if lower.ends_with(tail) {
@@ -438,12 +474,42 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     }
     for prefix in ["i am ", "i'm "] {
         if let Some(tail) = lower.strip_prefix(prefix) {
-            if let Some(n) = tail.strip_suffix(" years old") {
+            let tail = tail.trim_end_matches(['.', '!']).trim();
+            let n = tail
+                .strip_suffix(" years old")
+                .or_else(|| tail.strip_suffix(" yo"))
+                .unwrap_or(tail);
+            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
                 return fact("user".into(), "age".into(), n, statement);
+            }
+            if let Some(name) = self_introduction(&s[prefix.len()..]) {
+                return fact("user".into(), "name".into(), name, statement);
             }
         }
     }
     None
+}
+
+/// Capitalised words after "I'm" that are not a name ("I'm Fine", "I'm Back").
+const NOT_NAMES: &[&str] = &[
+    "fine", "ok", "okay", "good", "great", "sorry", "back", "here", "home", "done", "ready",
+    "happy", "sad", "tired", "busy", "sure", "not", "so", "very", "just", "still", "also", "a",
+    "an", "the", "in", "at", "on", "from", "going", "looking", "trying", "new",
+];
+
+/// The name in "I'm Ada" / "I am Ada Lovelace": one to three words, each capitalised and
+/// none a word of [`NOT_NAMES`]; `None` for "I'm tired", "I'm Fine" or "I'm a nurse".
+fn self_introduction(rest: &str) -> Option<&str> {
+    let name = rest.trim().trim_end_matches(['.', '!']).trim();
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let named = (1..=3).contains(&words.len())
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(char::is_uppercase)
+                && w.chars()
+                    .all(|c| c.is_alphabetic() || c == '-' || c == '\'')
+                && !NOT_NAMES.contains(&w.to_lowercase().as_str())
+        });
+    named.then_some(name)
 }
 
 /// Where a sentence may join two statements, longest first (so ", and " wins over " and "
@@ -593,6 +659,29 @@ mod tests {
             one("My little sister is called Mia").0,
             "user.little_sister"
         );
+        // Introductions and bare ages.
+        assert_eq!(
+            facts("Hello, I'm Ada. I'm 36 and I live in Lyon."),
+            vec![
+                ("name".into(), "Ada".into(), "I'm Ada".into()),
+                ("age".into(), "int:36".into(), "I'm 36".into()),
+                ("city".into(), "Lyon".into(), "I live in Lyon".into()),
+            ]
+        );
+        assert_eq!(one("I am Ada Lovelace").2, "Ada Lovelace");
+        for text in [
+            "I'm tired",
+            "I'm Fine",
+            "I'm a nurse",
+            "I am from Lyon and happy",
+        ] {
+            assert!(extract(text).iter().all(|f| f.facet != "name"), "{text}");
+        }
+        // When it became true is not part of the value.
+        assert_eq!(one("I moved to Paris last year.").2, "Paris");
+        assert_eq!(one("I work at Acme since 2019").2, "Acme");
+        assert_eq!(one("I moved to Rome 3 years ago").2, "Rome");
+        assert_eq!(one("My favorite year is 2019").2, "int:2019");
         // A clause the value runs into ends it.
         assert_eq!(one("I live in Lyon and I love it").2, "Lyon");
         assert_eq!(one("My dog's name is Rex and he is sick").2, "Rex");

@@ -41,12 +41,12 @@ mod state;
 
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
-    asked_kappa, asks_for_facet, is_forget_request, is_plural, is_question, names_owner,
-    query_words, singular, states_only, wants_detail,
+    asked_kappa, asked_user_facet, asks_for_facet, asks_what_is_known, is_forget_request,
+    is_plural, is_question, names_owner, query_words, singular, states_only, wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
-    render_fact, state_line, StateFact, OPENED_INSTRUCTION, STATE_INSTRUCTION,
+    render_fact, state_line, told_to_user, StateFact, OPENED_INSTRUCTION, STATE_INSTRUCTION,
 };
 
 /// The memory block's line that gives the model its answer outright: the capability fact
@@ -253,6 +253,8 @@ pub const STATE_EXTRA: usize = 2;
 /// (probe: 16 such statements, most answered with a condolence or an apology); opened with
 /// "Noted." it ended the reply there on 16/16 ("Got it." 8/16; "Noted, " went on).
 pub const ACKNOWLEDGEMENT: &str = "Noted.";
+/// Most of the user's facts the answer to "What do you know about me?" lists.
+pub const MAX_KNOWN_LISTED: usize = 12;
 /// Cells an agency maintenance round looks at.
 pub const ROUND_BUDGET: u32 = 512;
 
@@ -467,6 +469,16 @@ impl MemoryServices {
         if knobs.capture && !forget {
             recall.stated = Some(self.capture.capture(user_text));
         }
+        // "What do you know about me?" is answered with what memory holds about the user,
+        // every current fact of theirs, said to them (the capabilities overview answered it
+        // before, since the question addresses the assistant).
+        let about_user = knobs.recall && !forget && asks_what_is_known(user_text);
+        if about_user {
+            let statement = self.known_about_user(&mut recall.recalled);
+            lines.push(answer_line(&statement));
+            instructions.push(STATE_INSTRUCTION);
+            recall.open_with(&statement, knobs);
+        }
         // The κ this turn states a value for: their stored cells are what the statement
         // replaces, so they stay out of the memory state (a small model echoes the old
         // value back: "Actually, my server's ip is 10.1.2.8." was answered with 10.1.1.1).
@@ -484,7 +496,7 @@ impl MemoryServices {
                     && agency::same_property(&content.facet, facet)
             })
         };
-        if knobs.recall && !forget {
+        if knobs.recall && !forget && !about_user {
             let k = knobs.k.unwrap_or(DEFAULT_K).clamp(1, 64) as usize;
             // The query's embedding lets the store rank by meaning (ANN, κ_fine): without
             // it every candidate scores alike and, past a few hundred cells, the κ the
@@ -930,7 +942,8 @@ impl MemoryServices {
         if !is_question(user_text) {
             return None;
         }
-        let (subject, facet) = asked_kappa(user_text)?;
+        let (subject, facet) = asked_kappa(user_text)
+            .or_else(|| asked_user_facet(user_text).map(|f| ("user".to_string(), f.to_string())))?;
         if self.store.get(&subject, &facet, None).is_some() {
             return None;
         }
@@ -957,6 +970,46 @@ impl MemoryServices {
             return None;
         }
         Some(format!("I have no memory of {described}."))
+    }
+
+    /// The answer to "What do you know about me?": the user's current facts, said to them
+    /// ([`told_to_user`], at most [`MAX_KNOWN_LISTED`], oldest first), each reported in
+    /// `recalled`; or that memory holds nothing about them yet.
+    fn known_about_user(&self, recalled: &mut Vec<serde_json::Value>) -> String {
+        let mut cells: Vec<engram_memory::Cell> = self
+            .store
+            .list()
+            .into_iter()
+            .filter(|c| c.valid_to.is_none() && told_to_user(&c.content).is_some())
+            .collect();
+        cells.sort_by_key(|c| c.content.valid_from);
+        let told: Vec<String> = cells
+            .iter()
+            .take(MAX_KNOWN_LISTED)
+            .filter_map(|cell| {
+                let sentence = told_to_user(&cell.content)?;
+                recalled.push(json!({
+                    "id": cell.id.to_string(), "text": cell.content.text, "accepted": true,
+                    "in_prompt": true, "rendered": sentence,
+                    "evidence": "the question asks what memory holds about the user",
+                }));
+                Some(sentence)
+            })
+            .collect();
+        match told.as_slice() {
+            [] => "I don't know anything about you yet. Tell me something and I will remember it."
+                .to_string(),
+            [one] => format!("I know that {one}."),
+            [init @ .., last] => {
+                let more = cells.len().saturating_sub(told.len());
+                let tail = if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                };
+                format!("I know that {}, and {last}{tail}.", init.join(", "))
+            }
+        }
     }
 
     /// The capability fact that best answers `text` ([`crate::capabilities::rank`]), with its

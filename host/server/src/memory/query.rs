@@ -95,6 +95,46 @@ pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
         .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
 }
 
+/// The user's own facet a question asks for in its cue words with the user as its subject
+/// ("Where do I live?" → `city`, "How old am I?" → `age`): the question's words
+/// ([`query_words`]) hold "i" but neither "my" (that question names its κ, [`asked_kappa`])
+/// nor "you"/"your" (a question to the assistant).
+pub fn asked_user_facet(text: &str) -> Option<&'static str> {
+    let words = query_words(text);
+    let about_user =
+        words.contains("i") && !["my", "you", "your"].iter().any(|w| words.contains(*w));
+    if !is_question(text) || !about_user {
+        return None;
+    }
+    FACET_CUES
+        .iter()
+        .find(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
+        .map(|(facet, _)| *facet)
+}
+
+/// Whether the text asks what memory holds about the user: "What do you know about me?",
+/// "What do you remember about me?", "What have I told you?", "Tell me what you know of me".
+pub fn asks_what_is_known(text: &str) -> bool {
+    let lower = text.trim().to_lowercase().replace('’', "'");
+    let knows = [
+        "know", "remember", "recall", "stored", "store", "keep", "have",
+    ]
+    .iter()
+    .any(|verb| lower.contains(&format!("you {verb}")));
+    let about_me = [" about me", " of me", " on me"]
+        .iter()
+        .any(|tail| lower.contains(tail));
+    let told = [
+        "what have i told you",
+        "what did i tell you",
+        "what i have told you",
+        "what i told you",
+    ]
+    .iter()
+    .any(|p| lower.contains(p));
+    (knows && about_me) || told
+}
+
 /// Words that make a text more than a statement: it asks for something besides stating it
 /// ("…, remind me to buy a gift", "… and he is sick, what should I do").
 const REQUEST_WORDS: &[&str] = &[
@@ -392,6 +432,32 @@ mod tests {
             ("", &[]),
         ] {
             assert!(!states_only(text, captured), "{text}");
+        }
+    }
+
+    #[test]
+    fn questions_about_the_user_name_their_facet_or_ask_for_everything() {
+        assert_eq!(asked_user_facet("Where do I live?"), Some("city"));
+        assert_eq!(asked_user_facet("How old am I?"), Some("age"));
+        assert_eq!(asked_user_facet("Where do I work now?"), Some("employer"));
+        assert_eq!(asked_user_facet("How old is my dog?"), None);
+        assert_eq!(asked_user_facet("What do I call you?"), None);
+        assert_eq!(asked_user_facet("I live in Lyon"), None);
+        for text in [
+            "What do you know about me?",
+            "what do you remember about me",
+            "Tell me what you know of me.",
+            "What have I told you so far?",
+            "What information do you have on me?",
+        ] {
+            assert!(asks_what_is_known(text), "{text}");
+        }
+        for text in [
+            "What do you know?",
+            "Tell me about yourself",
+            "What did you say about Lyon?",
+        ] {
+            assert!(!asks_what_is_known(text), "{text}");
         }
     }
 

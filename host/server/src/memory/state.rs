@@ -169,6 +169,36 @@ pub fn answer_opening(content: &engram_memory::CellContent) -> Option<String> {
     Some(opening.to_string())
 }
 
+/// One of the user's own facts said to the user, without the full stop: "you live in
+/// Lyon", "your dog's name is Rex", "your hobbies are chess and hiking"; `None` for a cell
+/// that is not the user's.
+pub fn told_to_user(content: &engram_memory::CellContent) -> Option<String> {
+    let value = display_value(&content.value.raw);
+    let owner = content.subject.strip_prefix("user.");
+    if owner.is_none() && content.subject != "user" {
+        return None;
+    }
+    if owner.is_none() {
+        let sentence = match content.facet.as_str() {
+            "city" => Some(format!("you live in {value}")),
+            "hometown" => Some(format!("you are from {value}")),
+            "employer" => Some(format!("you work at {value}")),
+            "age" => Some(format!("you are {value} years old")),
+            _ => None,
+        };
+        if sentence.is_some() {
+            return sentence;
+        }
+    }
+    let facet = content.facet.replace('_', " ");
+    let last = facet.split_whitespace().last().unwrap_or_default();
+    let verb = if is_plural(last) { "are" } else { "is" };
+    Some(match owner {
+        Some(owner) => format!("your {}'s {facet} {verb} {value}", owner.replace('_', " ")),
+        None => format!("your {facet} {verb} {value}"),
+    })
+}
+
 /// The user's own facets written by the capture plugin's built-in statement patterns, said
 /// the way the user said them ("The user lives in Lisbon." rather than "The user's city is
 /// Lisbon.", which the default 135M model answered with another city); without the full
@@ -236,6 +266,30 @@ mod tests {
             render_fact(&fact("favourite_colour", "teal")),
             "The user's favourite colour is teal."
         );
+    }
+
+    #[test]
+    fn the_users_facts_are_told_to_them_in_the_second_person() {
+        let told = |subject: &str, facet: &str, value: &str| {
+            told_to_user(&content(subject, facet, value, ""))
+        };
+        assert_eq!(
+            told("user", "city", "Lyon").as_deref(),
+            Some("you live in Lyon")
+        );
+        assert_eq!(
+            told("user", "age", "int:36").as_deref(),
+            Some("you are 36 years old")
+        );
+        assert_eq!(
+            told("user.dog", "name", "Rex").as_deref(),
+            Some("your dog's name is Rex")
+        );
+        assert_eq!(
+            told("user", "hobbies", "chess and hiking").as_deref(),
+            Some("your hobbies are chess and hiking")
+        );
+        assert_eq!(told("engram", "endpoints", "x"), None);
     }
 
     #[test]
