@@ -171,3 +171,28 @@ def test_joined_statements_and_named_pets_are_captured_and_recalled(fresh_data_d
         assert "Lyon" not in ask("What do you know about me?")[0]
     finally:
         srv.stop()
+
+
+def test_she_and_he_in_later_clauses_are_the_person_just_named(fresh_data_dir):
+    # "My wife is called Julia and she works at Airbus. She's 41." is three facts about
+    # user.wife; each is answered in the second person, and "Who is my wife?" gives her name.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content
+
+        assert ask("My wife is called Julia and she works at Airbus. She's 41.") == "Noted."
+        assert "Airbus" in ask("Where does my wife work?")
+        assert "41" in ask("How old is my wife?")
+        assert "Julia" in ask("Who is my wife?")
+        known = ask("What do you know about me?")
+        for fact in ("your wife's name is Julia", "your wife works at Airbus",
+                     "your wife is 41 years old"):
+            assert fact in known, known
+    finally:
+        srv.stop()

@@ -517,15 +517,25 @@ fn self_introduction(rest: &str) -> Option<&str> {
 const JOINERS: &[&str] = &[", and ", ", but ", " and ", " but ", "; ", ", "];
 
 /// The clauses of a sentence: it is cut at the first joiner whose rest states a fact by
-/// itself ([`sentence_facts`]), and the rest is cut the same way. A sentence with no such
-/// joiner is one clause.
+/// itself ([`sentence_facts`]) or opens with a pronoun ([`CLAUSE_PRONOUNS`]: "… and she works
+/// at Airbus"), and the rest is cut the same way. A sentence with no such joiner is one
+/// clause.
 pub fn clauses(sentence: &str) -> Vec<&str> {
     // ASCII lowercasing keeps every byte offset valid in `sentence`.
     let lower = sentence.to_ascii_lowercase();
+    let opens_clause = |rest: &str| {
+        let first = rest
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .next()
+            .unwrap_or("");
+        CLAUSE_PRONOUNS.contains(&first)
+    };
     let cut = JOINERS
         .iter()
         .flat_map(|j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
-        .filter(|&(i, end)| i > 0 && sentence_facts(&sentence[end..]).is_some())
+        .filter(|&(i, end)| {
+            i > 0 && (opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some())
+        })
         .min_by_key(|&(i, end)| (i, std::cmp::Reverse(end)));
     match cut {
         Some((i, end)) => {
@@ -542,12 +552,69 @@ pub fn extract(text: &str) -> Vec<Fact> {
     if skip_turn(text) {
         return Vec::new();
     }
-    sentences(text)
+    // The thing or person the last fact was about: "she"/"he" in a later clause of the turn
+    // ("My wife is called Julia and she works at Airbus") is about them.
+    let mut last_being: Option<String> = None;
+    let mut out = Vec::new();
+    for sentence in sentences(text)
         .iter()
         .filter(|s| !skip_turn(strip_markers(s)))
-        .flat_map(|s| clauses(s))
-        .filter_map(sentence_facts)
-        .collect()
+    {
+        for clause in clauses(sentence) {
+            let found = sentence_facts(clause).or_else(|| {
+                last_being
+                    .as_deref()
+                    .and_then(|subject| third_person_fact(clause, subject))
+            });
+            if let Some(fact) = found {
+                last_being = fact
+                    .subject
+                    .starts_with("user.")
+                    .then(|| fact.subject.clone());
+                out.push(fact);
+            }
+        }
+    }
+    out
+}
+
+/// A fact about `subject` (`user.wife`) in a clause that speaks of them as "she", "he" or
+/// "they": "she works at Airbus" → (`user.wife`, `employer`, "Airbus"), "he lives in Rome",
+/// "she is from Oslo", "he is 7 (years old)".
+fn third_person_fact(clause: &str, subject: &str) -> Option<Fact> {
+    let lower = clause.to_ascii_lowercase();
+    let (_, rest) = ["she ", "he ", "they ", "she's ", "he's "]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p).map(|r| (p, r)))?;
+    let at = clause.len() - rest.len();
+    for (verb, facet) in [
+        ("works at ", "employer"),
+        ("works for ", "employer"),
+        ("work at ", "employer"),
+        ("work for ", "employer"),
+        ("lives in ", "city"),
+        ("live in ", "city"),
+        ("is from ", "hometown"),
+        ("are from ", "hometown"),
+        ("from ", "hometown"),
+    ] {
+        if rest.starts_with(verb) {
+            return fact(
+                subject.into(),
+                facet.into(),
+                &clause[at + verb.len()..],
+                clause,
+            );
+        }
+    }
+    let age = rest.strip_prefix("is ").unwrap_or(rest);
+    let n = age
+        .trim_end_matches(['.', '!'])
+        .trim_end_matches(" years old")
+        .trim();
+    (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        .then(|| fact(subject.into(), "age".into(), n, clause))
+        .flatten()
 }
 
 struct CaptureFacts;
@@ -658,6 +725,27 @@ mod tests {
         assert_eq!(
             one("My little sister is called Mia").0,
             "user.little_sister"
+        );
+        // "she"/"he" in a later clause is the being the turn just named.
+        let wife: Vec<(String, String, String)> = extract(
+            "My wife is called Julia and she works at Airbus. She's 41 and she lives in Toulouse.",
+        )
+        .into_iter()
+        .map(|f| (f.subject, f.facet, f.value))
+        .collect();
+        assert_eq!(
+            wife,
+            [
+                ("user.wife", "name", "Julia"),
+                ("user.wife", "employer", "Airbus"),
+                ("user.wife", "age", "int:41"),
+                ("user.wife", "city", "Toulouse"),
+            ]
+            .map(|(s, f, v)| (s.to_string(), f.to_string(), v.to_string()))
+        );
+        assert!(
+            extract("She works at Airbus").is_empty(),
+            "nobody named before"
         );
         // Introductions and bare ages.
         assert_eq!(

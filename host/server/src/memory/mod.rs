@@ -41,8 +41,9 @@ mod state;
 
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
-    asked_kappa, asked_user_facet, asks_for_facet, asks_what_is_known, is_forget_request,
-    is_plural, is_question, names_owner, query_words, singular, states_only, wants_detail,
+    asked_kappa, asked_user_facet, asks_for_facet, asks_what_is_known, cued_facet,
+    is_forget_request, is_plural, is_question, names_owner, query_words, singular, states_only,
+    wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
@@ -555,8 +556,14 @@ impl MemoryServices {
                 let words = query_words(user_text);
                 // "What is my dog's name?" asks for the dog's name: its "my" does not name
                 // the user's own name.
-                let owner_asked =
-                    asked_kappa(user_text).is_some_and(|(subject, _)| subject != "user");
+                let asked = asked_kappa(user_text);
+                let owner_asked = asked.as_ref().is_some_and(|(subject, _)| subject != "user");
+                // "Who is my wife?" asks for `user.wife`'s name when that is what memory holds
+                // ("How old is my wife?" asks for her age, by its cue).
+                let named_thing = asked
+                    .as_ref()
+                    .filter(|(subject, _)| subject == "user" && cued_facet(&words).is_none())
+                    .map(|(_, facet)| format!("user.{facet}"));
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -569,9 +576,13 @@ impl MemoryServices {
                         .find(|c| c.cell.id.to_string() == candidate.id)
                         .map(|c| (&c.cell, c.features));
                     let names_kappa = cell.is_some_and(|(cell, features)| {
-                        (features.facet_match || asks_for_facet(&words, &cell.content.facet))
-                            && (features.kappa_match || names_owner(&words, &cell.content.subject))
-                            && !(owner_asked && cell.content.subject == "user")
+                        let content = &cell.content;
+                        let named = named_thing.as_deref() == Some(content.subject.as_str())
+                            && content.facet == "name";
+                        named
+                            || (features.facet_match || asks_for_facet(&words, &content.facet))
+                                && (features.kappa_match || names_owner(&words, &content.subject))
+                                && !(owner_asked && content.subject == "user")
                     });
                     let replaced = cell.is_some_and(|(cell, _)| replaces(&cell.content));
                     let in_prompt = !replaced && (accept || (names_kappa && routed < STATE_EXTRA));
@@ -944,7 +955,12 @@ impl MemoryServices {
         }
         let (subject, facet) = asked_kappa(user_text)
             .or_else(|| asked_user_facet(user_text).map(|f| ("user".to_string(), f.to_string())))?;
-        if self.store.get(&subject, &facet, None).is_some() {
+        let thing_named = subject == "user"
+            && self
+                .store
+                .get(&format!("user.{facet}"), "name", None)
+                .is_some();
+        if thing_named || self.store.get(&subject, &facet, None).is_some() {
             return None;
         }
         let described = describe_kappa(&subject, &facet);

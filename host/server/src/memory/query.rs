@@ -106,6 +106,12 @@ pub fn asked_user_facet(text: &str) -> Option<&'static str> {
     if !is_question(text) || !about_user {
         return None;
     }
+    cued_facet(&words)
+}
+
+/// The first facet of [`FACET_CUES`] the query's words ([`query_words`]) ask for by a cue
+/// ("old" → `age`), if any.
+pub fn cued_facet(words: &HashSet<String>) -> Option<&'static str> {
     FACET_CUES
         .iter()
         .find(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
@@ -459,6 +465,14 @@ mod tests {
         ] {
             assert!(!asks_what_is_known(text), "{text}");
         }
+    }
+
+    #[test]
+    fn who_is_my_x_asks_for_x() {
+        assert_eq!(
+            asked_kappa("Who is my wife?"),
+            Some(("user".to_string(), "wife".to_string()))
+        );
     }
 
     #[test]

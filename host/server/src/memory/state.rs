@@ -140,6 +140,13 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
             return format!("{sentence}{end}");
         }
     }
+    if let (Some(owner), Some((third, _, tail))) = (
+        content.subject.strip_prefix("user."),
+        verb_facet(&content.facet),
+    ) {
+        let owner = owner.replace('_', " ");
+        return format!("The user's {owner} {third} {value}{tail}{end}");
+    }
     let last = facet.split_whitespace().last().unwrap_or_default();
     let verb = if is_plural(last) { "are" } else { "is" };
     format!("{owner} {facet} {verb} {value}{end}")
@@ -153,20 +160,35 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
 /// answer ("The user's laptop's color is teal." to "What color is my laptop?", 20/20 probes);
 /// opened this way it goes on with the facet and the value. `None` for other subjects.
 pub fn answer_opening(content: &engram_memory::CellContent) -> Option<String> {
+    let verb = verb_facet(&content.facet);
     if let Some(owner) = content.subject.strip_prefix("user.") {
-        return Some(format!("Your {}'s", owner.replace('_', " ")));
+        let owner = owner.replace('_', " ");
+        return Some(match verb {
+            Some((third, _, _)) => format!("Your {owner} {third}"),
+            None => format!("Your {owner}'s"),
+        });
     }
     if content.subject != "user" {
         return None;
     }
-    let opening = match content.facet.as_str() {
-        "city" => "You live in",
-        "hometown" => "You are from",
-        "employer" => "You work at",
-        "age" => "You are",
-        facet => return Some(format!("Your {}", facet.replace('_', " "))),
-    };
-    Some(opening.to_string())
+    Some(match verb {
+        Some((_, second, _)) => format!("You {second}"),
+        None => format!("Your {}", content.facet.replace('_', " ")),
+    })
+}
+
+/// How a sentence says a facet the capture plugin reads from a verb ("I live in Lisbon" →
+/// `city`): the verb after a third-person subject ("lives in"), after "you" ("live in"),
+/// and what follows the value (" years old" for the age); `None` for a facet said as "…'s
+/// <facet> is <value>".
+fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    match facet {
+        "city" => Some(("lives in", "live in", "")),
+        "hometown" => Some(("is from", "are from", "")),
+        "employer" => Some(("works at", "work at", "")),
+        "age" => Some(("is", "are", " years old")),
+        _ => None,
+    }
 }
 
 /// One of the user's own facts said to the user, without the full stop: "you live in
@@ -178,17 +200,11 @@ pub fn told_to_user(content: &engram_memory::CellContent) -> Option<String> {
     if owner.is_none() && content.subject != "user" {
         return None;
     }
-    if owner.is_none() {
-        let sentence = match content.facet.as_str() {
-            "city" => Some(format!("you live in {value}")),
-            "hometown" => Some(format!("you are from {value}")),
-            "employer" => Some(format!("you work at {value}")),
-            "age" => Some(format!("you are {value} years old")),
-            _ => None,
-        };
-        if sentence.is_some() {
-            return sentence;
-        }
+    if let Some((third, second, tail)) = verb_facet(&content.facet) {
+        return Some(match owner {
+            Some(owner) => format!("your {} {third} {value}{tail}", owner.replace('_', " ")),
+            None => format!("you {second} {value}{tail}"),
+        });
     }
     let facet = content.facet.replace('_', " ");
     let last = facet.split_whitespace().last().unwrap_or_default();
@@ -204,14 +220,7 @@ pub fn told_to_user(content: &engram_memory::CellContent) -> Option<String> {
 /// Lisbon.", which the default 135M model answered with another city); without the full
 /// stop, which [`render_fact`] adds.
 fn user_sentence(facet: &str, value: &str) -> Option<String> {
-    let sentence = match facet {
-        "city" => format!("The user lives in {value}"),
-        "hometown" => format!("The user is from {value}"),
-        "employer" => format!("The user works at {value}"),
-        "age" => format!("The user is {value} years old"),
-        _ => return None,
-    };
-    Some(sentence)
+    verb_facet(facet).map(|(third, _, tail)| format!("The user {third} {value}{tail}"))
 }
 
 /// A stored value as the model reads it: without the type prefix a capture plugin wrote
@@ -290,6 +299,13 @@ mod tests {
             Some("your hobbies are chess and hiking")
         );
         assert_eq!(told("engram", "endpoints", "x"), None);
+        assert_eq!(
+            told("user.wife", "employer", "Airbus").as_deref(),
+            Some("your wife works at Airbus")
+        );
+        let wife = content("user.wife", "employer", "Airbus", "");
+        assert_eq!(render_fact(&wife), "The user's wife works at Airbus.");
+        assert_eq!(answer_opening(&wife).as_deref(), Some("Your wife works at"));
     }
 
     #[test]
