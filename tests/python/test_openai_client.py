@@ -186,6 +186,8 @@ def test_she_and_he_in_later_clauses_are_the_person_just_named(fresh_data_dir):
                                           extra_body={"memory": {"recall": True, "capture": True}})
             return r.choices[0].message.content
 
+        assert ask("I love hiking.") == "Noted."
+        assert "hiking" in ask("What do I like?")
         assert ask("My wife is called Julia and she works at Airbus. She's 41.") == "Noted."
         assert "Airbus" in ask("Where does my wife work?")
         assert "41" in ask("How old is my wife?")

@@ -11,7 +11,7 @@
 //! - `I live in <place>` → (`user`, `city`, place); `I'm from <place>` →
 //!   (`user`, `hometown`, place); `I work at|for <org>` → (`user`, `employer`,
 //!   org); `I am <n> years old` → (`user`, `age`, `int:<n>`); `call me <name>`
-//!   → (`user`, `name`, name)
+//!   → (`user`, `name`, name); `I like|love|enjoy <thing>` → (`user`, `likes`, thing)
 //!
 //! - `the <facet> of my <thing> is <value>` → (`user.<thing>`, `<facet>`, value)
 //!
@@ -464,12 +464,23 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i come from ", "hometown"),
         ("i work at ", "employer"),
         ("i work for ", "employer"),
+        ("i like ", "likes"),
+        ("i also like ", "likes"),
+        ("i love ", "likes"),
+        ("i also love ", "likes"),
+        ("i enjoy ", "likes"),
+        ("i also enjoy ", "likes"),
         ("call me ", "name"),
         ("i'm called ", "name"),
         ("i am called ", "name"),
     ] {
         if lower.starts_with(prefix) {
-            return fact("user".into(), facet.into(), &rest(prefix), statement);
+            let value = rest(prefix);
+            // "I like it", "I love you": what is liked is not named.
+            if facet == "likes" && NOT_LIKED.contains(&bare_value(&value).to_lowercase().as_str()) {
+                return None;
+            }
+            return fact("user".into(), facet.into(), &value, statement);
         }
     }
     for prefix in ["i am ", "i'm "] {
@@ -489,6 +500,24 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     }
     None
 }
+
+/// Objects of "I like …" that name nothing to remember.
+const NOT_LIKED: &[&str] = &[
+    "it",
+    "that",
+    "this",
+    "you",
+    "them",
+    "him",
+    "her",
+    "these",
+    "those",
+    "your answer",
+    "that idea",
+    "it a lot",
+    "that a lot",
+    "you too",
+];
 
 /// Capitalised words after "I'm" that are not a name ("I'm Fine", "I'm Back").
 const NOT_NAMES: &[&str] = &[
@@ -747,6 +776,10 @@ mod tests {
             extract("She works at Airbus").is_empty(),
             "nobody named before"
         );
+        // What the user likes.
+        assert_eq!(one("I love hiking").1, "likes");
+        assert_eq!(one("I also like sushi").2, "sushi");
+        assert!(extract("I like it").is_empty() && extract("I love you!").is_empty());
         // Introductions and bare ages.
         assert_eq!(
             facts("Hello, I'm Ada. I'm 36 and I live in Lyon."),

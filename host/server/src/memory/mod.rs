@@ -554,6 +554,9 @@ impl MemoryServices {
                 let mut state: Vec<StateFact> = Vec::new();
                 let mut routed = 0;
                 let words = query_words(user_text);
+                // A cue word asks for its facet in a question only ("Where do I live?", not
+                // "I'd like a pasta recipe").
+                let asking = is_question(user_text);
                 // "What is my dog's name?" asks for the dog's name: its "my" does not name
                 // the user's own name.
                 let asked = asked_kappa(user_text);
@@ -580,7 +583,8 @@ impl MemoryServices {
                         let named = named_thing.as_deref() == Some(content.subject.as_str())
                             && content.facet == "name";
                         named
-                            || (features.facet_match || asks_for_facet(&words, &content.facet))
+                            || (features.facet_match
+                                || asking && asks_for_facet(&words, &content.facet))
                                 && (features.kappa_match || names_owner(&words, &content.subject))
                                 && !(owner_asked && content.subject == "user")
                     });

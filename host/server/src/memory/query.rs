@@ -84,6 +84,7 @@ const FACET_CUES: &[(&str, &[&str])] = &[
     ),
     ("age", &["old", "age"]),
     ("name", &["name", "called", "call"]),
+    ("likes", &["like", "likes", "love", "enjoy"]),
 ];
 
 /// Whether the query ([`query_words`]) asks for `facet` by one of its cue words

@@ -187,6 +187,7 @@ fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)>
         "hometown" => Some(("is from", "are from", "")),
         "employer" => Some(("works at", "work at", "")),
         "age" => Some(("is", "are", " years old")),
+        "likes" => Some(("likes", "like", "")),
         _ => None,
     }
 }
