@@ -41,6 +41,25 @@ echo "== NVRTC for the CUDA kernel compile test (nvidia-cuda-nvrtc-cu12)"
 .venv/bin/pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc-cu12==12.8.93"
 
 # The engine benchmark's peer (`engram bench engine` runs llama.cpp through it). Built from
-# source by pip (several minutes the first time); pip skips it when already installed.
+# source by pip (several minutes the first time); skipped when this build is installed.
+# On x86_64 it is built for the machine's own vector extensions but without AMX: ggml's
+# default -march=native build runs AMX tile instructions (`ldtilecfg`) on a CPU that
+# advertises AMX, and they fault where the VM does not enable the tile state (the peer died
+# with SIGSEGV on such a machine).
 echo "== llama.cpp peer for the engine benchmark (llama-cpp-python)"
-.venv/bin/pip install --quiet --disable-pip-version-check "llama-cpp-python==0.3.36"
+llama_marker=.venv/.llama-cpp-python-0.3.36-no-amx
+if [ ! -f "$llama_marker" ]; then
+  cmake_args=""
+  if [ "$(uname -m)" = x86_64 ]; then
+    cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    cmake_args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx512f:AVX512 avx512_vnni:AVX512_VNNI \
+                avx512vbmi:AVX512_VBMI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
+      case "$cpu_flags" in *" ${pair%%:*} "*) cmake_args+=" -DGGML_${pair#*:}=ON" ;; esac
+    done
+  fi
+  .venv/bin/pip uninstall --quiet --yes llama-cpp-python >/dev/null 2>&1 || true
+  CMAKE_ARGS="$cmake_args" .venv/bin/pip install --quiet --disable-pip-version-check \
+    --no-cache-dir "llama-cpp-python==0.3.36"
+  touch "$llama_marker"
+fi
