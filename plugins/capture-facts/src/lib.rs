@@ -157,20 +157,30 @@ const CLAUSE_PRONOUNS: &[&str] = &[
     "we're", "you", "that", "that's", "which", "who",
 ];
 
+/// Whether lower-case text opens with a pronoun of [`CLAUSE_PRONOUNS`] ("she works …").
+fn opens_clause(lower: &str) -> bool {
+    let first = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .next()
+        .unwrap_or("");
+    CLAUSE_PRONOUNS.contains(&first)
+}
+
+/// Every place lower-case text may be cut at a joiner of [`JOINERS`] but its start: (where
+/// the joiner begins, where it ends).
+fn joiner_cuts(lower: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    JOINERS
+        .iter()
+        .flat_map(move |j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
+        .filter(|&(i, _)| i > 0)
+}
+
 /// The text up to where a joiner opens a clause of its own ("Lyon and I love it" → "Lyon");
 /// a list ("Tom, Kit and Pip") is left whole.
 fn clause_head(value: &str) -> &str {
     let lower = value.to_ascii_lowercase();
-    JOINERS
-        .iter()
-        .flat_map(|j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
-        .filter(|&(i, end)| {
-            let next = lower[end..]
-                .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-                .next()
-                .unwrap_or("");
-            i > 0 && CLAUSE_PRONOUNS.contains(&next)
-        })
+    joiner_cuts(&lower)
+        .filter(|&(_, end)| opens_clause(&lower[end..]))
         .map(|(i, _)| i)
         .min()
         .map_or(value, |i| &value[..i])
@@ -485,12 +495,7 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     }
     for prefix in ["i am ", "i'm "] {
         if let Some(tail) = lower.strip_prefix(prefix) {
-            let tail = tail.trim_end_matches(['.', '!']).trim();
-            let n = tail
-                .strip_suffix(" years old")
-                .or_else(|| tail.strip_suffix(" yo"))
-                .unwrap_or(tail);
-            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+            if let Some(n) = stated_age(tail) {
                 return fact("user".into(), "age".into(), n, statement);
             }
             if let Some(name) = self_introduction(&s[prefix.len()..]) {
@@ -499,6 +504,16 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         }
     }
     None
+}
+
+/// The age in what follows "I'm" / "she is": "36", "36 years old", "36 yo" → "36".
+fn stated_age(tail: &str) -> Option<&str> {
+    let tail = tail.trim_end_matches(['.', '!']).trim();
+    let n = tail
+        .strip_suffix(" years old")
+        .or_else(|| tail.strip_suffix(" yo"))
+        .unwrap_or(tail);
+    (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit())).then_some(n)
 }
 
 /// Objects of "I like …" that name nothing to remember.
@@ -552,18 +567,9 @@ const JOINERS: &[&str] = &[", and ", ", but ", " and ", " but ", "; ", ", "];
 pub fn clauses(sentence: &str) -> Vec<&str> {
     // ASCII lowercasing keeps every byte offset valid in `sentence`.
     let lower = sentence.to_ascii_lowercase();
-    let opens_clause = |rest: &str| {
-        let first = rest
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-            .next()
-            .unwrap_or("");
-        CLAUSE_PRONOUNS.contains(&first)
-    };
-    let cut = JOINERS
-        .iter()
-        .flat_map(|j| lower.match_indices(j).map(move |(i, _)| (i, i + j.len())))
-        .filter(|&(i, end)| {
-            i > 0 && (opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some())
+    let cut = joiner_cuts(&lower)
+        .filter(|&(_, end)| {
+            opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some()
         })
         .min_by_key(|&(i, end)| (i, std::cmp::Reverse(end)));
     match cut {
@@ -636,14 +642,8 @@ fn third_person_fact(clause: &str, subject: &str) -> Option<Fact> {
             );
         }
     }
-    let age = rest.strip_prefix("is ").unwrap_or(rest);
-    let n = age
-        .trim_end_matches(['.', '!'])
-        .trim_end_matches(" years old")
-        .trim();
-    (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-        .then(|| fact(subject.into(), "age".into(), n, clause))
-        .flatten()
+    let n = stated_age(rest.strip_prefix("is ").unwrap_or(rest))?;
+    fact(subject.into(), "age".into(), n, clause)
 }
 
 struct CaptureFacts;

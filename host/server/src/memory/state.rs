@@ -2,6 +2,7 @@
 //! rendered as one plain sentence from its κ and value ([`render_fact`]), in one line with
 //! the instruction to answer with them ([`state_line`]).
 
+use super::gist::describe_kappa;
 use super::query::is_plural;
 
 /// One fact of the memory state, before [`focus_state`] orders and cuts the list.
@@ -135,21 +136,26 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     } else {
         "."
     };
-    if content.subject == "user" {
-        if let Some(sentence) = user_sentence(&content.facet, value) {
-            return format!("{sentence}{end}");
-        }
+    if let Some((third, _, tail)) = verb_facet(&content.facet) {
+        let who = match content.subject.strip_prefix("user.") {
+            Some(owner) => format!("The user's {}", owner.replace('_', " ")),
+            None => "The user".to_string(),
+        };
+        return format!("{who} {third} {value}{tail}{end}");
     }
-    if let (Some(owner), Some((third, _, tail))) = (
-        content.subject.strip_prefix("user."),
-        verb_facet(&content.facet),
-    ) {
-        let owner = owner.replace('_', " ");
-        return format!("The user's {owner} {third} {value}{tail}{end}");
-    }
-    let last = facet.split_whitespace().last().unwrap_or_default();
-    let verb = if is_plural(last) { "are" } else { "is" };
+    let verb = copula(&content.facet);
     format!("{owner} {facet} {verb} {value}{end}")
+}
+
+/// "are" for a facet whose last word is plural ("hobbies"), else "is".
+fn copula(facet: &str) -> &'static str {
+    let facet = facet.replace('_', " ");
+    let last = facet.split_whitespace().last().unwrap_or_default();
+    if is_plural(last) {
+        "are"
+    } else {
+        "is"
+    }
 }
 
 /// The first words of an answer to the user from one of their own facts, in the second
@@ -180,7 +186,9 @@ pub fn answer_opening(content: &engram_memory::CellContent) -> Option<String> {
 /// How a sentence says a facet the capture plugin reads from a verb ("I live in Lisbon" →
 /// `city`): the verb after a third-person subject ("lives in"), after "you" ("live in"),
 /// and what follows the value (" years old" for the age); `None` for a facet said as "…'s
-/// <facet> is <value>".
+/// <facet> is <value>". Said the way the user said them ("The user lives in Lisbon." rather
+/// than "The user's city is Lisbon.", which the default 135M model answered with another
+/// city).
 fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)> {
     match facet {
         "city" => Some(("lives in", "live in", "")),
@@ -196,32 +204,21 @@ fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)>
 /// Lyon", "your dog's name is Rex", "your hobbies are chess and hiking"; `None` for a cell
 /// that is not the user's.
 pub fn told_to_user(content: &engram_memory::CellContent) -> Option<String> {
-    let value = display_value(&content.value.raw);
     let owner = content.subject.strip_prefix("user.");
     if owner.is_none() && content.subject != "user" {
         return None;
     }
-    if let Some((third, second, tail)) = verb_facet(&content.facet) {
-        return Some(match owner {
-            Some(owner) => format!("your {} {third} {value}{tail}", owner.replace('_', " ")),
-            None => format!("you {second} {value}{tail}"),
-        });
-    }
-    let facet = content.facet.replace('_', " ");
-    let last = facet.split_whitespace().last().unwrap_or_default();
-    let verb = if is_plural(last) { "are" } else { "is" };
-    Some(match owner {
-        Some(owner) => format!("your {}'s {facet} {verb} {value}", owner.replace('_', " ")),
-        None => format!("your {facet} {verb} {value}"),
+    let value = display_value(&content.value.raw);
+    Some(match (verb_facet(&content.facet), owner) {
+        (Some((third, _, tail)), Some(owner)) => {
+            format!("your {} {third} {value}{tail}", owner.replace('_', " "))
+        }
+        (Some((_, second, tail)), None) => format!("you {second} {value}{tail}"),
+        (None, _) => {
+            let kappa = describe_kappa(&content.subject, &content.facet);
+            format!("{kappa} {} {value}", copula(&content.facet))
+        }
     })
-}
-
-/// The user's own facets written by the capture plugin's built-in statement patterns, said
-/// the way the user said them ("The user lives in Lisbon." rather than "The user's city is
-/// Lisbon.", which the default 135M model answered with another city); without the full
-/// stop, which [`render_fact`] adds.
-fn user_sentence(facet: &str, value: &str) -> Option<String> {
-    verb_facet(facet).map(|(third, _, tail)| format!("The user {third} {value}{tail}"))
 }
 
 /// A stored value as the model reads it: without the type prefix a capture plugin wrote
