@@ -198,3 +198,41 @@ def test_she_and_he_in_later_clauses_are_the_person_just_named(fresh_data_dir):
             assert fact in known, known
     finally:
         srv.stop()
+
+
+def test_jobs_and_named_groups_are_captured_and_recalled(fresh_data_dir):
+    # "I'm Maya and I work as a nurse." holds a name and a job; "I have two kids, Sam and
+    # Lily." names a group. Each is asked in the words people use ("What do I do for a
+    # living?", "What are my kids called?"), and a job with an employer is two facts, each
+    # answered by its own question.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content
+
+        kids = ask("What are my kids called?")
+        assert kids == "I have no memory of your kids' names.", kids
+        assert ask("Hi! I'm Maya and I work as a nurse in Leeds.") == "Noted."
+        assert ask("I have two kids, Sam and Lily.") == "Noted."
+        for question in ("What are my kids called?", "What are the names of my kids?"):
+            kids = ask(question)
+            assert "Sam and Lily" in kids and "Maya" not in kids, (question, kids)
+        for question in ("What's my job?", "What do I do for a living?", "What is my occupation?"):
+            job = ask(question)
+            assert "a nurse" in job, (question, job)
+        assert ask("What's my name?").startswith("Your name is Maya"), "name"
+        assert ask("I'm an engineer at Airbus.") == "Noted."
+        job = ask("What do I do for a living?")
+        assert "an engineer" in job and "nurse" not in job, job
+        assert "Airbus" in ask("Where do I work?")
+        known = ask("What do you know about me?")
+        for fact in ("your name is Maya", "your job is an engineer", "your kids are Sam and Lily",
+                     "you work at Airbus"):
+            assert fact in known, known
+    finally:
+        srv.stop()

@@ -19,6 +19,10 @@ pub struct GenerateOptions {
     /// Values the text continues exactly once it has begun one, or said the words that lead
     /// into it ([`crate::anchor`]); empty: off, generation as without it.
     pub anchors: Vec<crate::anchor::Anchor>,
+    /// The answer's first words, already in the session before the generation (an opening
+    /// the caller wrote: "Your job"): anchoring reads the answer as they plus the generated
+    /// text, so a value's lead that spans both ("job" + " is") is found. Nothing else reads it.
+    pub answer_start: String,
 }
 
 impl Default for GenerateOptions {
@@ -28,6 +32,7 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             sampler: SamplerConfig::greedy(),
             anchors: Vec::new(),
+            answer_start: String::new(),
         }
     }
 }
@@ -97,7 +102,8 @@ pub fn generate(
     let mut anchored = 0;
     'gen: while tokens.len() < opts.max_tokens {
         if let Some(anchors) = &anchors {
-            anchored += usize::from(anchors.constrain(text.as_bytes(), &mut logits));
+            let answer = [opts.answer_start.as_bytes(), text.as_bytes()].concat();
+            anchored += usize::from(anchors.constrain(&answer, &mut logits));
         }
         let next = sampler.sample(&logits, session.tokens());
         if tok.is_end_of_generation(next) {

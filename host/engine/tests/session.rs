@@ -267,3 +267,45 @@ fn anchors_change_nothing_until_the_text_begins_one_and_then_keep_it_exact() {
     assert!(anchored.text.contains(&value), "{:?}", anchored.text);
     assert!(anchored.anchored >= 1);
 }
+
+#[test]
+fn a_lead_begun_in_the_answer_start_is_found() {
+    use engram_engine::anchor::Anchor;
+    use engram_engine::GenerateOptions;
+    let m = model();
+    let p = prompt(&m);
+    let run = |answer_start: &str, anchors| {
+        fresh_generation(
+            &m,
+            &p,
+            GenerateOptions {
+                max_tokens: 24,
+                anchors,
+                answer_start: answer_start.to_string(),
+                ..Default::default()
+            },
+        )
+    };
+    let free = run("", Vec::new());
+    // The lead is the answer start's word and the answer's first word: only the two together
+    // end with it.
+    let start = free.text.find(|c: char| c.is_alphanumeric()).expect("a word");
+    let end = free.text[start..]
+        .find(|c: char| !c.is_alphanumeric())
+        .map_or(free.text.len(), |i| start + i);
+    let lead = format!("Opening{}", &free.text[..end]);
+    let anchor = Anchor {
+        value: "QX7anchored".into(),
+        lead: Some(lead.clone()),
+    };
+    let without_start = run("", vec![anchor.clone()]);
+    assert_eq!(without_start.tokens, free.tokens, "lead {lead:?} found too early");
+    // An answer start alone changes no token.
+    assert_eq!(run("Opening", Vec::new()).tokens, free.tokens);
+    let led = run("Opening", vec![anchor]);
+    assert!(
+        led.text.starts_with(&format!("{} QX7anchored", &free.text[..end])),
+        "{:?} after the lead {lead:?}",
+        led.text
+    );
+}

@@ -78,7 +78,7 @@ impl SamplingArgs {
                 repeat_last_n: 64,
                 seed: self.seed,
             },
-            anchors: Vec::new(),
+            ..GenerateOptions::default()
         }
     }
 }

@@ -122,6 +122,33 @@ fn capture_facts_admits_statements_and_skips_questions_requests_forget() {
             fact("user", "employer", "Acme", "I work at Acme"),
         ]
     );
+    // A job with its employer, and a named group.
+    assert_eq!(
+        cap("I work as a nurse at Leeds General."),
+        vec![
+            fact(
+                "user",
+                "job",
+                "a nurse",
+                "I work as a nurse at Leeds General"
+            ),
+            fact(
+                "user",
+                "employer",
+                "Leeds General",
+                "I work as a nurse at Leeds General"
+            ),
+        ]
+    );
+    assert_eq!(
+        cap("I have two kids, Sam and Lily."),
+        vec![fact(
+            "user",
+            "kids",
+            "Sam and Lily",
+            "I have two kids, Sam and Lily"
+        )]
+    );
     // Two statements joined in one sentence after a greeting: one fact each.
     assert_eq!(
         cap("Hi! My name is Ada and I live in Lyon."),

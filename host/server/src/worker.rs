@@ -520,6 +520,12 @@ impl Worker {
                 stop: stop.clone(),
                 sampler,
                 anchors: anchors.clone(),
+                // Only the first round's answer follows the opening.
+                answer_start: if rounds_done == 0 {
+                    report.opening.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                },
             };
             let (answer, finish_reason, tokens) = self.answer_once(
                 &mut session,

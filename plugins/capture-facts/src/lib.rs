@@ -12,6 +12,11 @@
 //!   (`user`, `hometown`, place); `I work at|for <org>` → (`user`, `employer`,
 //!   org); `I am <n> years old` → (`user`, `age`, `int:<n>`); `call me <name>`
 //!   → (`user`, `name`, name); `I like|love|enjoy <thing>` → (`user`, `likes`, thing)
+//! - `I work as a nurse`, `I'm a software engineer` (an occupation of [`OCCUPATIONS`]) →
+//!   (`user`, `job`, "a nurse"); `… at|for <org>` adds (`user`, `employer`, org)
+//! - `I have two kids, Sam and Lily`, `I have 3 cats named Tom, Kit and Pip` → (`user`,
+//!   `kids`, "Sam and Lily"), as `my kids are Sam and Lily` reads; `I have a son, Tom` →
+//!   (`user.son`, `name`, "Tom"), as `I have a son named Tom` reads
 //!
 //! - `the <facet> of my <thing> is <value>` → (`user.<thing>`, `<facet>`, value)
 //!
@@ -464,6 +469,12 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         }
         return None;
     }
+    if let Some(fact) = stated_job(s, statement) {
+        return Some(fact);
+    }
+    if let Some(fact) = named_group(s, statement) {
+        return Some(fact);
+    }
     for (prefix, facet) in [
         ("i live in ", "city"),
         ("i am living in ", "city"),
@@ -504,6 +515,241 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         }
     }
     None
+}
+
+/// Head nouns of an occupation: "I'm a nurse", "I am an ER nurse", "I'm a software
+/// engineer" state a job; "I'm a bit tired", "I'm a big fan of jazz" or "I'm a mother of
+/// two" do not (what follows "I work as" is a job whatever its noun).
+const OCCUPATIONS: &[&str] = &[
+    "accountant",
+    "actor",
+    "actress",
+    "administrator",
+    "analyst",
+    "architect",
+    "artist",
+    "assistant",
+    "baker",
+    "barista",
+    "biologist",
+    "builder",
+    "carpenter",
+    "cashier",
+    "ceo",
+    "chef",
+    "chemist",
+    "cleaner",
+    "clerk",
+    "coach",
+    "consultant",
+    "cook",
+    "counselor",
+    "counsellor",
+    "cto",
+    "dancer",
+    "dentist",
+    "designer",
+    "developer",
+    "doctor",
+    "driver",
+    "economist",
+    "editor",
+    "electrician",
+    "engineer",
+    "entrepreneur",
+    "farmer",
+    "firefighter",
+    "founder",
+    "hairdresser",
+    "intern",
+    "journalist",
+    "judge",
+    "lawyer",
+    "lecturer",
+    "librarian",
+    "manager",
+    "mathematician",
+    "mechanic",
+    "midwife",
+    "musician",
+    "nurse",
+    "officer",
+    "painter",
+    "paramedic",
+    "pharmacist",
+    "photographer",
+    "physician",
+    "physicist",
+    "physiotherapist",
+    "pilot",
+    "plumber",
+    "policeman",
+    "policewoman",
+    "professor",
+    "programmer",
+    "psychologist",
+    "receptionist",
+    "researcher",
+    "salesman",
+    "saleswoman",
+    "scientist",
+    "secretary",
+    "singer",
+    "soldier",
+    "student",
+    "surgeon",
+    "sysadmin",
+    "teacher",
+    "technician",
+    "therapist",
+    "translator",
+    "tutor",
+    "vet",
+    "veterinarian",
+    "waiter",
+    "waitress",
+    "writer",
+];
+
+/// Where a job phrase ends and the place of the work begins: "a nurse at Leeds General",
+/// "an engineer for Airbus", "a nurse in Leeds".
+const WORKPLACE_PREPOSITIONS: &[&str] = &[" at ", " for ", " in "];
+
+/// The job phrase a clause states and what follows it: "I work as a nurse at Leeds
+/// General" → ("a nurse", " at Leeds General"); also "I'm working as a cook", "I'm a
+/// software engineer", "I am an ER nurse". The job ends where a place of work begins
+/// ([`WORKPLACE_PREPOSITIONS`]); after "I'm a" its last word must be an occupation of
+/// [`OCCUPATIONS`].
+fn job_phrase(s: &str) -> Option<(&str, &str)> {
+    // ASCII lowercasing keeps every byte offset valid in `s`.
+    let lower = s.to_ascii_lowercase();
+    let as_job = [
+        "i work as ",
+        "i'm working as ",
+        "i am working as ",
+        "i'm employed as ",
+        "i am employed as ",
+    ]
+    .iter()
+    .find(|p| lower.starts_with(**p));
+    let (at, any_noun) = match as_job {
+        Some(p) => (p.len(), true),
+        // The article stays in the job: "a nurse".
+        None => (
+            ["i'm a ", "i'm an ", "i am a ", "i am an "]
+                .iter()
+                .find(|p| lower.starts_with(**p))
+                .map(|p| p.len() - if p.ends_with("an ") { 3 } else { 2 })?,
+            false,
+        ),
+    };
+    let end = WORKPLACE_PREPOSITIONS
+        .iter()
+        .filter_map(|p| lower[at..].find(p))
+        .min()
+        .map_or(s.len(), |i| at + i);
+    let job = s[at..end].trim_end_matches(['.', '!', ',']).trim();
+    let head = job.rsplit(' ').next().unwrap_or("").to_ascii_lowercase();
+    let known = OCCUPATIONS.contains(&head.as_str())
+        || head
+            .strip_suffix('s')
+            .is_some_and(|one| OCCUPATIONS.contains(&one));
+    (job.split_whitespace().count() <= 4 && (any_noun || known)).then(|| (job, &s[end..]))
+}
+
+/// The job a clause states ([`job_phrase`]) → (`user`, `job`, "a nurse").
+fn stated_job(s: &str, statement: &str) -> Option<Fact> {
+    let (job, _) = job_phrase(s)?;
+    fact("user".into(), "job".into(), job, statement)
+}
+
+/// The employer a job clause names after its job: "I work as a nurse at Leeds General" →
+/// (`user`, `employer`, "Leeds General"); `None` for a clause without a job or an employer,
+/// and for a student's place of study.
+fn stated_employer(clause: &str) -> Option<Fact> {
+    let (job, rest) = job_phrase(strip_markers(clause))?;
+    // "I'm a student at Oxford": a place of study, not an employer.
+    if job.to_ascii_lowercase().ends_with("student") {
+        return None;
+    }
+    let org = [" at ", " for "].iter().find_map(|p| {
+        rest.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+            .then(|| &rest[p.len()..])
+    })?;
+    fact("user".into(), "employer".into(), org, clause)
+}
+
+/// How many things a count word says: "two" → 2, "3" → 3, "a" → 1.
+fn count_word(word: &str) -> Option<u32> {
+    const WORDS: &[&str] = &[
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    match word {
+        "a" | "an" => Some(1),
+        _ => WORDS
+            .iter()
+            .position(|w| *w == word)
+            .map(|i| i as u32 + 1)
+            .or_else(|| word.parse().ok()),
+    }
+}
+
+/// Whether text is a list of names: capitalised words, joined by commas and "and" ("Sam and
+/// Lily", "Tom, Kit and Pip").
+fn is_name_list(text: &str) -> bool {
+    let words: Vec<&str> = text.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    !words.is_empty()
+        && words.iter().all(|w| {
+            *w == "and"
+                || (w.chars().next().is_some_and(char::is_uppercase)
+                    && w.chars()
+                        .all(|c| c.is_alphabetic() || c == '-' || c == '\''))
+        })
+}
+
+/// Beings the user has, counted and named: "I have two kids, Sam and Lily", "I've got 3
+/// cats named Tom, Kit and Pip" → (`user`, `kids`, "Sam and Lily"), the fact "My kids are Sam
+/// and Lily" states; one being, "I have a son, Tom", → (`user.son`, `name`, "Tom"), as "I have
+/// a son named Tom" reads ([`named_thing`]). The names must be capitalised words, so "I have
+/// two kids, which keeps me busy" states nothing.
+fn named_group(s: &str, statement: &str) -> Option<Fact> {
+    // ASCII lowercasing keeps every byte offset valid in `s`.
+    let lower = s.to_ascii_lowercase();
+    let at = ["i have ", "i've got ", "we have ", "we've got "]
+        .iter()
+        .find(|p| lower.starts_with(**p))?
+        .len();
+    let rest = &lower[at..];
+    let (count, rest) = rest.split_once(' ')?;
+    let count = count_word(count)?;
+    let (names_at, sep_len) = [
+        ", named ",
+        ", called ",
+        " named ",
+        " called ",
+        ": ",
+        ", ",
+        " - ",
+    ]
+    .iter()
+    .filter_map(|sep| rest.find(sep).map(|i| (i, sep.len())))
+    .min_by_key(|&(i, len)| (i, std::cmp::Reverse(len)))?;
+    let thing = &rest[..names_at];
+    if thing.is_empty() || thing.split_whitespace().count() > 3 {
+        return None;
+    }
+    let names_start = lower.len() - rest.len() + names_at + sep_len;
+    let names = bare_value(&s[names_start..]);
+    if !is_name_list(names) {
+        return None;
+    }
+    let thing = key(thing);
+    if count == 1 {
+        fact(format!("user.{thing}"), "name".into(), names, statement)
+    } else {
+        fact("user".into(), thing, names, statement)
+    }
 }
 
 /// The age in what follows "I'm" / "she is": "36", "36 years old", "36 yo" → "36".
@@ -606,7 +852,11 @@ pub fn extract(text: &str) -> Vec<Fact> {
                     .subject
                     .starts_with("user.")
                     .then(|| fact.subject.clone());
+                let employer = (fact.facet == "job")
+                    .then(|| stated_employer(clause))
+                    .flatten();
                 out.push(fact);
+                out.extend(employer);
             }
         }
     }
@@ -816,6 +1066,76 @@ mod tests {
         assert_eq!(
             one("My favorite foods are pizza and my mom's lasagna").2,
             "pizza and my mom's lasagna"
+        );
+    }
+
+    #[test]
+    fn jobs_and_named_groups_are_read() {
+        let kv = |t: &str| {
+            extract(t)
+                .into_iter()
+                .map(|f| (f.subject, f.facet, f.value))
+                .collect::<Vec<_>>()
+        };
+        let f = |s: &str, facet: &str, v: &str| (s.to_string(), facet.to_string(), v.to_string());
+        assert_eq!(
+            kv("Hi! I'm Maya and I work as a nurse in Leeds."),
+            vec![f("user", "name", "Maya"), f("user", "job", "a nurse")]
+        );
+        assert_eq!(
+            kv("I work as a nurse at Leeds General"),
+            vec![
+                f("user", "job", "a nurse"),
+                f("user", "employer", "Leeds General")
+            ]
+        );
+        assert_eq!(
+            kv("I'm a software engineer."),
+            vec![f("user", "job", "a software engineer")]
+        );
+        assert_eq!(
+            kv("I am an ER nurse"),
+            vec![f("user", "job", "an ER nurse")]
+        );
+        assert_eq!(
+            kv("I'm working as a cook"),
+            vec![f("user", "job", "a cook")]
+        );
+        assert_eq!(
+            kv("I'm a student at Oxford"),
+            vec![f("user", "job", "a student")]
+        );
+        for text in [
+            "I'm a bit tired",
+            "I'm a big fan of jazz",
+            "I'm a mother of two",
+        ] {
+            assert!(kv(text).is_empty(), "{text}: {:?}", kv(text));
+        }
+        assert_eq!(
+            kv("I have two kids, Sam and Lily."),
+            vec![f("user", "kids", "Sam and Lily")]
+        );
+        assert_eq!(
+            kv("I've got 3 cats named Tom, Kit and Pip"),
+            vec![f("user", "cats", "Tom, Kit and Pip")]
+        );
+        assert_eq!(
+            kv("We have two dogs: Rex and Fido"),
+            vec![f("user", "dogs", "Rex and Fido")]
+        );
+        assert_eq!(kv("I have a son, Tom"), vec![f("user.son", "name", "Tom")]);
+        for text in [
+            "I have two kids, which keeps me busy",
+            "I have a question, really",
+            "I have two kids",
+        ] {
+            assert!(kv(text).is_empty(), "{text}: {:?}", kv(text));
+        }
+        // A named group may share its sentence with another statement.
+        assert_eq!(
+            kv("I have two kids, Sam and Lily, and I live in York"),
+            vec![f("user", "kids", "Sam and Lily"), f("user", "city", "York")]
         );
     }
 

@@ -187,9 +187,20 @@ pub(super) fn summarize(turns: usize, topics: &[String], asked: &[String]) -> St
 pub(super) fn describe_kappa(subject: &str, facet: &str) -> String {
     let facet = facet.replace('_', " ");
     match subject.strip_prefix("user.") {
-        Some(owner) => format!("your {}'s {facet}", owner.replace('_', " ")),
+        Some(owner) => format!("your {} {facet}", possessive(owner)),
         None if subject == "user" => format!("your {facet}"),
         None => format!("{subject}'s {facet}"),
+    }
+}
+
+/// An owner (`build_box`, `kids`) in the possessive: "build box's", "kids'".
+pub(super) fn possessive(owner: &str) -> String {
+    let owner = owner.replace('_', " ");
+    let last = owner.rsplit(' ').next().unwrap_or_default().to_lowercase();
+    if super::query::is_plural(&last) {
+        format!("{owner}'")
+    } else {
+        format!("{owner}'s")
     }
 }
 
@@ -203,6 +214,11 @@ mod tests {
         assert_eq!(
             describe_kappa("user", "favourite_colour"),
             "your favourite colour"
+        );
+        assert_eq!(describe_kappa("user.kids", "names"), "your kids' names");
+        assert_eq!(
+            describe_kappa("user.build_box", "code"),
+            "your build box's code"
         );
     }
 }

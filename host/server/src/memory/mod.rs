@@ -567,6 +567,9 @@ impl MemoryServices {
                     .as_ref()
                     .filter(|(subject, _)| subject == "user" && cued_facet(&words).is_none())
                     .map(|(_, facet)| format!("user.{facet}"));
+                // "What are my kids called?" asks for the names memory holds as the user's
+                // `kids` ("My kids are Sam and Lily", "I have two kids, Sam and Lily").
+                let named_group = asked.as_ref().and_then(named_group_asked);
                 // Verdicts come in the order the candidates were given.
                 for (i, ((_, score), candidate)) in order.iter().zip(&ordered).enumerate() {
                     let (accept, confidence, evidence) = verdicts
@@ -582,7 +585,10 @@ impl MemoryServices {
                         let content = &cell.content;
                         let named = named_thing.as_deref() == Some(content.subject.as_str())
                             && content.facet == "name";
+                        let group = content.subject == "user"
+                            && named_group.is_some_and(|g| content.facet.eq_ignore_ascii_case(g));
                         named
+                            || group
                             || (features.facet_match
                                 || asking && asks_for_facet(&words, &content.facet))
                                 && (features.kappa_match || names_owner(&words, &content.subject))
@@ -604,6 +610,7 @@ impl MemoryServices {
                         state.push(StateFact {
                             index: recall.recalled.len(),
                             names_kappa,
+                            facet_named: cell.is_some_and(|(_, features)| features.facet_match),
                             confidence,
                             rendered: rendered.clone(),
                             value: cell
@@ -964,7 +971,9 @@ impl MemoryServices {
                 .store
                 .get(&format!("user.{facet}"), "name", None)
                 .is_some();
-        if thing_named || self.store.get(&subject, &facet, None).is_some() {
+        let group_named = named_group_asked(&(subject.clone(), facet.clone()))
+            .is_some_and(|group| self.store.get("user", group, None).is_some());
+        if thing_named || group_named || self.store.get(&subject, &facet, None).is_some() {
             return None;
         }
         let described = describe_kappa(&subject, &facet);
@@ -1131,6 +1140,14 @@ impl MemoryServices {
         }
         lines
     }
+}
+
+/// The group whose names an asked κ is (`user.kids`, `name` or `names` → `kids`): memory
+/// holds a named group as a facet of the user's ("My kids are Sam and Lily" → `user`,
+/// `kids`), so that is where the answer is.
+fn named_group_asked((subject, facet): &(String, String)) -> Option<&str> {
+    let group = subject.strip_prefix("user.")?;
+    matches!(facet.as_str(), "name" | "names").then_some(group)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -49,10 +49,12 @@ pub fn singular(word: &str) -> String {
 }
 
 /// The lower-case alphanumeric words of a query, read once per turn for [`names_owner`] and
-/// [`asks_for_facet`].
+/// [`asks_for_facet`]. "For a living" is read as the word "occupation" ("What do I do for a
+/// living?" asks for the job, not the city its "living" would cue).
 pub fn query_words(query: &str) -> HashSet<String> {
     query
         .to_lowercase()
+        .replace("for a living", "occupation")
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_string)
@@ -76,6 +78,7 @@ pub fn names_owner(words: &HashSet<String>, subject: &str) -> bool {
 /// about them rarely contains ("I live in Lisbon" → `city`, asked as "Where do I live?"),
 /// each with the words that ask for it.
 const FACET_CUES: &[(&str, &[&str])] = &[
+    ("job", &["job", "occupation", "profession", "career"]),
     ("city", &["live", "lives", "living", "reside"]),
     ("hometown", &["from", "grew", "born"]),
     (
@@ -294,15 +297,25 @@ pub fn asked_kappa(text: &str) -> Option<(String, String)> {
         join(&ws[..end])
     };
     let after = &words[my + 1..];
-    // "my build box's lock code"
-    if let Some(at) = after.iter().position(|w| w.ends_with("'s")) {
+    // "my build box's lock code", "my kids' names"
+    if let Some(at) = after
+        .iter()
+        .position(|w| w.ends_with("'s") || w.ends_with("s'"))
+    {
         let mut owner = after[..=at].to_vec();
-        let last = owner[at].trim_end_matches("'s");
-        owner[at] = last;
+        let last = owner[at].strip_suffix("'s").unwrap_or(owner[at]);
+        owner[at] = last.trim_end_matches('\'');
         return Some((
             format!("user.{}", join(&owner)?),
             facet_from(&after[at + 1..])?,
         ));
+    }
+    // "what is my dog called", "what are my kids named": the name of what "my" names.
+    if let [owner @ .., "called" | "named"] = after {
+        let owner = facet_from(owner)?;
+        let plural = owner.rsplit('_').next().is_some_and(is_plural);
+        let facet = if plural { "names" } else { "name" };
+        return Some((format!("user.{owner}"), facet.to_string()));
     }
     let before = &words[..my];
     // "the ip of my server", "what model does my printer have"
@@ -505,6 +518,10 @@ mod tests {
                 Some("user.printer/model"),
             ),
             ("What is my favorite color?", Some("user/favorite_color")),
+            ("What are my kids' names?", Some("user.kids/names")),
+            ("What are my kids called?", Some("user.kids/names")),
+            ("What is my dog named?", Some("user.dog/name")),
+            ("What are the names of my kids?", Some("user.kids/names")),
             ("My server's IP is 10.0.0.7.", Some("user.server/ip")),
             ("Where do I live?", None),
             ("What can you do?", None),
@@ -536,6 +553,16 @@ mod tests {
         ));
         assert!(asks_for_facet(&query_words("How old am I?"), "age"));
         assert!(asks_for_facet(&query_words("Where am I from?"), "hometown"));
+        assert!(asks_for_facet(
+            &query_words("What is my occupation?"),
+            "job"
+        ));
+        let living = query_words("What do I do for a living?");
+        assert!(asks_for_facet(&living, "job") && !asks_for_facet(&living, "city"));
+        assert!(asks_for_facet(
+            &query_words("Where am I living now?"),
+            "city"
+        ));
         assert!(!asks_for_facet(
             &query_words("Where do I live?"),
             "employer"

@@ -2,7 +2,7 @@
 //! rendered as one plain sentence from its κ and value ([`render_fact`]), in one line with
 //! the instruction to answer with them ([`state_line`]).
 
-use super::gist::describe_kappa;
+use super::gist::{describe_kappa, possessive};
 use super::query::is_plural;
 
 /// One fact of the memory state, before [`focus_state`] orders and cuts the list.
@@ -12,6 +12,9 @@ pub struct StateFact {
     pub index: usize,
     /// The question names this cell's κ (its facet, and its subject or owner).
     pub names_kappa: bool,
+    /// The question names this cell's facet in the facet's own words ("What's my job?" for
+    /// `job`), not only by a cue word (its "job" also cues `employer`).
+    pub facet_named: bool,
     /// The judge's confidence.
     pub confidence: f32,
     /// The sentence the model reads.
@@ -25,12 +28,17 @@ pub struct StateFact {
 
 /// The facts the model sees, most relevant first: when the question names a κ only the
 /// cells of that κ are kept (a small model copies the first fact of its memory state and is
-/// misled by every other one); otherwise the judge's picks by confidence.
+/// misled by every other one), those whose facet it names in the facet's own words first;
+/// otherwise the judge's picks by confidence.
 pub fn focus_state(mut state: Vec<StateFact>) -> Vec<StateFact> {
     if state.iter().any(|f| f.names_kappa) {
         state.retain(|f| f.names_kappa);
     }
-    state.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    state.sort_by(|a, b| {
+        b.facet_named
+            .cmp(&a.facet_named)
+            .then(b.confidence.total_cmp(&a.confidence))
+    });
     state
 }
 
@@ -124,7 +132,7 @@ pub fn render_fact(content: &engram_memory::CellContent) -> String {
     let facet = content.facet.replace('_', " ");
     let value = display_value(content.value.raw.trim());
     let owner = match content.subject.strip_prefix("user.") {
-        Some(owner) => format!("The user's {}'s", owner.replace('_', " ")),
+        Some(owner) => format!("The user's {}", possessive(owner)),
         None if content.subject == "user" => "The user's".to_string(),
         None => return content.text.clone(),
     };
@@ -171,7 +179,7 @@ pub fn answer_opening(content: &engram_memory::CellContent) -> Option<String> {
         let owner = owner.replace('_', " ");
         return Some(match verb {
             Some((third, _, _)) => format!("Your {owner} {third}"),
-            None => format!("Your {owner}'s"),
+            None => format!("Your {}", possessive(&owner)),
         });
     }
     if content.subject != "user" {
@@ -369,6 +377,7 @@ mod tests {
         let fact = |index, names_kappa, confidence: f32| StateFact {
             index,
             names_kappa,
+            facet_named: false,
             confidence,
             rendered: format!("fact {index}"),
             value: String::new(),
@@ -380,6 +389,13 @@ mod tests {
             fact(2, true, 0.7),
         ]);
         assert_eq!(kept.iter().map(|f| f.index).collect::<Vec<_>>(), [2, 1]);
+        // "What's my job?": the `job` cell before the `employer` one its "job" cues.
+        let job = StateFact {
+            facet_named: true,
+            ..fact(3, true, 0.1)
+        };
+        let kept = focus_state(vec![fact(2, true, 0.7), job]);
+        assert_eq!(kept.iter().map(|f| f.index).collect::<Vec<_>>(), [3, 2]);
         let judged = focus_state(vec![fact(0, false, 0.6), fact(1, false, 0.8)]);
         assert_eq!(judged.iter().map(|f| f.index).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(
@@ -422,6 +438,7 @@ mod tests {
         let line = state_line(&[StateFact {
             index: 0,
             names_kappa: true,
+            facet_named: true,
             confidence: 1.0,
             rendered: "The user's cat's code is 40187.".into(),
             value: "40187".into(),
