@@ -223,6 +223,11 @@ def test_capabilities_stay_out_of_questions_about_the_user(agency_server):
     asked = say(agency_server, "caps-own-2", "Do you know what my kayak's name is?")
     assert not [m for m in asked["memory"]["recalled"] if m.get("capability")]
     assert "Petrel" in answer(asked), answer(asked)
+    # A personal question to the assistant is not a capability question: the model answers.
+    for i, question in enumerate(("Do you like me?", "Do you like music?", "How old are you?")):
+        personal = say(agency_server, f"caps-personal-{i}", question, max_tokens=8)
+        assert not [m for m in personal["memory"]["recalled"] if m.get("capability")], question
+        assert not personal["memory"].get("opening"), (question, personal["memory"])
 
 
 def test_answer_opening_streams_and_off_changes_only_the_opening(agency_server):

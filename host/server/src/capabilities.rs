@@ -63,11 +63,12 @@ const FILLER: &str = "what you your yourself are is the a an tell me about which
                       of to and or in do does can could have has i it something anything thing \
                       please there any be";
 
-/// The words of `text` that can tell capabilities apart: lower case, singular, no filler.
+/// The words of `text` that can tell capabilities apart: lower case, singular, no filler,
+/// and no single letter (the "s" of "what's" matched the "s" of "it's" in a statement).
 fn content_words(text: &str) -> HashSet<String> {
     crate::memory::query_words(text)
         .iter()
-        .filter(|w| !FILLER.split_whitespace().any(|f| f == w.as_str()))
+        .filter(|w| w.len() > 1 && !FILLER.split_whitespace().any(|f| f == w.as_str()))
         .map(|w| crate::memory::singular(w))
         .collect()
 }
@@ -162,6 +163,54 @@ pub fn opening(statement: &str) -> &str {
     statement.trim_end()
 }
 
+/// Words that make a question to the assistant a personal one — its feelings, tastes,
+/// opinions or age ("Do you like me?", "Are you happy?", "What's your favourite colour?",
+/// "How old are you?") — which no capability fact answers: with one of them, a question
+/// that names no capability is left to the model. Before, the best-scoring fact answered
+/// it anyway ("Do you like music?" was answered with the heartbeat).
+const PERSONAL_WORDS: &[&str] = &[
+    "like",
+    "love",
+    "enjoy",
+    "prefer",
+    "hate",
+    "think",
+    "feel",
+    "feeling",
+    "believe",
+    "opinion",
+    "favourite",
+    "favorite",
+    "happy",
+    "sad",
+    "angry",
+    "lonely",
+    "bored",
+    "tired",
+    "smart",
+    "alive",
+    "conscious",
+    "dream",
+    "old",
+    "age",
+    "friend",
+    "married",
+    "gender",
+    "today",
+];
+
+/// Whether a question to the assistant asks about it as a person ([`PERSONAL_WORDS`]) and
+/// names no capability: its best capability fact would not answer it.
+pub fn is_personal(question: &str, entries: &[Entry]) -> bool {
+    let asked = content_words(question);
+    let personal = asked.iter().any(|w| PERSONAL_WORDS.contains(&w.as_str()));
+    let names_capability = entries.iter().any(|e| {
+        let facet = content_words(e.facet);
+        asked.iter().any(|w| names(&facet, w))
+    });
+    personal && !names_capability
+}
+
 /// Whether the text is a question to the assistant about itself ("what can you do?", "how
 /// do I make you forget something?"), not about what the user owns or did with it ("what
 /// is my server's IP, do you know?", "do you remember what we discussed?").
@@ -235,6 +284,31 @@ mod tests {
         // Nothing but filler: the overview, first in the corpus.
         assert_eq!(best("What can you do?"), "abilities");
         assert_eq!(best("Who are you?"), "abilities");
+    }
+
+    #[test]
+    fn personal_questions_are_left_to_the_model() {
+        let e = entries();
+        for q in [
+            "Do you like me?",
+            "Are you happy?",
+            "Do you like music?",
+            "What's your favourite colour?",
+            "How old are you?",
+            "What do you think about cats?",
+        ] {
+            assert!(is_personal(q, &e), "{q}");
+        }
+        for q in [
+            "What can you do?",
+            "Which endpoints do you have?",
+            "Do you like your plugins?",
+            "How do you handle corrections?",
+        ] {
+            assert!(!is_personal(q, &e), "{q}");
+        }
+        // "what's" no longer shares the "s" of "it's" with the corrections statement.
+        assert!(!content_words("What's your name?").contains("s"));
     }
 
     #[test]

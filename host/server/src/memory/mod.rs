@@ -1042,7 +1042,8 @@ impl MemoryServices {
     }
 
     /// The capability fact that best answers `text` ([`crate::capabilities::rank`]), with its
-    /// cell id; `None` when the store holds none of the corpus.
+    /// cell id; `None` when the store holds none of the corpus or the question is a personal
+    /// one ([`crate::capabilities::is_personal`]).
     fn self_knowledge(&self, text: &str, embedding: Option<&[f32]>) -> Option<(u64, String)> {
         let cells: Vec<engram_memory::Cell> = crate::capabilities::CORPUS
             .iter()
@@ -1072,6 +1073,9 @@ impl MemoryServices {
                 embedding: &known[&cell.content.text],
             })
             .collect();
+        if crate::capabilities::is_personal(text, &entries) {
+            return None;
+        }
         let ranked = crate::capabilities::rank(text, embedding, &entries);
         tracing::debug!(
             question = text,
