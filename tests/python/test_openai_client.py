@@ -236,3 +236,34 @@ def test_jobs_and_named_groups_are_captured_and_recalled(fresh_data_dir):
             assert fact in known, known
     finally:
         srv.stop()
+
+
+def test_everyday_statements_are_captured_and_asked_in_their_own_words(fresh_data_dir):
+    # Facts people state about themselves in a verb of their own ("I'm allergic to …",
+    # "I drive …", "I was born in …") are each answered to the question in the same verb.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content
+
+        assert ask("What am I allergic to?") == "I have no memory of your allergies."
+        for statement in ("I'm allergic to peanuts.", "I drive a Tesla.", "I was born in 1990.",
+                          "I speak French and Spanish.", "I'm vegetarian.", "I hate mornings."):
+            assert ask(statement) == "Noted.", statement
+        for question, said in (("What am I allergic to?", "allergic to peanuts"),
+                               ("What car do I drive?", "drive a Tesla"),
+                               ("When was I born?", "born in 1990"),
+                               ("What languages do I speak?", "speak French and Spanish"),
+                               ("Am I vegetarian?", "vegetarian"),
+                               ("What do I hate?", "mornings")):
+            answer = ask(question)
+            assert said in answer, (question, answer)
+        # Asking leave to speak about something is not a question about a stored fact.
+        assert not ask("Can I tell you about my day?").startswith("I have no memory")
+    finally:
+        srv.stop()

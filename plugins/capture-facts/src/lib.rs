@@ -14,6 +14,10 @@
 //!   → (`user`, `name`, name); `I like|love|enjoy <thing>` → (`user`, `likes`, thing)
 //! - `I work as a nurse`, `I'm a software engineer` (an occupation of [`OCCUPATIONS`]) →
 //!   (`user`, `job`, "a nurse"); `… at|for <org>` adds (`user`, `employer`, org)
+//! - `I'm allergic to <x>` → `allergies`; `I drive a <car>` → `car`; `I speak <Language>` →
+//!   `languages`; `I prefer <x>` → `prefers`; `I play <x>` → `plays`; `I hate|dislike|don't
+//!   like <x>` → `dislikes`; `I'm vegetarian` (a diet of [`DIETS`]) → `diet`; `I was born in
+//!   1990|on March 3rd|in Lyon` → `birth_year` | `birthday` | `hometown`
 //! - `I have two kids, Sam and Lily`, `I have 3 cats named Tom, Kit and Pip` → (`user`,
 //!   `kids`, "Sam and Lily"), as `my kids are Sam and Lily` reads; `I have a son, Tom` →
 //!   (`user.son`, `name`, "Tom"), as `I have a son named Tom` reads
@@ -475,6 +479,28 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     if let Some(fact) = named_group(s, statement) {
         return Some(fact);
     }
+    // "I also speak German", "I now live in Rome": the adverb is read from the statement
+    // (merge or supersede, by the host's agency); the verb's pattern matches without it.
+    let adverb = [
+        ("i also ", "i "),
+        ("i now ", "i "),
+        ("i still ", "i "),
+        ("i'm also ", "i'm "),
+        ("i'm now ", "i'm "),
+        ("i am also ", "i am "),
+        ("i am now ", "i am "),
+    ]
+    .into_iter()
+    .find(|(p, _)| lower.starts_with(p) && s.is_char_boundary(p.len()));
+    let (s, lower) = match adverb {
+        Some((p, plain)) => (
+            format!("I{}{}", &plain[1..], &s[p.len()..]),
+            format!("{plain}{}", &lower[p.len()..]),
+        ),
+        None => (s.to_string(), lower),
+    };
+    let (s, lower) = (s.as_str(), lower.as_str());
+    let rest = |prefix: &str| s[prefix.len()..].trim().to_string();
     for (prefix, facet) in [
         ("i live in ", "city"),
         ("i am living in ", "city"),
@@ -485,12 +511,18 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i come from ", "hometown"),
         ("i work at ", "employer"),
         ("i work for ", "employer"),
+        ("i'm allergic to ", "allergies"),
+        ("i am allergic to ", "allergies"),
+        ("i drive ", "car"),
+        ("i speak ", "languages"),
+        ("i prefer ", "prefers"),
+        ("i play ", "plays"),
+        ("i hate ", "dislikes"),
+        ("i dislike ", "dislikes"),
+        ("i don't like ", "dislikes"),
         ("i like ", "likes"),
-        ("i also like ", "likes"),
         ("i love ", "likes"),
-        ("i also love ", "likes"),
         ("i enjoy ", "likes"),
-        ("i also enjoy ", "likes"),
         ("call me ", "name"),
         ("i'm called ", "name"),
         ("i am called ", "name"),
@@ -498,16 +530,41 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         if lower.starts_with(prefix) {
             let value = rest(prefix);
             // "I like it", "I love you": what is liked is not named.
-            if facet == "likes" && NOT_LIKED.contains(&bare_value(&value).to_lowercase().as_str()) {
+            let said = bare_value(&value).to_lowercase();
+            let first = said.split_whitespace().next().unwrap_or("");
+            if matches!(facet, "likes" | "dislikes" | "prefers" | "plays")
+                && (NOT_LIKED.contains(&said.as_str())
+                    || ["it", "that", "this", "them", "you"].contains(&first))
+            {
+                return None;
+            }
+            // "I drive a Golf", not "I drive to work" / "I drive a lot"; "I speak French",
+            // not "I speak slowly" (a language's name is capitalised).
+            let car = ["a ", "an ", "the ", "my "]
+                .iter()
+                .any(|a| said.starts_with(a))
+                && !["a lot", "a bit", "a little"].contains(&said.as_str());
+            let language = value.chars().next().is_some_and(char::is_uppercase);
+            if (facet == "car" && !car) || (facet == "languages" && !language) {
                 return None;
             }
             return fact("user".into(), facet.into(), &value, statement);
         }
     }
+    if let Some(fact) = stated_birth(s, statement) {
+        return Some(fact);
+    }
     for prefix in ["i am ", "i'm "] {
         if let Some(tail) = lower.strip_prefix(prefix) {
             if let Some(n) = stated_age(tail) {
                 return fact("user".into(), "age".into(), n, statement);
+            }
+            let diet = tail
+                .trim_start_matches("a ")
+                .trim_end_matches(['.', '!'])
+                .trim();
+            if DIETS.contains(&diet) {
+                return fact("user".into(), "diet".into(), diet, statement);
             }
             if let Some(name) = self_introduction(&s[prefix.len()..]) {
                 return fact("user".into(), "name".into(), name, statement);
@@ -750,6 +807,45 @@ fn named_group(s: &str, statement: &str) -> Option<Fact> {
     } else {
         fact("user".into(), thing, names, statement)
     }
+}
+
+/// Diets "I'm …" states ("I'm vegetarian", "I am a vegan") → (`user`, `diet`, …).
+const DIETS: &[&str] = &[
+    "vegetarian",
+    "vegan",
+    "pescatarian",
+    "pescetarian",
+    "gluten-free",
+    "gluten free",
+    "lactose intolerant",
+    "lactose-intolerant",
+    "keto",
+    "halal",
+    "kosher",
+];
+
+/// When or where the user was born: "I was born in 1990" → (`user`, `birth_year`,
+/// `int:1990`), "I was born on March 3rd" → (`user`, `birthday`, "March 3rd"), "I was born in
+/// Lyon" → (`user`, `hometown`, "Lyon"), as "I'm from Lyon" reads.
+fn stated_birth(s: &str, statement: &str) -> Option<Fact> {
+    let lower = s.to_ascii_lowercase();
+    let rest = ["i was born ", "i were born "]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))?;
+    let value = &s[s.len() - rest.len()..];
+    let year = |v: &str| {
+        let v = v.trim_end_matches(['.', '!']).trim();
+        v.len() == 4 && v.chars().all(|c| c.is_ascii_digit())
+    };
+    let (facet, value) = if let Some(v) = rest.strip_prefix("on ") {
+        ("birthday", &value[value.len() - v.len()..])
+    } else if let Some(v) = rest.strip_prefix("in ") {
+        let v = &value[value.len() - v.len()..];
+        (if year(v) { "birth_year" } else { "hometown" }, v)
+    } else {
+        return None;
+    };
+    fact("user".into(), facet.into(), value, statement)
 }
 
 /// The age in what follows "I'm" / "she is": "36", "36 years old", "36 yo" → "36".
@@ -1137,6 +1233,53 @@ mod tests {
             kv("I have two kids, Sam and Lily, and I live in York"),
             vec![f("user", "kids", "Sam and Lily"), f("user", "city", "York")]
         );
+    }
+
+    #[test]
+    fn everyday_first_person_statements_are_read() {
+        let kv = |t: &str| {
+            extract(t)
+                .into_iter()
+                .map(|f| (f.facet, f.value))
+                .collect::<Vec<_>>()
+        };
+        let f = |facet: &str, v: &str| vec![(facet.to_string(), v.to_string())];
+        assert_eq!(kv("I'm allergic to peanuts."), f("allergies", "peanuts"));
+        assert_eq!(kv("I drive a Tesla."), f("car", "a Tesla"));
+        assert_eq!(
+            kv("I speak French and Spanish."),
+            f("languages", "French and Spanish")
+        );
+        assert_eq!(
+            kv("I prefer tea over coffee."),
+            f("prefers", "tea over coffee")
+        );
+        assert_eq!(kv("I play the guitar"), f("plays", "the guitar"));
+        assert_eq!(kv("I hate mornings"), f("dislikes", "mornings"));
+        assert_eq!(kv("I don't like olives"), f("dislikes", "olives"));
+        assert_eq!(kv("I'm vegetarian."), f("diet", "vegetarian"));
+        assert_eq!(kv("I also speak German"), f("languages", "German"));
+        assert_eq!(kv("I now live in Rome"), f("city", "Rome"));
+        assert_eq!(kv("I also like sushi"), f("likes", "sushi"));
+        assert_eq!(kv("I'm also allergic to cats"), f("allergies", "cats"));
+        assert_eq!(
+            extract("I also speak German")[0].statement,
+            "I also speak German"
+        );
+        assert_eq!(kv("I am a vegan"), f("diet", "vegan"));
+        assert_eq!(kv("I was born in 1990."), f("birth_year", "int:1990"));
+        assert_eq!(kv("I was born on March 3rd"), f("birthday", "March 3rd"));
+        assert_eq!(kv("I was born in Lyon"), f("hometown", "Lyon"));
+        for text in [
+            "I drive to work",
+            "I drive a lot",
+            "I speak slowly",
+            "I hate it",
+            "I play it safe",
+            "I was born yesterday",
+        ] {
+            assert!(kv(text).is_empty(), "{text}: {:?}", kv(text));
+        }
     }
 
     #[test]

@@ -76,11 +76,34 @@ pub fn names_owner(words: &HashSet<String>, subject: &str) -> bool {
 
 /// The facets the capture plugin's built-in statement patterns write whose name a question
 /// about them rarely contains ("I live in Lisbon" → `city`, asked as "Where do I live?"),
-/// each with the words that ask for it.
+/// each with the cues that ask for it: a word, or words separated by a space that must all
+/// be in the question ("when born": "When was I born?" asks for the year, "Where was I
+/// born?" for the hometown). The first facet a question cues is the one it asks for.
 const FACET_CUES: &[(&str, &[&str])] = &[
     ("job", &["job", "occupation", "profession", "career"]),
+    ("birth_year", &["when born", "year born"]),
+    ("birthday", &["birthday", "when born"]),
     ("city", &["live", "lives", "living", "reside"]),
-    ("hometown", &["from", "grew", "born"]),
+    ("hometown", &["from", "grew", "where born", "birthplace"]),
+    ("allergies", &["allergic", "allergy", "allergies"]),
+    ("diet", &["diet", "vegetarian", "vegan"]),
+    ("car", &["car", "what drive", "which drive", "do drive"]),
+    (
+        "languages",
+        &[
+            "language",
+            "languages",
+            "what speak",
+            "which speak",
+            "do speak",
+        ],
+    ),
+    ("prefers", &["prefer", "prefers", "rather"]),
+    (
+        "plays",
+        &["what play", "which play", "do play", "instrument", "sport"],
+    ),
+    ("dislikes", &["hate", "hates", "dislike", "dislikes"]),
     (
         "employer",
         &["work", "works", "working", "job", "employer", "company"],
@@ -96,7 +119,12 @@ pub fn asks_for_facet(words: &HashSet<String>, facet: &str) -> bool {
     FACET_CUES
         .iter()
         .find(|(f, _)| f.eq_ignore_ascii_case(facet))
-        .is_some_and(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
+        .is_some_and(|(_, cues)| cues.iter().any(|cue| cue_heard(words, cue)))
+}
+
+/// Whether the query's words hold every word of a cue of [`FACET_CUES`].
+fn cue_heard(words: &HashSet<String>, cue: &str) -> bool {
+    cue.split(' ').all(|w| words.contains(w))
 }
 
 /// The user's own facet a question asks for in its cue words with the user as its subject
@@ -118,7 +146,7 @@ pub fn asked_user_facet(text: &str) -> Option<&'static str> {
 pub fn cued_facet(words: &HashSet<String>) -> Option<&'static str> {
     FACET_CUES
         .iter()
-        .find(|(_, cues)| cues.iter().any(|cue| words.contains(*cue)))
+        .find(|(_, cues)| cues.iter().any(|cue| cue_heard(words, cue)))
         .map(|(facet, _)| *facet)
 }
 
@@ -341,8 +369,11 @@ pub fn asked_kappa(text: &str) -> Option<(String, String)> {
         let facet = join(&before[start..my - 1])?;
         return Some((format!("user.{}", owner_words(after)?), facet));
     }
-    // "what is my favorite color": a facet of the user's own, asked as a question.
-    if is_question(text) {
+    // "what is my favorite color": a facet of the user's own, asked as a question; "Can I
+    // tell you about my day?" asks leave to speak, not for a fact.
+    let asks_leave = ["can", "could", "may", "shall", "should"].contains(&words[0])
+        && matches!(words.get(1), Some(&"i") | Some(&"we"));
+    if is_question(text) && !asks_leave {
         return Some(("user".to_string(), facet_from(after)?));
     }
     None
@@ -525,6 +556,8 @@ mod tests {
             ("My server's IP is 10.0.0.7.", Some("user.server/ip")),
             ("Where do I live?", None),
             ("What can you do?", None),
+            ("Can I speak to you about my day?", None),
+            ("Can we talk about my plans?", None),
             ("Is my the of?", None),
             ("What is my very long winded question about things?", None),
         ];
@@ -563,6 +596,30 @@ mod tests {
             &query_words("Where am I living now?"),
             "city"
         ));
+        let when = query_words("When was I born?");
+        assert_eq!(cued_facet(&when), Some("birth_year"));
+        assert!(asks_for_facet(&when, "birthday") && !asks_for_facet(&when, "hometown"));
+        assert_eq!(
+            cued_facet(&query_words("Where was I born?")),
+            Some("hometown")
+        );
+        assert_eq!(
+            cued_facet(&query_words("What am I allergic to?")),
+            Some("allergies")
+        );
+        assert_eq!(
+            cued_facet(&query_words("What car do I drive?")),
+            Some("car")
+        );
+        assert_eq!(
+            cued_facet(&query_words("Which languages do I speak?")),
+            Some("languages")
+        );
+        // "Can I speak to you about my day?" asks for no language.
+        assert_eq!(
+            cued_facet(&query_words("Can I speak to you about my day?")),
+            None
+        );
         assert!(!asks_for_facet(
             &query_words("Where do I live?"),
             "employer"

@@ -204,6 +204,13 @@ fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)>
         "employer" => Some(("works at", "work at", "")),
         "age" => Some(("is", "are", " years old")),
         "likes" => Some(("likes", "like", "")),
+        "dislikes" => Some(("dislikes", "dislike", "")),
+        "prefers" => Some(("prefers", "prefer", "")),
+        "plays" => Some(("plays", "play", "")),
+        "allergies" => Some(("is allergic to", "are allergic to", "")),
+        "car" => Some(("drives", "drive", "")),
+        "languages" => Some(("speaks", "speak", "")),
+        "birth_year" => Some(("was born in", "were born in", "")),
         _ => None,
     }
 }
