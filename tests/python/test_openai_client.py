@@ -263,6 +263,12 @@ def test_everyday_statements_are_captured_and_asked_in_their_own_words(fresh_dat
                                ("What do I hate?", "mornings")):
             answer = ask(question)
             assert said in answer, (question, answer)
+        # A collection grows with a new value, unless the statement says it replaces it.
+        assert ask("I'm allergic to cats.") == "Noted."
+        assert "allergic to peanuts and cats" in ask("What am I allergic to?")
+        assert ask("Actually, I speak Italian now.") == "Noted."
+        languages = ask("What languages do I speak?")
+        assert "Italian" in languages and "French" not in languages, languages
         # Asking leave to speak about something is not a question about a stored fact.
         assert not ask("Can I tell you about my day?").startswith("I have no memory")
     finally:

@@ -35,6 +35,23 @@ const ADDITIVE: &[&str] = &[
     " additionally",
 ];
 
+/// Facets that hold a collection: "I'm allergic to cats" and then "I'm allergic to peanuts"
+/// are both true, so a statement of another value adds to the cell unless it says the old
+/// value stopped holding ([`REPLACING`]).
+const COLLECTIONS: &[&str] = &["likes", "dislikes", "allergies", "languages", "plays"];
+
+/// Words that say a statement replaces what held before ("I now speak …", "Actually, …",
+/// "… instead", "I no longer …").
+const REPLACING: &[&str] = &[
+    " now ",
+    " actually ",
+    " actually,",
+    " instead",
+    " no longer ",
+    " anymore",
+    " any more",
+];
+
 /// Facet words that qualify without changing what the facet is.
 const GENERIC_QUALIFIERS: &[&str] = &[
     "address", "number", "no", "num", "id", "value", "current", "new", "main", "primary", "actual",
@@ -157,6 +174,17 @@ pub fn is_additive(statement: &str) -> bool {
     ADDITIVE.iter().any(|marker| padded.contains(marker))
 }
 
+/// Whether a statement of a new value for `facet` adds to a collection ([`COLLECTIONS`])
+/// rather than replacing its value: it says nothing of the old value ending ([`REPLACING`]).
+pub fn collects(facet: &str, statement: &str) -> bool {
+    let padded = format!(
+        " {} ",
+        statement.to_lowercase().trim_end_matches(['.', '!'])
+    );
+    COLLECTIONS.contains(&facet.to_lowercase().as_str())
+        && !REPLACING.iter().any(|marker| padded.contains(marker))
+}
+
 /// Whether two facets of one subject name the same property ("ip" / "ip address").
 pub fn same_property(a: &str, b: &str) -> bool {
     let (a, b) = (facet_words(a), facet_words(b));
@@ -170,14 +198,18 @@ pub fn same_property(a: &str, b: &str) -> bool {
 /// "chess" + "hiking" → "chess and hiking"; "chess and hiking" + "golf" → "chess, hiking
 /// and golf".
 pub fn synthesis(old: &str, new: &str) -> String {
-    let mut items: Vec<String> = old
-        .split(", ")
-        .flat_map(|part| part.split(" and "))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !items.iter().any(|i| i.eq_ignore_ascii_case(new.trim())) {
-        items.push(new.trim().to_string());
+    let list = |text: &str| -> Vec<String> {
+        text.split(", ")
+            .flat_map(|part| part.split(" and "))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut items = list(old);
+    for item in list(new) {
+        if !items.iter().any(|i| i.eq_ignore_ascii_case(&item)) {
+            items.push(item);
+        }
     }
     match items.len() {
         0 => String::new(),
@@ -228,7 +260,9 @@ pub fn decide(store: &MemoryStore, fact: PluginFact) -> Decided {
         };
     }
     let kappa = format!("({}, {})", old.content.subject, old.content.facet);
-    if is_additive(&fact.statement) && old.content.value.shape == Shape::Text {
+    let additive = is_additive(&fact.statement);
+    let collected = !additive && collects(&old.content.facet, &fact.statement);
+    if (additive || collected) && old.content.value.shape == Shape::Text {
         let merged = synthesis(&old.content.value.raw, &value.raw);
         let statement = if !old.content.value.raw.is_empty()
             && old.content.text.contains(&old.content.value.raw)
@@ -239,8 +273,13 @@ pub fn decide(store: &MemoryStore, fact: PluginFact) -> Decided {
         } else {
             format!("{} {} is {merged}", old.content.subject, old.content.facet)
         };
+        let why = if additive {
+            "the statement is additive (it says also/too/as well)"
+        } else {
+            "the facet holds a collection and the statement does not say the old value ended (now/actually/instead/no longer)"
+        };
         let reason = format!(
-            "MERGE {kappa}: the statement is additive (it says also/too/as well), so the old and the new value both hold; the cell becomes their synthesis{alias_note}"
+            "MERGE {kappa}: {why}, so the old and the new value both hold; the cell becomes their synthesis{alias_note}"
         );
         return Decided {
             fact: PluginFact {
@@ -626,6 +665,20 @@ mod tests {
             "chess, hiking and golf"
         );
         assert_eq!(synthesis("chess and hiking", "Chess"), "chess and hiking");
+        assert_eq!(
+            synthesis("French", "German and Italian"),
+            "French, German and Italian"
+        );
+    }
+
+    #[test]
+    fn a_collection_grows_unless_the_statement_replaces_it() {
+        assert!(collects("allergies", "I'm allergic to peanuts"));
+        assert!(collects("languages", "I speak German."));
+        assert!(!collects("languages", "I now speak German"));
+        assert!(!collects("likes", "Actually, I like tea"));
+        assert!(!collects("likes", "I like tea instead"));
+        assert!(!collects("city", "I live in York"));
     }
 
     #[test]

@@ -705,7 +705,8 @@ fn job_phrase(s: &str) -> Option<(&str, &str)> {
         .filter_map(|p| lower[at..].find(p))
         .min()
         .map_or(s.len(), |i| at + i);
-    let job = s[at..end].trim_end_matches(['.', '!', ',']).trim();
+    // "a teacher now": without the adverb.
+    let job = bare_value(&s[at..end]);
     let head = job.rsplit(' ').next().unwrap_or("").to_ascii_lowercase();
     let known = OCCUPATIONS.contains(&head.as_str())
         || head
@@ -909,9 +910,13 @@ const JOINERS: &[&str] = &[", and ", ", but ", " and ", " but ", "; ", ", "];
 pub fn clauses(sentence: &str) -> Vec<&str> {
     // ASCII lowercasing keeps every byte offset valid in `sentence`.
     let lower = sentence.to_ascii_lowercase();
+    // A head of discourse markers only ("Actually, I like tea") stays with its clause: the
+    // statement keeps the "actually" that says it replaces the old value.
+    let markers_only = |head: &str| strip_markers(&format!("{head} ")).trim().is_empty();
     let cut = joiner_cuts(&lower)
-        .filter(|&(_, end)| {
-            opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some()
+        .filter(|&(i, end)| {
+            !markers_only(&sentence[..i])
+                && (opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some())
         })
         .min_by_key(|&(i, end)| (i, std::cmp::Reverse(end)));
     match cut {
@@ -1058,7 +1063,12 @@ mod tests {
         assert_eq!(facts("My name is Ada; I live in Lyon"), ada);
         assert_eq!(
             facts("Hi, my name is Ada"),
-            vec![("name".into(), "Ada".into(), "my name is Ada".into())]
+            vec![("name".into(), "Ada".into(), "Hi, my name is Ada".into())]
+        );
+        // The marker that says a value replaces the old one stays in the statement.
+        assert_eq!(
+            facts("Actually, I like tea"),
+            vec![("likes".into(), "tea".into(), "Actually, I like tea".into())]
         );
         assert_eq!(
             facts("I work at Acme, my email is ada@example.org and I am 36 years old"),
@@ -1196,6 +1206,10 @@ mod tests {
         assert_eq!(
             kv("I'm working as a cook"),
             vec![f("user", "job", "a cook")]
+        );
+        assert_eq!(
+            kv("Actually, I'm a teacher now."),
+            vec![f("user", "job", "a teacher")]
         );
         assert_eq!(
             kv("I'm a student at Oxford"),
