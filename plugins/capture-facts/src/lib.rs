@@ -410,7 +410,6 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     let statement = sentence.trim();
     let s = strip_markers(statement);
     let lower = s.to_lowercase();
-    let rest = |prefix: &str| s[prefix.len()..].trim().to_string();
     // "the ip of my server is X": facet of owner
     if let Some(after) = lower.strip_prefix("the ") {
         if let Some(of) = after.find(" of my ") {
