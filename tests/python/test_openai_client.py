@@ -273,3 +273,39 @@ def test_everyday_statements_are_captured_and_asked_in_their_own_words(fresh_dat
         assert not ask("Can I tell you about my day?").startswith("I have no memory")
     finally:
         srv.stop()
+
+
+def test_the_users_people_are_facts_of_their_own(fresh_data_dir):
+    # "My wife Julia works at Airbus." is two facts about user.wife (her name, her employer),
+    # asked as "Where does my wife work?" — which is not the user's own employer — and, once
+    # forgotten, answered as forgotten rather than invented.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content
+
+        assert ask("Where does my wife work?") == "I have no memory of your wife's employer."
+        for statement in ("I work at Acme.", "My wife Julia works at Airbus.",
+                          "My brother lives in Paris.", "My son Tom is 7.",
+                          "My sister is a doctor."):
+            assert ask(statement) == "Noted.", statement
+        for question, said in (("Where does my wife work?", "Airbus"),
+                               ("Where do I work?", "Acme"),
+                               ("What's my wife's name?", "Julia"),
+                               ("Where does my brother live?", "Paris"),
+                               ("How old is my son?", "7"),
+                               ("What's my son's name?", "Tom"),
+                               ("What does my sister do?", "a doctor")):
+            answer = ask(question)
+            assert said in answer, (question, answer)
+        assert "Acme" not in ask("Where does my wife work?")
+        assert ask("Forget my wife's employer.") == "I have forgotten your wife's employer."
+        gone = ask("Where does my wife work?")
+        assert gone == "I no longer know your wife's employer: you asked me to forget it.", gone
+    finally:
+        srv.stop()

@@ -915,7 +915,9 @@ pub fn clauses(sentence: &str) -> Vec<&str> {
     let cut = joiner_cuts(&lower)
         .filter(|&(i, end)| {
             !markers_only(&sentence[..i])
-                && (opens_clause(&lower[end..]) || sentence_facts(&sentence[end..]).is_some())
+                && (opens_clause(&lower[end..])
+                    || sentence_facts(&sentence[end..]).is_some()
+                    || possessed_being(&sentence[end..]).is_some())
         })
         .min_by_key(|&(i, end)| (i, std::cmp::Reverse(end)));
     match cut {
@@ -942,58 +944,150 @@ pub fn extract(text: &str) -> Vec<Fact> {
         .filter(|s| !skip_turn(strip_markers(s)))
     {
         for clause in clauses(sentence) {
-            let found = sentence_facts(clause).or_else(|| {
-                last_being
-                    .as_deref()
-                    .and_then(|subject| third_person_fact(clause, subject))
-            });
-            if let Some(fact) = found {
-                last_being = fact
+            let found = clause_facts(clause, last_being.as_deref());
+            if let Some(first) = found.first() {
+                last_being = first
                     .subject
                     .starts_with("user.")
-                    .then(|| fact.subject.clone());
-                let employer = (fact.facet == "job")
-                    .then(|| stated_employer(clause))
-                    .flatten();
-                out.push(fact);
-                out.extend(employer);
+                    .then(|| first.subject.clone());
             }
+            out.extend(found);
         }
     }
     out
 }
 
+/// The facts of one clause: about one of the user's beings ([`possessed_being`]), a plain
+/// statement ([`sentence_facts`], with the employer a job names), or, when it speaks of
+/// "she"/"he", about `last_being`, the being the turn named last.
+fn clause_facts(clause: &str, last_being: Option<&str>) -> Vec<Fact> {
+    if let Some(facts) = possessed_being(clause) {
+        return facts;
+    }
+    let Some(fact) = sentence_facts(clause)
+        .or_else(|| last_being.and_then(|subject| third_person_fact(clause, subject)))
+    else {
+        return Vec::new();
+    };
+    let employer = (fact.facet == "job" && fact.subject == "user")
+        .then(|| stated_employer(clause))
+        .flatten();
+    std::iter::once(fact).chain(employer).collect()
+}
+
 /// A fact about `subject` (`user.wife`) in a clause that speaks of them as "she", "he" or
 /// "they": "she works at Airbus" → (`user.wife`, `employer`, "Airbus"), "he lives in Rome",
-/// "she is from Oslo", "he is 7 (years old)".
+/// "she is from Oslo", "he is 7 (years old)"; what may follow the pronoun is read by
+/// [`third_person_predicate`].
 fn third_person_fact(clause: &str, subject: &str) -> Option<Fact> {
     let lower = clause.to_ascii_lowercase();
-    let (_, rest) = ["she ", "he ", "they ", "she's ", "he's "]
-        .iter()
-        .find_map(|p| lower.strip_prefix(p).map(|r| (p, r)))?;
-    let at = clause.len() - rest.len();
+    // "she's 41": the contraction's "'s" is "is".
+    let (pronoun, is) = [
+        ("she's ", true),
+        ("he's ", true),
+        ("she ", false),
+        ("he ", false),
+        ("they ", false),
+    ]
+    .into_iter()
+    .find(|(p, _)| lower.starts_with(p))?;
+    let rest = &clause[pronoun.len()..];
+    let predicate = if is {
+        format!("is {rest}")
+    } else {
+        rest.to_string()
+    };
+    third_person_predicate(&predicate, subject, clause)
+}
+
+/// What a third-person verb phrase says of `subject`: "works at|for X" → `employer`, "works
+/// as a X" / "is a <occupation>" → `job`, "lives in X" → `city`, "is from X" → `hometown`,
+/// "is 7 (years old)" → `age`, "is called|named X" → `name`, "likes|loves X" → `likes`,
+/// "speaks X" → `languages`, "plays X" → `plays`, "is allergic to X" → `allergies`,
+/// "drives a X" → `car`. `statement` is the clause, as stored.
+fn third_person_predicate(predicate: &str, subject: &str, statement: &str) -> Option<Fact> {
+    let lower = predicate.to_ascii_lowercase();
     for (verb, facet) in [
         ("works at ", "employer"),
         ("works for ", "employer"),
         ("work at ", "employer"),
         ("work for ", "employer"),
+        ("works as ", "job"),
         ("lives in ", "city"),
         ("live in ", "city"),
+        ("moved to ", "city"),
         ("is from ", "hometown"),
         ("are from ", "hometown"),
         ("from ", "hometown"),
+        ("is called ", "name"),
+        ("is named ", "name"),
+        ("likes ", "likes"),
+        ("loves ", "likes"),
+        ("enjoys ", "likes"),
+        ("speaks ", "languages"),
+        ("plays ", "plays"),
+        ("is allergic to ", "allergies"),
+        ("drives ", "car"),
     ] {
-        if rest.starts_with(verb) {
-            return fact(
-                subject.into(),
-                facet.into(),
-                &clause[at + verb.len()..],
-                clause,
-            );
+        if let Some(value) = lower.strip_prefix(verb) {
+            let value = &predicate[predicate.len() - value.len()..];
+            let value = match facet {
+                // "works as a nurse at Leeds General": the job ends where its place begins.
+                "job" => {
+                    job_phrase(&format!("I work as {value}")).map(|(job, _)| job.to_string())?
+                }
+                _ => value.to_string(),
+            };
+            return fact(subject.into(), facet.into(), &value, statement);
         }
     }
-    let n = stated_age(rest.strip_prefix("is ").unwrap_or(rest))?;
-    fact(subject.into(), "age".into(), n, clause)
+    let tail = lower.strip_prefix("is ").unwrap_or(&lower);
+    if let Some(n) = stated_age(tail) {
+        return fact(subject.into(), "age".into(), n, statement);
+    }
+    // "is a doctor": an occupation of [`OCCUPATIONS`].
+    let said = format!("I'm {}", &predicate[predicate.len() - tail.len()..]);
+    let (job, _) = job_phrase(&said)?;
+    fact(subject.into(), "job".into(), job, statement)
+}
+
+/// Facts about one of the user's beings ([`NAMED_BEINGS`]), said as "my <being> [<Name>]
+/// <verb phrase>": "My brother lives in Paris" → (`user.brother`, `city`, "Paris"); "My wife
+/// Julia works at Airbus" → (`user.wife`, `name`, "Julia") and (`user.wife`, `employer`,
+/// "Airbus"); "My son Tom is 7"; "My sister is a doctor" → (`user.sister`, `job`, "a
+/// doctor"). The verb phrase is read by [`third_person_predicate`]; `None` when it says
+/// nothing it reads (then "my X is Y" is read as a facet of the user's, [`sentence_facts`]).
+fn possessed_being(clause: &str) -> Option<Vec<Fact>> {
+    let statement = clause.trim();
+    let s = strip_markers(statement);
+    let lower = s.to_ascii_lowercase();
+    lower.strip_prefix("my ")?;
+    let words: Vec<&str> = s[3..].split(' ').filter(|w| !w.is_empty()).collect();
+    // The being is one or two words ("sister", "little sister", "best friend").
+    let span = (1..=2).find(|&n| {
+        words
+            .get(n - 1)
+            .is_some_and(|w| NAMED_BEINGS.contains(&w.to_ascii_lowercase().as_str()))
+    })?;
+    let being = key(&words[..span].join(" "));
+    let subject = format!("user.{being}");
+    // A name right after the being: capitalised words, none a verb of the phrase.
+    let named: Vec<&str> = words[span..]
+        .iter()
+        .take(2)
+        .take_while(|w| {
+            w.chars().next().is_some_and(char::is_uppercase)
+                && w.chars()
+                    .all(|c| c.is_alphabetic() || c == '-' || c == '\'')
+        })
+        .copied()
+        .collect();
+    let predicate = words[span + named.len()..].join(" ");
+    let said = third_person_predicate(&predicate, &subject, statement)?;
+    let name = (!named.is_empty())
+        .then(|| fact(subject.clone(), "name".into(), &named.join(" "), statement))
+        .flatten();
+    Some(name.into_iter().chain(std::iter::once(said)).collect())
 }
 
 struct CaptureFacts;
@@ -1293,6 +1387,57 @@ mod tests {
         ] {
             assert!(kv(text).is_empty(), "{text}: {:?}", kv(text));
         }
+    }
+
+    #[test]
+    fn the_users_beings_are_read_with_their_names() {
+        let kv = |t: &str| {
+            extract(t)
+                .into_iter()
+                .map(|f| (f.subject, f.facet, f.value))
+                .collect::<Vec<_>>()
+        };
+        let f = |s: &str, facet: &str, v: &str| (s.to_string(), facet.to_string(), v.to_string());
+        assert_eq!(
+            kv("My brother lives in Paris."),
+            vec![f("user.brother", "city", "Paris")]
+        );
+        assert_eq!(
+            kv("My wife Julia works at Airbus."),
+            vec![
+                f("user.wife", "name", "Julia"),
+                f("user.wife", "employer", "Airbus")
+            ]
+        );
+        assert_eq!(
+            kv("My son Tom is 7 and he plays the piano."),
+            vec![
+                f("user.son", "name", "Tom"),
+                f("user.son", "age", "int:7"),
+                f("user.son", "plays", "the piano")
+            ]
+        );
+        assert_eq!(
+            kv("My sister is a doctor."),
+            vec![f("user.sister", "job", "a doctor")]
+        );
+        assert_eq!(
+            kv("My best friend Ana works as a nurse at St Mary's"),
+            vec![
+                f("user.best_friend", "name", "Ana"),
+                f("user.best_friend", "job", "a nurse")
+            ]
+        );
+        assert_eq!(
+            kv("I live in Lyon and my mother lives in Nice"),
+            vec![f("user", "city", "Lyon"), f("user.mother", "city", "Nice")]
+        );
+        // What the verb phrase does not read stays the user's own facet, as before.
+        assert_eq!(kv("My son is Tom"), vec![f("user", "son", "Tom")]);
+        assert_eq!(
+            kv("My boss is an idiot"),
+            vec![f("user", "boss", "an idiot")]
+        );
     }
 
     #[test]

@@ -41,9 +41,9 @@ mod state;
 
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
-    asked_kappa, asked_user_facet, asks_for_facet, asks_what_is_known, cued_facet,
-    is_forget_request, is_plural, is_question, names_owner, query_words, singular, states_only,
-    wants_detail,
+    asked_kappa, asked_owner_facet, asked_user_facet, asks_for_facet, asks_what_is_known,
+    cued_facet, is_forget_request, is_plural, is_question, names_owner, query_words, singular,
+    states_only, wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
@@ -558,8 +558,8 @@ impl MemoryServices {
                 // "I'd like a pasta recipe").
                 let asking = is_question(user_text);
                 // "What is my dog's name?" asks for the dog's name: its "my" does not name
-                // the user's own name.
-                let asked = asked_kappa(user_text);
+                // the user's own name ("Where does my wife work?" not the user's employer).
+                let asked = asked_owner_facet(user_text).or_else(|| asked_kappa(user_text));
                 let owner_asked = asked.as_ref().is_some_and(|(subject, _)| subject != "user");
                 // "Who is my wife?" asks for `user.wife`'s name when that is what memory holds
                 // ("How old is my wife?" asks for her age, by its cue).
@@ -964,7 +964,8 @@ impl MemoryServices {
         if !is_question(user_text) {
             return None;
         }
-        let (subject, facet) = asked_kappa(user_text)
+        let (subject, facet) = asked_owner_facet(user_text)
+            .or_else(|| asked_kappa(user_text))
             .or_else(|| asked_user_facet(user_text).map(|f| ("user".to_string(), f.to_string())))?;
         let thing_named = subject == "user"
             && self

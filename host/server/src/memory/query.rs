@@ -80,7 +80,10 @@ pub fn names_owner(words: &HashSet<String>, subject: &str) -> bool {
 /// be in the question ("when born": "When was I born?" asks for the year, "Where was I
 /// born?" for the hometown). The first facet a question cues is the one it asks for.
 const FACET_CUES: &[(&str, &[&str])] = &[
-    ("job", &["job", "occupation", "profession", "career"]),
+    (
+        "job",
+        &["job", "occupation", "profession", "career", "does do"],
+    ),
     ("birth_year", &["when born", "year born"]),
     ("birthday", &["birthday", "when born"]),
     ("city", &["live", "lives", "living", "reside"]),
@@ -379,6 +382,52 @@ pub fn asked_kappa(text: &str) -> Option<(String, String)> {
     None
 }
 
+/// The κ a question asks for by a cue word about one of the user's beings or things ("Where
+/// does my wife work?" → (`user.wife`, `employer`), "How old is my son?" → (`user.son`,
+/// `age`)): the one or two words after "my" up to a cue, a verb or a function word name the
+/// owner, the cue ([`cued_facet`]) the facet. `None` without a cue, an owner, or with a
+/// possessive ("my wife's …", which [`asked_kappa`] reads).
+pub fn asked_owner_facet(text: &str) -> Option<(String, String)> {
+    if !is_question(text) {
+        return None;
+    }
+    let words = query_words(text);
+    let facet = cued_facet(&words)?;
+    let lower = text.trim().to_lowercase().replace('’', "'");
+    let said: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let my = said.iter().position(|w| *w == "my")?;
+    let cue_word = |w: &str| {
+        FACET_CUES
+            .iter()
+            .flat_map(|(_, cues)| cues.iter())
+            .any(|cue| cue.split(' ').any(|c| c == w))
+    };
+    let owner: Vec<&str> = said[my + 1..]
+        .iter()
+        .take_while(|w| {
+            !cue_word(w)
+                && !AFTER_FACET.contains(w)
+                && !FUNCTION_WORDS.contains(w)
+                && !["do", "does", "did", "have", "has"].contains(w)
+        })
+        .copied()
+        .collect();
+    if owner.is_empty() || owner.len() > 2 || owner.iter().any(|w| w.contains('\'')) {
+        return None;
+    }
+    // "What are my kids called?" asks for their names.
+    let plural = owner.last().is_some_and(|w| is_plural(w));
+    let facet = if facet == "name" && plural {
+        "names"
+    } else {
+        facet
+    };
+    Some((format!("user.{}", owner.join("_")), facet.to_string()))
+}
+
 /// Whether the user asks for the detail of an earlier conversation.
 pub fn wants_detail(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -567,6 +616,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cue_about_a_being_asks_for_its_facet() {
+        let kappa = |text: &str| asked_owner_facet(text).map(|(s, f)| format!("{s}/{f}"));
+        assert_eq!(
+            kappa("Where does my wife work?").as_deref(),
+            Some("user.wife/employer")
+        );
+        assert_eq!(kappa("How old is my son?").as_deref(), Some("user.son/age"));
+        assert_eq!(
+            kappa("Where does my little sister live?").as_deref(),
+            Some("user.little_sister/city")
+        );
+        assert_eq!(
+            kappa("What are my kids called?").as_deref(),
+            Some("user.kids/names")
+        );
+        assert_eq!(kappa("What is my job?"), None);
+        assert_eq!(kappa("What's my wife's job?"), None);
+        assert_eq!(kappa("Where do I live?"), None);
+    }
+
+    #[test]
     fn corrections_yield_their_value() {
         assert_eq!(correction_value("Actually it's 10.0.0.9"), Some("10.0.0.9"));
         assert_eq!(correction_value("No, it is Porto."), Some("Porto"));
@@ -614,6 +684,10 @@ mod tests {
         assert_eq!(
             cued_facet(&query_words("Which languages do I speak?")),
             Some("languages")
+        );
+        assert_eq!(
+            cued_facet(&query_words("What does my sister do?")),
+            Some("job")
         );
         // "Can I speak to you about my day?" asks for no language.
         assert_eq!(
