@@ -309,3 +309,28 @@ def test_the_users_people_are_facts_of_their_own(fresh_data_dir):
         assert gone == "I no longer know your wife's employer: you asked me to forget it.", gone
     finally:
         srv.stop()
+
+
+def test_a_turn_that_states_and_asks_keeps_both_apart(fresh_data_dir):
+    # "My name is Ada. What is the capital of France?" states the name (captured) and asks
+    # about France (not about the name: no abstention, the model answers); a question naming
+    # two facts is answered with both, by memory.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content, r.usage.prompt_tokens
+
+        france, tokens = ask("My name is Ada. What is the capital of France?")
+        assert "France" in france and not france.startswith("I have no memory"), france
+        assert tokens > 0, "the model answers the question"
+        assert ask("I live in Lyon. Can you recommend a restaurant?")[1] > 0
+        both, tokens = ask("What's my name and where do I live?")
+        assert both == "Your name is Ada, and you live in Lyon.", both
+        assert tokens == 0, "answered by memory"
+    finally:
+        srv.stop()

@@ -1,9 +1,9 @@
 //! `capture-facts`: rule-based fact capture.
 //!
-//! Admission rules: a turn is skipped when it is a question (ends with `?` or
+//! Admission rules: a sentence is skipped when it is a question (ends with `?` or
 //! starts with a question word), a request (`please …`, `can you …`, an
-//! imperative such as `tell me …`) or a "forget" turn. Otherwise each sentence
-//! is matched against statement patterns and turned into
+//! imperative such as `tell me …`), and a whole turn when it asks to forget. Otherwise
+//! each sentence is matched against statement patterns and turned into
 //! (subject, facet, typed value):
 //!
 //! - `my <thing>'s <facet> is <value>` → (`user.<thing>`, `<facet>`, value)
@@ -932,7 +932,10 @@ pub fn clauses(sentence: &str) -> Vec<&str> {
 
 /// All facts to admit from a turn.
 pub fn extract(text: &str) -> Vec<Fact> {
-    if skip_turn(text) {
+    // A "forget" turn states nothing; otherwise each sentence is skipped or read on its own
+    // ("My name is Ada. What is the capital of France?" states the name).
+    let lower = text.to_lowercase();
+    if FORGET_MARKERS.iter().any(|m| lower.contains(m)) {
         return Vec::new();
     }
     // The thing or person the last fact was about: "she"/"he" in a later clause of the turn
@@ -1443,6 +1446,12 @@ mod tests {
     #[test]
     fn questions_requests_and_forgets_stay_skipped() {
         assert!(extract("Actually, what is my server's IP?").is_empty());
+        // The statement of a turn that also asks something is read.
+        assert_eq!(
+            one("My name is Ada. What is the capital of France?"),
+            ("user".into(), "name".into(), "Ada".into())
+        );
+        assert!(extract("Forget my IP. It is 10.0.0.7").is_empty());
         assert!(extract("Actually please forget my server's IP").is_empty());
         assert!(extract("So tell me my server's IP").is_empty());
         assert!(extract("Now is the time").is_empty());

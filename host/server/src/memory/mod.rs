@@ -42,8 +42,8 @@ mod state;
 pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
     asked_kappa, asked_owner_facet, asked_user_facet, asks_for_facet, asks_what_is_known,
-    cued_facet, is_forget_request, is_plural, is_question, names_owner, query_words, singular,
-    states_only, wants_detail,
+    cued_facet, is_forget_request, is_plural, is_question, names_owner, query_words, question_part,
+    singular, states_only, wants_detail,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
@@ -553,13 +553,16 @@ impl MemoryServices {
                 // other fact is a distractor.
                 let mut state: Vec<StateFact> = Vec::new();
                 let mut routed = 0;
-                let words = query_words(user_text);
+                // What the turn asks, without the statements it makes on the way ("My name
+                // is Ada. What is the capital of France?" asks for no fact of the user's).
+                let question = question_part(user_text);
+                let words = query_words(&question);
                 // A cue word asks for its facet in a question only ("Where do I live?", not
                 // "I'd like a pasta recipe").
-                let asking = is_question(user_text);
+                let asking = is_question(&question);
                 // "What is my dog's name?" asks for the dog's name: its "my" does not name
                 // the user's own name ("Where does my wife work?" not the user's employer).
-                let asked = asked_owner_facet(user_text).or_else(|| asked_kappa(user_text));
+                let asked = asked_owner_facet(&question).or_else(|| asked_kappa(&question));
                 let owner_asked = asked.as_ref().is_some_and(|(subject, _)| subject != "user");
                 // "Who is my wife?" asks for `user.wife`'s name when that is what memory holds
                 // ("How old is my wife?" asks for her age, by its cue).
@@ -617,6 +620,7 @@ impl MemoryServices {
                                 .map(|(cell, _)| display_value(&cell.content.value.raw).to_string())
                                 .unwrap_or_default(),
                             opening: cell.and_then(|(cell, _)| answer_opening(&cell.content)),
+                            told: cell.and_then(|(cell, _)| told_to_user(&cell.content)),
                         });
                     }
                     recall.recalled.push(
@@ -644,18 +648,34 @@ impl MemoryServices {
                 user_facts = !state.is_empty();
                 // A question about a fact it names is answered in the second person: the
                 // reply opens with "Your <owner>'s" (the `opening` knob).
-                if knobs.opening != Some(false) && is_question(user_text) {
-                    recall.opening = state
-                        .first()
-                        .filter(|fact| fact.names_kappa)
-                        .and_then(|fact| fact.opening.clone());
-                }
-                if recall.opening.is_some() {
-                    lines.extend(opened_state_line(&state));
-                    instructions.push(OPENED_INSTRUCTION);
-                } else if let Some(line) = state_line(&state) {
-                    lines.push(line);
+                // A question that names several of them ("What's my name and where do I
+                // live?") is answered with each, said to the user, by memory: the model went
+                // on after the first with the memory state's third person ("Your name is
+                // Ada. The user lives in Lyon.").
+                let all_told: Option<Vec<String>> = (state.len() >= 2
+                    && state.iter().all(|fact| fact.names_kappa))
+                .then(|| state.iter().map(|fact| fact.told.clone()).collect())
+                .flatten();
+                // With the `opening` knob off, the state is given as before the knob existed.
+                if let Some(told) = all_told.filter(|_| asking && knobs.opening != Some(false)) {
+                    let statement = capitalized(&spoken_list(&told)) + ".";
+                    lines.push(answer_line(&statement));
                     instructions.push(STATE_INSTRUCTION);
+                    recall.open_with(&statement, knobs);
+                } else {
+                    if knobs.opening != Some(false) && is_question(user_text) {
+                        recall.opening = state
+                            .first()
+                            .filter(|fact| fact.names_kappa)
+                            .and_then(|fact| fact.opening.clone());
+                    }
+                    if recall.opening.is_some() {
+                        lines.extend(opened_state_line(&state));
+                        instructions.push(OPENED_INSTRUCTION);
+                    } else if let Some(line) = state_line(&state) {
+                        lines.push(line);
+                        instructions.push(STATE_INSTRUCTION);
+                    }
                 }
                 if knobs.anchor != Some(false) {
                     recall.anchors = state
@@ -964,6 +984,8 @@ impl MemoryServices {
         if !is_question(user_text) {
             return None;
         }
+        let question = question_part(user_text);
+        let user_text = question.as_str();
         let (subject, facet) = asked_owner_facet(user_text)
             .or_else(|| asked_kappa(user_text))
             .or_else(|| asked_user_facet(user_text).map(|f| ("user".to_string(), f.to_string())))?;
@@ -1026,20 +1048,17 @@ impl MemoryServices {
                 Some(sentence)
             })
             .collect();
-        match told.as_slice() {
-            [] => "I don't know anything about you yet. Tell me something and I will remember it."
-                .to_string(),
-            [one] => format!("I know that {one}."),
-            [init @ .., last] => {
-                let more = cells.len().saturating_sub(told.len());
-                let tail = if more > 0 {
-                    format!(" (and {more} more)")
-                } else {
-                    String::new()
-                };
-                format!("I know that {}, and {last}{tail}.", init.join(", "))
-            }
+        if told.is_empty() {
+            return "I don't know anything about you yet. Tell me something and I will remember it."
+                .to_string();
         }
+        let more = cells.len().saturating_sub(told.len());
+        let tail = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
+        format!("I know that {}{tail}.", spoken_list(&told))
     }
 
     /// The capability fact that best answers `text` ([`crate::capabilities::rank`]), with its
@@ -1153,6 +1172,24 @@ impl MemoryServices {
 fn named_group_asked((subject, facet): &(String, String)) -> Option<&str> {
     let group = subject.strip_prefix("user.")?;
     matches!(facet.as_str(), "name" | "names").then_some(group)
+}
+
+/// Sentences said as one: "a", "a, and b", "a, b, and c".
+fn spoken_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+    }
+}
+
+/// The text with its first letter upper case ("your name is Ada" → "Your name is Ada").
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

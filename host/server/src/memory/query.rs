@@ -263,8 +263,27 @@ pub fn states_only(text: &str, statements: &[&str]) -> bool {
 }
 
 /// The sentences of a text: cut after `.`, `!`, `?` or `;` where whitespace follows (so
-/// "10.0.0.7" stays whole), empty ones left out.
+/// "10.0.0.7" stays whole), without their end mark; empty ones left out.
 fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    marked_sentences(text)
+        .map(|sentence| sentence.trim_end_matches(['.', '!', '?', ';']).trim())
+        .filter(|sentence| !sentence.is_empty())
+}
+
+/// The question a turn asks: its sentences that are questions ([`is_question`]), or the
+/// whole text when none is ("My name is Ada. What is the capital of France?" asks "What is
+/// the capital of France?", which names none of the user's facts).
+pub fn question_part(text: &str) -> String {
+    let questions: Vec<&str> = marked_sentences(text).filter(|s| is_question(s)).collect();
+    if questions.is_empty() {
+        text.to_string()
+    } else {
+        questions.join(" ")
+    }
+}
+
+/// The sentences of a text as [`sentences`] cuts them, with their end mark.
+fn marked_sentences(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || loop {
         if rest.trim().is_empty() {
@@ -282,10 +301,7 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
             .map_or(rest.len(), |(i, c)| i + c.len_utf8());
         let (sentence, tail) = rest.split_at(cut);
         rest = tail;
-        let sentence = sentence
-            .trim()
-            .trim_end_matches(['.', '!', '?', ';'])
-            .trim();
+        let sentence = sentence.trim();
         if !sentence.is_empty() {
             return Some(sentence);
         }
@@ -613,6 +629,20 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(kappa(text).as_deref(), want, "{text}");
         }
+    }
+
+    #[test]
+    fn the_question_of_a_turn_is_its_question_sentences() {
+        assert_eq!(
+            question_part("My name is Ada. What is the capital of France?"),
+            "What is the capital of France?"
+        );
+        assert_eq!(question_part("What's my name?"), "What's my name?");
+        assert_eq!(question_part("My IP is 10.0.0.7."), "My IP is 10.0.0.7.");
+        assert_eq!(
+            asked_kappa(&question_part("My name is Ada. Where is Paris?")),
+            None
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct StateFact {
     /// The first words of an answer given from this fact, in the second person
     /// ([`answer_opening`]); `None` for a cell that is not the user's own.
     pub opening: Option<String>,
+    /// The fact said to the user ([`told_to_user`]: "you live in Lyon"); `None` for a cell
+    /// that is not the user's.
+    pub told: Option<String>,
 }
 
 /// The facts the model sees, most relevant first: when the question names a κ only the
@@ -389,6 +392,7 @@ mod tests {
             rendered: format!("fact {index}"),
             value: String::new(),
             opening: None,
+            told: None,
         };
         let kept = focus_state(vec![
             fact(0, false, 0.9),
@@ -450,6 +454,7 @@ mod tests {
             rendered: "The user's cat's code is 40187.".into(),
             value: "40187".into(),
             opening: None,
+            told: None,
         }])
         .unwrap();
         let stops = echo_stops(&[STATE_INSTRUCTION]);
