@@ -332,5 +332,9 @@ def test_a_turn_that_states_and_asks_keeps_both_apart(fresh_data_dir):
         both, tokens = ask("What's my name and where do I live?")
         assert both == "Your name is Ada, and you live in Lyon.", both
         assert tokens == 0, "answered by memory"
+        # A yes/no question is answered yes or no, then with the value.
+        assert ask("Do I live in Paris?")[0].startswith("No, you live in Lyon"), "Paris"
+        assert ask("Is my name Ada?")[0].startswith("Yes, your name is Ada"), "Ada"
+        assert ask("Is my name Eve?")[0].startswith("No, your name is Ada"), "Eve"
     finally:
         srv.stop()

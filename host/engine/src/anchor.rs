@@ -16,7 +16,9 @@ use crate::tokenizer::Tokenizer;
 
 /// Shortest start of a value (in bytes) that counts as the model copying it.
 pub const MIN_BEGUN: usize = 3;
-/// Shortest value anchored: shorter ones ("7", "yes") are begun by accident.
+/// Shortest value anchored without a lead: shorter ones ("7", "yes") are begun by accident.
+/// A value with a lead is anchored whatever its length, and only after its lead ("name is"
+/// then " Ada"), where nothing is begun by accident.
 pub const MIN_VALUE: usize = 4;
 /// Longest value anchored: longer ones are statements, which the model may fairly paraphrase.
 pub const MAX_VALUE: usize = 64;
@@ -78,13 +80,14 @@ impl<'t> ValueAnchors<'t> {
         let mut kept: Vec<Kept> = Vec::new();
         for anchor in values {
             let value = anchor.value.trim().as_bytes();
-            let fits = (MIN_VALUE..=MAX_VALUE).contains(&value.len());
+            let lead = anchor
+                .lead
+                .as_deref()
+                .map(|lead| lead.trim().to_ascii_lowercase().into_bytes())
+                .filter(|lead| !lead.is_empty());
+            let shortest = if lead.is_some() { 1 } else { MIN_VALUE };
+            let fits = (shortest..=MAX_VALUE).contains(&value.len());
             if fits && !kept.iter().any(|k| k.value == value) {
-                let lead = anchor
-                    .lead
-                    .as_deref()
-                    .map(|lead| lead.trim().to_ascii_lowercase().into_bytes())
-                    .filter(|lead| !lead.is_empty());
                 kept.push(Kept {
                     value: value.to_vec(),
                     lead,
@@ -97,6 +100,8 @@ impl<'t> ValueAnchors<'t> {
                 k.lead = None;
             }
         }
+        // A short value is anchored only by its lead.
+        kept.retain(|k| k.lead.is_some() || k.value.len() >= MIN_VALUE);
         if kept.is_empty() {
             return None;
         }
@@ -264,6 +269,32 @@ mod tests {
         // Already on the value: untouched.
         let mut logits = vec![1.0, 5.0, 0.0, 0.0];
         assert!(!a.constrain(b" password hint is", &mut logits));
+    }
+
+    #[test]
+    fn a_short_value_is_anchored_after_its_lead_only() {
+        let vocab = pieces(&[" not", " Ada", " A", "."]);
+        let led = Anchor {
+            value: "Ada".into(),
+            lead: Some("name is".into()),
+        };
+        let a = ValueAnchors::from_pieces(&[led], &vocab).unwrap();
+        // "No, your name is" then " not": the value follows its lead.
+        let mut logits = vec![5.0, 3.0, 1.0, 0.0];
+        assert!(a.constrain(b"No, your name is", &mut logits));
+        assert_eq!(crate::sampler::argmax(&logits), 1);
+        // Anywhere else the short value is not looked for.
+        let mut logits = vec![5.0, 3.0, 1.0, 0.0];
+        assert!(!a.constrain(b"Ad", &mut logits));
+        assert!(!a.constrain(b"The name", &mut logits));
+        // Without a lead a short value is not anchored at all.
+        assert!(ValueAnchors::from_pieces(&["Ada".into()], &vocab).is_none());
+        // Nor when the lead it had is shared, and so dropped.
+        let shared = |value: &str| Anchor {
+            value: value.into(),
+            lead: Some("name is".into()),
+        };
+        assert!(ValueAnchors::from_pieces(&[shared("Ada"), shared("Eve")], &vocab).is_none());
     }
 
     #[test]

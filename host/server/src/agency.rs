@@ -167,22 +167,29 @@ fn facet_words(facet: &str) -> BTreeSet<String> {
 
 /// Whether the statement adds to what is known ("My hobbies are also hiking").
 pub fn is_additive(statement: &str) -> bool {
-    let padded = format!(
+    let padded = padded(statement);
+    ADDITIVE.iter().any(|marker| padded.contains(marker))
+}
+
+/// A statement lower case without its end mark, with a space on each side, for matching
+/// the word markers of [`ADDITIVE`] and [`REPLACING`].
+fn padded(statement: &str) -> String {
+    format!(
         " {} ",
         statement.to_lowercase().trim_end_matches(['.', '!'])
-    );
-    ADDITIVE.iter().any(|marker| padded.contains(marker))
+    )
 }
 
 /// Whether a statement of a new value for `facet` adds to a collection ([`COLLECTIONS`])
 /// rather than replacing its value: it says nothing of the old value ending ([`REPLACING`]).
 pub fn collects(facet: &str, statement: &str) -> bool {
-    let padded = format!(
-        " {} ",
-        statement.to_lowercase().trim_end_matches(['.', '!'])
-    );
+    let padded = padded(statement);
+    is_collection(facet) && !REPLACING.iter().any(|marker| padded.contains(marker))
+}
+
+/// Whether a facet holds a collection of values ([`COLLECTIONS`]: "allergies", "likes").
+pub fn is_collection(facet: &str) -> bool {
     COLLECTIONS.contains(&facet.to_lowercase().as_str())
-        && !REPLACING.iter().any(|marker| padded.contains(marker))
 }
 
 /// Whether two facets of one subject name the same property ("ip" / "ip address").

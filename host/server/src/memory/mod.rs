@@ -43,7 +43,7 @@ pub use gist::{focused_gist_relevance, gist_relevance, GISTS_PER_TURN};
 pub use query::{
     asked_kappa, asked_owner_facet, asked_user_facet, asks_for_facet, asks_what_is_known,
     cued_facet, is_forget_request, is_plural, is_question, names_owner, query_words, question_part,
-    singular, states_only, wants_detail,
+    singular, states_only, wants_detail, yes_no_verdict,
 };
 pub use state::{
     answer_opening, display_value, echo_stops, focus_state, lead_in, opened_state_line,
@@ -621,6 +621,13 @@ impl MemoryServices {
                                 .unwrap_or_default(),
                             opening: cell.and_then(|(cell, _)| answer_opening(&cell.content)),
                             told: cell.and_then(|(cell, _)| told_to_user(&cell.content)),
+                            verdict: cell.and_then(|(cell, _)| {
+                                yes_no_verdict(
+                                    &question,
+                                    display_value(&cell.content.value.raw),
+                                    agency::is_collection(&cell.content.facet),
+                                )
+                            }),
                         });
                     }
                     recall.recalled.push(
@@ -663,11 +670,23 @@ impl MemoryServices {
                     instructions.push(STATE_INSTRUCTION);
                     recall.open_with(&statement, knobs);
                 } else {
+                    // A yes/no question is answered yes or no first ("Do I live in Paris?"
+                    // → "No, you live in Lyon.").
                     if knobs.opening != Some(false) && is_question(user_text) {
-                        recall.opening = state
-                            .first()
-                            .filter(|fact| fact.names_kappa)
-                            .and_then(|fact| fact.opening.clone());
+                        recall.opening =
+                            state
+                                .first()
+                                .filter(|fact| fact.names_kappa)
+                                .and_then(|fact| {
+                                    let opening = fact.opening.clone()?;
+                                    Some(match fact.verdict {
+                                        Some(yes) => {
+                                            let word = if yes { "Yes" } else { "No" };
+                                            format!("{word}, {}", lowercased_first(&opening))
+                                        }
+                                        None => opening,
+                                    })
+                                });
                     }
                     if recall.opening.is_some() {
                         lines.extend(opened_state_line(&state));
@@ -1185,9 +1204,18 @@ fn spoken_list(items: &[String]) -> String {
 
 /// The text with its first letter upper case ("your name is Ada" → "Your name is Ada").
 fn capitalized(text: &str) -> String {
+    recased_first(text, char::to_uppercase)
+}
+
+/// The text with its first letter lower case ("You live in" → "you live in").
+fn lowercased_first(text: &str) -> String {
+    recased_first(text, char::to_lowercase)
+}
+
+fn recased_first<I: Iterator<Item = char>>(text: &str, recase: impl Fn(char) -> I) -> String {
     let mut chars = text.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
+        Some(first) => recase(first).chain(chars).collect(),
         None => String::new(),
     }
 }

@@ -444,6 +444,44 @@ pub fn asked_owner_facet(text: &str) -> Option<(String, String)> {
     Some((format!("user.{}", owner.join("_")), facet.to_string()))
 }
 
+/// How a yes/no question about a stored value is answered: "Do I live in Lyon?" with
+/// `Lyon` stored → `Some(true)`; "Do I live in Paris?" → `Some(false)` (one value holds at a
+/// time); for a `collection` ("Do I like pizza?" with `sushi`) a value the question does not
+/// name says nothing of the one it names → `None`. `None` for a question that is not yes/no
+/// ("Where do I live?", "Do you know where I live?").
+pub fn yes_no_verdict(question: &str, value: &str, collection: bool) -> Option<bool> {
+    let words: Vec<String> = question
+        .to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let yes_no = matches!(
+        words.first().map(String::as_str),
+        Some("do" | "does" | "did" | "am" | "is" | "are" | "was" | "were" | "have" | "has")
+    ) && words.get(1).is_some_and(|w| w != "you");
+    if !yes_no {
+        return None;
+    }
+    let asked: HashSet<&str> = words.iter().map(String::as_str).collect();
+    let named = value
+        .split(", ")
+        .flat_map(|item| item.split(" and "))
+        .any(|item| {
+            let item = item.to_lowercase();
+            let mut item_words = item
+                .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+                .filter(|w| !w.is_empty() && !["a", "an", "the"].contains(w))
+                .peekable();
+            item_words.peek().is_some() && item_words.all(|w| asked.contains(w))
+        });
+    match (named, collection) {
+        (true, _) => Some(true),
+        (false, false) => Some(false),
+        (false, true) => None,
+    }
+}
+
 /// Whether the user asks for the detail of an earlier conversation.
 pub fn wants_detail(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -664,6 +702,33 @@ mod tests {
         assert_eq!(kappa("What is my job?"), None);
         assert_eq!(kappa("What's my wife's job?"), None);
         assert_eq!(kappa("Where do I live?"), None);
+    }
+
+    #[test]
+    fn yes_no_questions_are_answered_by_whether_they_name_the_value() {
+        assert_eq!(
+            yes_no_verdict("Do I live in Lyon?", "Lyon", false),
+            Some(true)
+        );
+        assert_eq!(
+            yes_no_verdict("Do I live in Paris?", "Lyon", false),
+            Some(false)
+        );
+        assert_eq!(yes_no_verdict("Is my name Ada?", "Ada", false), Some(true));
+        assert_eq!(
+            yes_no_verdict("Am I a nurse?", "a nurse", false),
+            Some(true)
+        );
+        assert_eq!(
+            yes_no_verdict("Do I like sushi?", "tea and sushi", true),
+            Some(true)
+        );
+        assert_eq!(yes_no_verdict("Do I like pizza?", "sushi", true), None);
+        assert_eq!(yes_no_verdict("Where do I live?", "Lyon", false), None);
+        assert_eq!(
+            yes_no_verdict("Do you know where I live?", "Lyon", false),
+            None
+        );
     }
 
     #[test]

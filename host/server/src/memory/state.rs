@@ -27,6 +27,9 @@ pub struct StateFact {
     /// The fact said to the user ([`told_to_user`]: "you live in Lyon"); `None` for a cell
     /// that is not the user's.
     pub told: Option<String>,
+    /// For a yes/no question, whether its answer is yes ([`super::query::yes_no_verdict`]);
+    /// `None` for any other question, or when the value does not tell.
+    pub verdict: Option<bool>,
 }
 
 /// The facts the model sees, most relevant first: when the question names a κ only the
@@ -393,6 +396,7 @@ mod tests {
             value: String::new(),
             opening: None,
             told: None,
+            verdict: None,
         };
         let kept = focus_state(vec![
             fact(0, false, 0.9),
@@ -455,6 +459,7 @@ mod tests {
             value: "40187".into(),
             opening: None,
             told: None,
+            verdict: None,
         }])
         .unwrap();
         let stops = echo_stops(&[STATE_INSTRUCTION]);
