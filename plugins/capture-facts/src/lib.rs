@@ -21,6 +21,9 @@
 //! - `I have two kids, Sam and Lily`, `I have 3 cats named Tom, Kit and Pip` → (`user`,
 //!   `kids`, "Sam and Lily"), as `my kids are Sam and Lily` reads; `I have a son, Tom` →
 //!   (`user.son`, `name`, "Tom"), as `I have a son named Tom` reads
+//! - `my <being> [<Name>] <verb phrase>` ("My wife Julia works at Airbus", "My brother lives
+//!   in Paris", "My son Tom is 7", "My sister is a doctor") → the being's name and the verb
+//!   phrase's facet, about `user.<being>` (a being of [`NAMED_BEINGS`])
 //!
 //! - `the <facet> of my <thing> is <value>` → (`user.<thing>`, `<facet>`, value)
 //!
@@ -143,6 +146,7 @@ fn without_time_phrase(value: &str) -> &str {
         [.., "a" | "one" | "two" | "few", unit, "ago"] if is_unit(unit) => 3,
         [.., n, unit, "ago"] if n.chars().all(|c| c.is_ascii_digit()) && is_unit(unit) => 3,
         [.., "in" | "since", year] if is_year(year) => 2,
+        [.., "for", n, unit] if (count_word(n).is_some() || *n == "many") && is_unit(unit) => 3,
         [.., "yesterday" | "recently" | "today" | "lately"] => 1,
         _ => 0,
     };
@@ -485,6 +489,9 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i now ", "i "),
         ("i still ", "i "),
         ("i'm also ", "i'm "),
+        ("i'm originally ", "i'm "),
+        ("i am originally ", "i am "),
+        ("i originally come ", "i come "),
         ("i'm now ", "i'm "),
         ("i am also ", "i am "),
         ("i am now ", "i am "),
@@ -505,6 +512,10 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i am living in ", "city"),
         ("i'm living in ", "city"),
         ("i moved to ", "city"),
+        ("i've been living in ", "city"),
+        ("i have been living in ", "city"),
+        ("i've lived in ", "city"),
+        ("i have lived in ", "city"),
         ("i'm from ", "hometown"),
         ("i am from ", "hometown"),
         ("i come from ", "hometown"),
@@ -1372,6 +1383,12 @@ mod tests {
         assert_eq!(kv("I now live in Rome"), f("city", "Rome"));
         assert_eq!(kv("I also like sushi"), f("likes", "sushi"));
         assert_eq!(kv("I'm also allergic to cats"), f("allergies", "cats"));
+        assert_eq!(kv("I'm originally from Madrid."), f("hometown", "Madrid"));
+        assert_eq!(
+            kv("I've been living in Oslo since 2020."),
+            f("city", "Oslo")
+        );
+        assert_eq!(kv("I've lived in Oslo for 5 years"), f("city", "Oslo"));
         assert_eq!(
             extract("I also speak German")[0].statement,
             "I also speak German"

@@ -697,11 +697,21 @@ impl MemoryServices {
                     }
                 }
                 if knobs.anchor != Some(false) {
+                    // The lead is taken from the fact as the answer says it: opened in the
+                    // second person ("You speak"), the third person's "user speaks" was never
+                    // written, and "I speak Portuguese." was answered "You speak Spanish.".
+                    let opened = recall.opening.is_some();
                     recall.anchors = state
                         .iter()
-                        .map(|f| engram_engine::anchor::Anchor {
-                            value: f.value.clone(),
-                            lead: lead_in(&f.rendered, &f.value),
+                        .map(|f| {
+                            let said = match &f.told {
+                                Some(told) if opened => told,
+                                _ => &f.rendered,
+                            };
+                            engram_engine::anchor::Anchor {
+                                value: f.value.clone(),
+                                lead: lead_in(said, &f.value),
+                            }
                         })
                         .collect();
                 }

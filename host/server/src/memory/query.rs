@@ -50,11 +50,13 @@ pub fn singular(word: &str) -> String {
 
 /// The lower-case alphanumeric words of a query, read once per turn for [`names_owner`] and
 /// [`asks_for_facet`]. "For a living" is read as the word "occupation" ("What do I do for a
-/// living?" asks for the job, not the city its "living" would cue).
+/// living?" asks for the job, not the city its "living" would cue), and so is "for work" after
+/// "do" ("What do I do for work?" asks for the job, not the employer).
 pub fn query_words(query: &str) -> HashSet<String> {
     query
         .to_lowercase()
         .replace("for a living", "occupation")
+        .replace("do for work", "do occupation")
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_string)
@@ -459,7 +461,9 @@ pub fn yes_no_verdict(question: &str, value: &str, collection: bool) -> Option<b
     let yes_no = matches!(
         words.first().map(String::as_str),
         Some("do" | "does" | "did" | "am" | "is" | "are" | "was" | "were" | "have" | "has")
-    ) && words.get(1).is_some_and(|w| w != "you");
+    ) && words.get(1).is_some_and(|w| w != "you")
+        // "Do I prefer mornings or evenings?" asks which, not whether.
+        && !words.iter().any(|w| w == "or");
     if !yes_no {
         return None;
     }
@@ -726,6 +730,10 @@ mod tests {
         assert_eq!(yes_no_verdict("Do I like pizza?", "sushi", true), None);
         assert_eq!(yes_no_verdict("Where do I live?", "Lyon", false), None);
         assert_eq!(
+            yes_no_verdict("Do I prefer tea or coffee?", "tea", true),
+            None
+        );
+        assert_eq!(
             yes_no_verdict("Do you know where I live?", "Lyon", false),
             None
         );
@@ -757,6 +765,8 @@ mod tests {
         ));
         let living = query_words("What do I do for a living?");
         assert!(asks_for_facet(&living, "job") && !asks_for_facet(&living, "city"));
+        let work = query_words("What do I do for work?");
+        assert!(asks_for_facet(&work, "job") && !asks_for_facet(&work, "employer"));
         assert!(asks_for_facet(
             &query_words("Where am I living now?"),
             "city"
