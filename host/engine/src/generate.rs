@@ -102,7 +102,9 @@ pub fn generate(
     let mut anchored = 0;
     'gen: while tokens.len() < opts.max_tokens {
         if let Some(anchors) = &anchors {
-            let answer = [opts.answer_start.as_bytes(), text.as_bytes()].concat();
+            // With the bytes of a character not yet complete: a value that begins with "İ"
+            // may be begun by a token holding its first byte only.
+            let answer = [opts.answer_start.as_bytes(), text.as_bytes(), dec.pending()].concat();
             anchored += usize::from(anchors.constrain(&answer, &mut logits));
         }
         let next = sampler.sample(&logits, session.tokens());

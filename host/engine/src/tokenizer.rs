@@ -498,6 +498,12 @@ impl StreamDecoder {
         }
     }
 
+    /// The bytes of an incomplete character held back for the next token (empty when the
+    /// text so far ends on a character boundary).
+    pub fn pending(&self) -> &[u8] {
+        &self.pending
+    }
+
     /// Adds one token and returns the text that became complete (possibly empty).
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
         let piece = tok.token_to_piece(id, self.special);

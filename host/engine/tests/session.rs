@@ -308,4 +308,17 @@ fn a_lead_begun_in_the_answer_start_is_found() {
         "{:?} after the lead {lead:?}",
         led.text
     );
+    // A value whose first character takes several bytes, begun by a token of one byte: the
+    // anchor reads the bytes the decoder holds back, and the character comes out whole.
+    let wide = Anchor {
+        value: "İzQX7".into(),
+        lead: Some(lead.clone()),
+    };
+    let led = run("Opening", vec![wide]);
+    assert!(
+        led.text.starts_with(&format!("{} İzQX7", &free.text[..end])),
+        "{:?} after the lead {lead:?}",
+        led.text
+    );
+    assert!(!led.text.contains('\u{FFFD}'), "{:?}", led.text);
 }

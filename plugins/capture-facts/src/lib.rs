@@ -113,7 +113,7 @@ const DISCOURSE_MARKERS: &[&str] = &[
 pub fn strip_markers(sentence: &str) -> &str {
     let mut s = sentence.trim_start();
     loop {
-        let lower = s.to_lowercase();
+        let lower = s.to_ascii_lowercase();
         let hit = DISCOURSE_MARKERS.iter().find(|m| {
             lower.starts_with(**m)
                 && lower[m.len()..]
@@ -206,7 +206,7 @@ fn bare_value(value: &str) -> &str {
         .trim_end_matches(['.', '!', ',', ';'])
         .trim();
     loop {
-        let lower = v.to_lowercase();
+        let lower = v.to_ascii_lowercase();
         let before = v.len();
         for lead in ["also ", "now ", "actually ", "instead "] {
             if lower.starts_with(lead) {
@@ -215,7 +215,7 @@ fn bare_value(value: &str) -> &str {
             }
         }
         v = without_time_phrase(v);
-        let lower = v.to_lowercase();
+        let lower = v.to_ascii_lowercase();
         for tail in [" too", " as well", " now", " instead", " also"] {
             if lower.ends_with(tail) {
                 v = v[..v.len() - tail.len()].trim_end().trim_end_matches(',');
@@ -230,7 +230,7 @@ fn bare_value(value: &str) -> &str {
 
 /// Whether a whole turn must not be captured.
 pub fn skip_turn(text: &str) -> bool {
-    let t = strip_markers(text).trim().to_lowercase();
+    let t = strip_markers(text).trim().to_ascii_lowercase();
     if t.is_empty() || t.ends_with('?') {
         return true;
     }
@@ -259,7 +259,7 @@ pub fn typed_value(raw: &str) -> String {
     }
     if v.contains('@') && !v.contains(' ') && v.rsplit('@').next().is_some_and(|d| d.contains('.'))
     {
-        return format!("email:{}", v.to_lowercase());
+        return format!("email:{}", v.to_ascii_lowercase());
     }
     if v.starts_with("http://") || v.starts_with("https://") {
         return format!("url:{v}");
@@ -284,7 +284,7 @@ pub fn typed_value(raw: &str) -> String {
 fn key(words: &str) -> String {
     words
         .trim()
-        .to_lowercase()
+        .to_ascii_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty() && !matches!(*w, "the" | "a" | "an"))
         .collect::<Vec<_>>()
@@ -413,13 +413,13 @@ fn named_thing(s: &str, lower: &str, statement: &str) -> Option<Fact> {
 pub fn sentence_facts(sentence: &str) -> Option<Fact> {
     let statement = sentence.trim();
     let s = strip_markers(statement);
-    let lower = s.to_lowercase();
+    let lower = s.to_ascii_lowercase();
     // "the ip of my server is X": facet of owner
     if let Some(after) = lower.strip_prefix("the ") {
         if let Some(of) = after.find(" of my ") {
             let facet = &s[4..4 + of];
             let tail = &s[4 + of + " of my ".len()..];
-            let tl = tail.to_lowercase();
+            let tl = tail.to_ascii_lowercase();
             for cop in [" is ", " are ", " was "] {
                 if let Some(ci) = tl.find(cop) {
                     return fact(
@@ -441,7 +441,7 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         if let Some(pos) = after.find("'s ") {
             let owner = &body[..pos];
             let tail = &body[pos + 3..];
-            let tl = tail.to_lowercase();
+            let tl = tail.to_ascii_lowercase();
             for cop in [" is ", " are ", " was "] {
                 if let Some(ci) = tl.find(cop) {
                     return fact(
@@ -453,7 +453,7 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
                 }
             }
         }
-        let bl = body.to_lowercase();
+        let bl = body.to_ascii_lowercase();
         for cop in [" is ", " are ", " was "] {
             if let Some(ci) = bl.find(cop) {
                 return fact(
@@ -540,7 +540,7 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         if lower.starts_with(prefix) {
             let value = rest(prefix);
             // "I like it", "I love you": what is liked is not named.
-            let said = bare_value(&value).to_lowercase();
+            let said = bare_value(&value).to_ascii_lowercase();
             let first = said.split_whitespace().next().unwrap_or("");
             if matches!(facet, "likes" | "dislikes" | "prefers" | "plays")
                 && (NOT_LIKED.contains(&said.as_str())
@@ -904,7 +904,7 @@ fn self_introduction(rest: &str) -> Option<&str> {
             w.chars().next().is_some_and(char::is_uppercase)
                 && w.chars()
                     .all(|c| c.is_alphabetic() || c == '-' || c == '\'')
-                && !NOT_NAMES.contains(&w.to_lowercase().as_str())
+                && !NOT_NAMES.contains(&w.to_ascii_lowercase().as_str())
         });
     named.then_some(name)
 }
@@ -945,7 +945,7 @@ pub fn clauses(sentence: &str) -> Vec<&str> {
 pub fn extract(text: &str) -> Vec<Fact> {
     // A "forget" turn states nothing; otherwise each sentence is skipped or read on its own
     // ("My name is Ada. What is the capital of France?" states the name).
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     if FORGET_MARKERS.iter().any(|m| lower.contains(m)) {
         return Vec::new();
     }
@@ -1458,6 +1458,26 @@ mod tests {
             kv("My boss is an idiot"),
             vec![f("user", "boss", "an idiot")]
         );
+    }
+
+    #[test]
+    fn text_whose_lower_case_changes_length_reads_without_panicking() {
+        // "İ" is two bytes, its lower case three: offsets found in a lowercased copy must
+        // not be used to slice the original.
+        for text in [
+            "My İstanbul flat's number is 5",
+            "My name is İlker and I live in İzmir",
+            "I'm İlker. My wife İpek works at Airbus",
+            "I have two kids, İpek and Ali",
+            "I work as a İnşaat engineer at ŞİŞECAM",
+            "My İİİ is İİİ",
+            "Actually, İ like tea",
+            "I was born in İzmir",
+            "The İP of my server is 10.0.0.1",
+            "ẞ ẞ ẞ my ẞ's ẞ is ẞ",
+        ] {
+            let _ = extract(text);
+        }
     }
 
     #[test]

@@ -674,6 +674,32 @@ mod tests {
     }
 
     #[test]
+    fn text_whose_lower_case_changes_length_reads_without_panicking() {
+        for text in [
+            "What is my İstanbul flat's number?",
+            "İİİ my İİİ's İİİ is İİİ?",
+            "Actually it's İzmir",
+            "Is my name İlker?",
+            "Where does my İpek work?",
+            "ẞ. ẞ? ẞ! My ẞ is ẞ.",
+            "Forget my İP",
+        ] {
+            let _ = (
+                asked_kappa(text),
+                asked_owner_facet(text),
+                question_part(text),
+            );
+            let _ = (correction_value(text), yes_no_verdict(text, "İ", false));
+            let _ = (states_only(text, &["My ẞ is ẞ"]), is_forget_request(text));
+            let _ = (
+                wants_detail(text),
+                asks_what_is_known(text),
+                asked_user_facet(text),
+            );
+        }
+    }
+
+    #[test]
     fn the_question_of_a_turn_is_its_question_sentences() {
         assert_eq!(
             question_part("My name is Ada. What is the capital of France?"),
