@@ -330,11 +330,41 @@ def test_a_turn_that_states_and_asks_keeps_both_apart(fresh_data_dir):
         assert tokens > 0, "the model answers the question"
         assert ask("I live in Lyon. Can you recommend a restaurant?")[1] > 0
         both, tokens = ask("What's my name and where do I live?")
-        assert both == "Your name is Ada, and you live in Lyon.", both
+        assert both == "Your name is Ada and you live in Lyon.", both
         assert tokens == 0, "answered by memory"
         # A yes/no question is answered yes or no, then with the value.
         assert ask("Do I live in Paris?")[0].startswith("No, you live in Lyon"), "Paris"
         assert ask("Is my name Ada?")[0].startswith("Yes, your name is Ada"), "Ada"
         assert ask("Is my name Eve?")[0].startswith("No, your name is Ada"), "Eve"
+    finally:
+        srv.stop()
+
+
+def test_forgetting_one_item_everything_about_someone_or_everything(fresh_data_dir):
+    # "Forget that I'm allergic to dogs" erases dogs and keeps cats; "Forget everything about
+    # my wife" erases her facts and nothing else; "Forget everything you know about me" erases
+    # every fact of the user's.
+    srv = Server(str(fresh_data_dir)).start()
+    try:
+        c = client(srv)
+
+        def ask(text):
+            r = c.chat.completions.create(model="default", max_tokens=24, temperature=0,
+                                          messages=[{"role": "user", "content": text}],
+                                          extra_body={"memory": {"recall": True, "capture": True}})
+            return r.choices[0].message.content
+
+        assert ask("My name is Ada. I'm allergic to cats and dogs. "
+                   "My wife Julia works at Airbus.") == "Noted."
+        assert ask("Forget that I'm allergic to dogs.") == \
+            "I have forgotten that you are allergic to dogs."
+        allergies = ask("What am I allergic to?")
+        assert "cats" in allergies and "dogs" not in allergies, allergies
+        assert ask("Forget everything about my wife.") == \
+            "I have forgotten your wife's employer and your wife's name."
+        known = ask("What do you know about me?")
+        assert "Julia" not in known and "Airbus" not in known and "Ada" in known, known
+        assert ask("Forget everything you know about me.").startswith("I have forgotten")
+        assert ask("What do you know about me?").startswith("I don't know anything about you")
     finally:
         srv.stop()

@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use engram_memory::agency::Decision;
-use engram_memory::{Cell, CellId, MemoryStore, Selector, Shape, TypedValue};
+use engram_memory::{Cell, CellContent, CellId, MemoryStore, Selector, Shape, TypedValue};
 use engram_plugins::{Fact as PluginFact, MemoryBackend, MemoryItem};
 
 use crate::capabilities::CAPABILITIES_SUBJECT;
@@ -271,15 +271,7 @@ pub fn decide(store: &MemoryStore, fact: PluginFact) -> Decided {
     let collected = !additive && collects(&old.content.facet, &fact.statement);
     if (additive || collected) && old.content.value.shape == Shape::Text {
         let merged = synthesis(&old.content.value.raw, &value.raw);
-        let statement = if !old.content.value.raw.is_empty()
-            && old.content.text.contains(&old.content.value.raw)
-        {
-            old.content
-                .text
-                .replacen(&old.content.value.raw, &merged, 1)
-        } else {
-            format!("{} {} is {merged}", old.content.subject, old.content.facet)
-        };
+        let statement = restated(&old.content, &merged);
         let why = if additive {
             "the statement is additive (it says also/too/as well)"
         } else {
@@ -360,15 +352,31 @@ fn cell_words(cell: &Cell) -> BTreeSet<String> {
 /// the nearest cell by embedding when it is at least [`FORGET_MIN_SIMILARITY`] similar.
 /// Engram's own capability facts are never targets.
 pub fn forget_targets(store: &MemoryStore, text: &str) -> Vec<ForgetTarget> {
-    let terms = forget_terms(text);
-    if terms.is_empty() {
-        return Vec::new();
-    }
     let cells: Vec<Cell> = store
         .list()
         .into_iter()
         .filter(|c| !is_capability(c))
         .collect();
+    if forgets_everything(text) {
+        return cells
+            .into_iter()
+            .filter(|c| {
+                let subject = c.content.subject.to_lowercase();
+                c.valid_to.is_none() && (subject == "user" || subject.starts_with("user."))
+            })
+            .map(|cell| ForgetTarget {
+                reason: format!(
+                    "FORGET ({}, {}): the request asks to forget everything about the user",
+                    cell.content.subject, cell.content.facet
+                ),
+                cell,
+            })
+            .collect();
+    }
+    let terms = forget_terms(text);
+    if terms.is_empty() {
+        return Vec::new();
+    }
     let mut best = 0usize;
     let mut hits: Vec<(Cell, usize)> = Vec::new();
     for cell in cells {
@@ -412,6 +420,81 @@ pub fn forget_targets(store: &MemoryStore, text: &str) -> Vec<ForgetTarget> {
         })
         .into_iter()
         .collect()
+}
+
+/// Words of a "forget everything" request that name nothing in particular ("Forget
+/// everything you know about me", "Delete all my data").
+const EVERYTHING_NOISE: &[&str] = &[
+    "you",
+    "know",
+    "me",
+    "i",
+    "we",
+    "stored",
+    "store",
+    "said",
+    "told",
+    "data",
+    "facts",
+    "fact",
+    "memory",
+    "memories",
+    "info",
+    "information",
+    "now",
+    "so",
+    "far",
+    "ever",
+    "of",
+    "us",
+];
+
+/// Whether a forget request asks to forget everything about the user: it says "everything"
+/// or "all" and names nothing else ("Forget everything about my wife" names the wife).
+pub fn forgets_everything(text: &str) -> bool {
+    let said = words(text);
+    let everything = said.iter().any(|w| w == "everything" || w == "all");
+    everything
+        && forget_terms(text)
+            .iter()
+            .all(|t| EVERYTHING_NOISE.contains(&t.as_str()))
+}
+
+/// What a collection keeps when a forget request names some of its items only: "Forget that
+/// I'm allergic to dogs" on `cats and dogs` keeps `cats` (the items it names: `dogs`).
+/// `None` when the cell is not a collection ([`COLLECTIONS`]), or the request names none or
+/// all of its items (then the whole κ is forgotten).
+pub fn kept_items(cell: &Cell, text: &str) -> Option<(String, String)> {
+    if !is_collection(&cell.content.facet) {
+        return None;
+    }
+    let asked: BTreeSet<String> = words(text).into_iter().collect();
+    let items: Vec<&str> = bare(&cell.content.value.raw)
+        .split(", ")
+        .flat_map(|item| item.split(" and "))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect();
+    let (named, kept): (Vec<&str>, Vec<&str>) = items
+        .iter()
+        .partition(|item| words(item).iter().all(|w| asked.contains(w)));
+    if named.is_empty() || kept.is_empty() {
+        return None;
+    }
+    let list = |items: &[&str]| synthesis("", &items.join(" and "));
+    Some((list(&kept), list(&named)))
+}
+
+/// A cell's statement with another value ("I'm allergic to cats and dogs" with `cats` →
+/// "I'm allergic to cats"), or "<subject> <facet> is <value>" when the statement does not
+/// hold the old value as written.
+pub fn restated(content: &CellContent, value: &str) -> String {
+    let old = &content.value.raw;
+    if !old.is_empty() && content.text.contains(old.as_str()) {
+        content.text.replacen(old.as_str(), value, 1)
+    } else {
+        format!("{} {} is {value}", content.subject, content.facet)
+    }
 }
 
 /// Whether a cell belongs to Engram's seeded self-knowledge.
@@ -686,6 +769,39 @@ mod tests {
         assert!(!collects("likes", "Actually, I like tea"));
         assert!(!collects("likes", "I like tea instead"));
         assert!(!collects("city", "I live in York"));
+    }
+
+    #[test]
+    fn forgetting_everything_names_nothing_else() {
+        assert!(forgets_everything("Forget everything you know about me."));
+        assert!(forgets_everything("Please delete all my data"));
+        assert!(!forgets_everything("Forget everything about my wife"));
+        assert!(!forgets_everything("Forget my server's IP"));
+    }
+
+    #[test]
+    fn a_collection_keeps_the_items_a_forget_does_not_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::open(dir.path(), engram_memory::MemoryConfig::durable()).unwrap();
+        let fact = |facet: &str, value: &str| engram_memory::Fact {
+            text: Some(format!("I {facet} {value}")),
+            ..engram_memory::Fact::new("user", facet, value)
+        };
+        store.remember(fact("allergies", "cats, dogs and bees")).unwrap();
+        store.remember(fact("city", "Lyon and Paris")).unwrap();
+        let cell = |facet: &str| store.get("user", facet, None).unwrap();
+        assert_eq!(
+            kept_items(&cell("allergies"), "Forget that I'm allergic to dogs"),
+            Some(("cats and bees".into(), "dogs".into()))
+        );
+        assert_eq!(
+            restated(&cell("allergies").content, "cats and bees"),
+            "I allergies cats and bees"
+        );
+        // Every item named, none named, or not a collection: the whole κ goes.
+        assert_eq!(kept_items(&cell("allergies"), "Forget cats, dogs and bees"), None);
+        assert_eq!(kept_items(&cell("allergies"), "Forget my allergies"), None);
+        assert_eq!(kept_items(&cell("city"), "Forget Paris"), None);
     }
 
     #[test]

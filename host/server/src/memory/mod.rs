@@ -66,7 +66,7 @@ fn forget_answer(named: &[String]) -> String {
     if named.is_empty() {
         "I have nothing stored that matches, so there was nothing to forget.".to_string()
     } else {
-        format!("I have forgotten {}.", named.join(" and "))
+        format!("I have forgotten {}.", spoken_list(named))
     }
 }
 
@@ -415,6 +415,9 @@ impl MemoryServices {
             for target in targets {
                 let content = &target.cell.content;
                 let kappa = (content.subject.clone(), content.facet.clone());
+                // "Forget that I'm allergic to dogs" erases the κ and writes back the items
+                // it did not name ("cats"): the erased versions held "dogs".
+                let kept = agency::kept_items(&target.cell, user_text);
                 match self.store.forget(Selector::Kappa {
                     subject: kappa.0.clone(),
                     facet: kappa.1.clone(),
@@ -433,9 +436,16 @@ impl MemoryServices {
                                 "decision": decision.as_ref().map(|d| d.seq),
                             }));
                         }
-                        named.push(describe_kappa(&kappa.0, &kappa.1));
-                        lock(&self.forgotten)
-                            .insert((kappa.0.to_lowercase(), kappa.1.to_lowercase()));
+                        match kept {
+                            Some((kept, dropped)) => {
+                                named.push(self.keep_items(content, &kept, &dropped));
+                            }
+                            None => {
+                                named.push(describe_kappa(&kappa.0, &kappa.1));
+                                lock(&self.forgotten)
+                                    .insert((kappa.0.to_lowercase(), kappa.1.to_lowercase()));
+                            }
+                        }
                     }
                     Err(err) => tracing::warn!(%err, "forget failed"),
                 }
@@ -1053,6 +1063,43 @@ impl MemoryServices {
         Some(format!("I have no memory of {described}."))
     }
 
+    /// After a forget request named some items of a collection only (`dropped`, its κ now
+    /// erased): the κ is written anew with the items it keeps; returns what was forgotten,
+    /// as the forget answer names it ("that you are allergic to dogs").
+    fn keep_items(
+        &self,
+        content: &engram_memory::CellContent,
+        kept: &str,
+        dropped: &str,
+    ) -> String {
+        let fact = Fact {
+            subject: content.subject.clone(),
+            facet: content.facet.clone(),
+            value: kept.to_string(),
+            text: Some(agency::restated(content, kept)),
+            source: content.source.clone(),
+            ..Fact::default()
+        };
+        match self.store.remember(fact) {
+            Ok(written) => {
+                let reason = format!(
+                    "KEEP ({}, {}): the forget request named {dropped} only; {kept} still holds",
+                    content.subject, content.facet
+                );
+                agency::log_decision(&self.store, "remember", &[written.id()], &reason);
+            }
+            Err(err) => tracing::warn!(%err, "cannot write back the kept items"),
+        }
+        let forgotten = engram_memory::CellContent {
+            value: engram_memory::TypedValue::parse(dropped),
+            ..content.clone()
+        };
+        match told_to_user(&forgotten) {
+            Some(told) => format!("that {told}"),
+            None => describe_kappa(&content.subject, &content.facet),
+        }
+    }
+
     /// The answer to "What do you know about me?": the user's current facts, said to them
     /// ([`told_to_user`], at most [`MAX_KNOWN_LISTED`], oldest first), each reported in
     /// `recalled`; or that memory holds nothing about them yet.
@@ -1203,11 +1250,12 @@ fn named_group_asked((subject, facet): &(String, String)) -> Option<&str> {
     matches!(facet.as_str(), "name" | "names").then_some(group)
 }
 
-/// Sentences said as one: "a", "a, and b", "a, b, and c".
+/// Sentences said as one: "a", "a and b", "a, b, and c".
 fn spoken_list(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
+        [one, two] => format!("{one} and {two}"),
         [init @ .., last] => format!("{}, and {last}", init.join(", ")),
     }
 }
