@@ -28,6 +28,7 @@ use crate::capabilities::CAPABILITIES_SUBJECT;
 const ADDITIVE: &[&str] = &[
     " also ",
     " too",
+    " either",
     " as well",
     " another ",
     " in addition",
@@ -38,7 +39,14 @@ const ADDITIVE: &[&str] = &[
 /// Facets that hold a collection: "I'm allergic to cats" and then "I'm allergic to peanuts"
 /// are both true, so a statement of another value adds to the cell unless it says the old
 /// value stopped holding ([`REPLACING`]).
-const COLLECTIONS: &[&str] = &["likes", "dislikes", "allergies", "languages", "plays"];
+const COLLECTIONS: &[&str] = &[
+    "likes",
+    "dislikes",
+    "allergies",
+    "languages",
+    "plays",
+    "avoids",
+];
 
 /// Words that say a statement replaces what held before ("I now speak …", "Actually, …",
 /// "… instead", "I no longer …").
@@ -787,7 +795,9 @@ mod tests {
             text: Some(format!("I {facet} {value}")),
             ..engram_memory::Fact::new("user", facet, value)
         };
-        store.remember(fact("allergies", "cats, dogs and bees")).unwrap();
+        store
+            .remember(fact("allergies", "cats, dogs and bees"))
+            .unwrap();
         store.remember(fact("city", "Lyon and Paris")).unwrap();
         let cell = |facet: &str| store.get("user", facet, None).unwrap();
         assert_eq!(
@@ -799,7 +809,10 @@ mod tests {
             "I allergies cats and bees"
         );
         // Every item named, none named, or not a collection: the whole κ goes.
-        assert_eq!(kept_items(&cell("allergies"), "Forget cats, dogs and bees"), None);
+        assert_eq!(
+            kept_items(&cell("allergies"), "Forget cats, dogs and bees"),
+            None
+        );
         assert_eq!(kept_items(&cell("allergies"), "Forget my allergies"), None);
         assert_eq!(kept_items(&cell("city"), "Forget Paris"), None);
     }

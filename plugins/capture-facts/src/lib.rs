@@ -216,7 +216,7 @@ fn bare_value(value: &str) -> &str {
         }
         v = without_time_phrase(v);
         let lower = v.to_ascii_lowercase();
-        for tail in [" too", " as well", " now", " instead", " also"] {
+        for tail in [" too", " as well", " now", " instead", " also", " either"] {
             if lower.ends_with(tail) {
                 v = v[..v.len() - tail.len()].trim_end().trim_end_matches(',');
                 break;
@@ -527,6 +527,12 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
         ("i speak ", "languages"),
         ("i prefer ", "prefers"),
         ("i play ", "plays"),
+        ("i can't eat ", "avoids"),
+        ("i cannot eat ", "avoids"),
+        ("i don't eat ", "avoids"),
+        ("i do not eat ", "avoids"),
+        ("i study at ", "school"),
+        ("i go to ", "school"),
         ("i hate ", "dislikes"),
         ("i dislike ", "dislikes"),
         ("i don't like ", "dislikes"),
@@ -555,7 +561,10 @@ pub fn sentence_facts(sentence: &str) -> Option<Fact> {
                 .any(|a| said.starts_with(a))
                 && !["a lot", "a bit", "a little"].contains(&said.as_str());
             let language = value.chars().next().is_some_and(char::is_uppercase);
-            if (facet == "car" && !car) || (facet == "languages" && !language) {
+            if (facet == "car" && !car)
+                || (facet == "languages" && !language)
+                || (prefix == "i go to " && !names_a_school(&value))
+            {
                 return None;
             }
             return fact("user".into(), facet.into(), &value, statement);
@@ -820,6 +829,30 @@ fn named_group(s: &str, statement: &str) -> Option<Fact> {
     }
 }
 
+/// Words that make a place a school: "I go to Elm Street School" names one, "I go to the
+/// gym" does not.
+const SCHOOL_WORDS: &[&str] = &[
+    "school",
+    "college",
+    "university",
+    "academy",
+    "kindergarten",
+    "nursery",
+    "preschool",
+    "institute",
+    "lycée",
+    "gymnasium",
+];
+
+/// Whether a place names a school by one of [`SCHOOL_WORDS`] (what "goes to" is about;
+/// after "studies at" any place is one).
+fn names_a_school(place: &str) -> bool {
+    place
+        .to_ascii_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| SCHOOL_WORDS.contains(&w))
+}
+
 /// Diets "I'm …" states ("I'm vegetarian", "I am a vegan") → (`user`, `diet`, …).
 const DIETS: &[&str] = &[
     "vegetarian",
@@ -1042,9 +1075,16 @@ fn third_person_predicate(predicate: &str, subject: &str, statement: &str) -> Op
         ("plays ", "plays"),
         ("is allergic to ", "allergies"),
         ("drives ", "car"),
+        ("goes to ", "school"),
+        ("studies at ", "school"),
+        ("can't eat ", "avoids"),
+        ("doesn't eat ", "avoids"),
     ] {
         if let Some(value) = lower.strip_prefix(verb) {
             let value = &predicate[predicate.len() - value.len()..];
+            if facet == "school" && verb == "goes to " && !names_a_school(value) {
+                return None;
+            }
             let value = match facet {
                 // "works as a nurse at Leeds General": the job ends where its place begins.
                 "job" => {
@@ -1389,6 +1429,14 @@ mod tests {
             f("city", "Oslo")
         );
         assert_eq!(kv("I've lived in Oslo for 5 years"), f("city", "Oslo"));
+        assert_eq!(kv("I can't eat gluten."), f("avoids", "gluten"));
+        assert_eq!(kv("I don't eat meat either"), f("avoids", "meat"));
+        assert_eq!(
+            kv("I go to Leeds University"),
+            f("school", "Leeds University")
+        );
+        assert_eq!(kv("I study at MIT"), f("school", "MIT"));
+        assert!(kv("I go to the gym").is_empty());
         assert_eq!(
             extract("I also speak German")[0].statement,
             "I also speak German"
@@ -1437,6 +1485,11 @@ mod tests {
                 f("user.son", "plays", "the piano")
             ]
         );
+        assert_eq!(
+            kv("My son goes to Elm Street School."),
+            vec![f("user.son", "school", "Elm Street School")]
+        );
+        assert!(kv("My wife goes to the gym").is_empty());
         assert_eq!(
             kv("My sister is a doctor."),
             vec![f("user.sister", "job", "a doctor")]

@@ -110,6 +110,14 @@ const FACET_CUES: &[(&str, &[&str])] = &[
     ),
     ("dislikes", &["hate", "hates", "dislike", "dislikes"]),
     (
+        "avoids",
+        &["can eat", "don eat", "not eat", "avoid", "avoids"],
+    ),
+    (
+        "school",
+        &["school", "study", "studies", "college", "university"],
+    ),
+    (
         "employer",
         &["work", "works", "working", "job", "employer", "company"],
     ),
@@ -258,7 +266,8 @@ pub fn states_only(text: &str, statements: &[&str]) -> bool {
     !text.is_empty()
         && !statements.is_empty()
         && !is_question(text)
-        && !query_words(text)
+        // "I can't eat gluten" asks nothing: its "can" is a negation's.
+        && !query_words(&text.to_lowercase().replace("can't", "cant").replace("cannot", "cant"))
             .iter()
             .any(|w| REQUEST_WORDS.contains(&w.as_str()))
         && sentences(text).all(sentence_ok)
@@ -567,6 +576,7 @@ mod tests {
                 "I live in Lyon. I work at Acme. Thanks!",
                 &["I live in Lyon", "I work at Acme"],
             ),
+            ("I can't eat gluten.", &["I can't eat gluten"]),
         ] {
             assert!(states_only(text, captured), "{text}");
         }
@@ -819,6 +829,14 @@ mod tests {
         assert_eq!(
             cued_facet(&query_words("What does my sister do?")),
             Some("job")
+        );
+        assert_eq!(
+            cued_facet(&query_words("What can't I eat?")),
+            Some("avoids")
+        );
+        assert_eq!(
+            cued_facet(&query_words("Which school does my son go to?")),
+            Some("school")
         );
         // "Can I speak to you about my day?" asks for no language.
         assert_eq!(

@@ -217,6 +217,7 @@ fn verb_facet(facet: &str) -> Option<(&'static str, &'static str, &'static str)>
         "car" => Some(("drives", "drive", "")),
         "languages" => Some(("speaks", "speak", "")),
         "birth_year" => Some(("was born in", "were born in", "")),
+        "avoids" => Some(("doesn't eat", "don't eat", "")),
         _ => None,
     }
 }
